@@ -1,0 +1,70 @@
+"""The small protocol every backend implements.
+
+A backend turns one precision's artifact (an ONNX graph, or the torch model) into a
+``Runner``.  Precision lives in the graph (TensorRT 11 is strongly typed): backends only
+execute what they are given, they never choose precisions themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass
+class Availability:
+    usable: bool
+    reason: str = ""  # why not, phrased as what the user can do about it
+
+    def __bool__(self) -> bool:
+        return self.usable
+
+
+@dataclass
+class RunnerInfo:
+    backend: str
+    precision: str
+    device: str  # e.g. "CPU (2 cores)" or "NVIDIA H100 80GB HBM3"
+    extra: dict = field(default_factory=dict)  # backend-specific facts for the report
+
+
+@runtime_checkable
+class Runner(Protocol):
+    info: RunnerInfo
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """float32 NCHW normalised images (host) -> float32 logits (host), any batch size."""
+
+    def timed_call(self, images: np.ndarray) -> Callable[[], None]:
+        """A zero-argument callable running one batch with the input kept resident on the
+        device where the backend allows (no host<->device copies); for FPS loops.
+        The callable must block until the result is ready."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def availability(self) -> Availability: ...
+
+    def open(self, artifacts: "ModelArtifacts", precision: str, batch_sizes: tuple[int, ...]) -> Runner: ...
+
+
+class ModelArtifacts(Protocol):
+    """What a backend may ask for; implemented by res2net_validate.pipeline."""
+
+    def graph(self, precision: str, target: str = "onnxruntime"):
+        """Path to the ONNX graph for ``precision`` (fp32/fp16/int8), built or from cache.
+        ``target`` picks the INT8 Q/DQ flavour: "onnxruntime" or "tensorrt"."""
+
+    def torch_model(self):
+        """The FP32 torch.nn.Module in eval mode, on CPU."""
+
+    @property
+    def cache(self): ...

@@ -1,0 +1,95 @@
+"""Res2Net50 14w_8s through timm, never downloading anything.
+
+The model is always built with ``pretrained=False`` and then loaded from the user's
+file.  Accepted files: the original release checkpoint (``res2net50_14w_8s-6527dddc.pth``,
+a bare state_dict), timm training checkpoints (``state_dict``/``model``/``state_dict_ema``
+inside a dict, ``module.`` prefixes from DataParallel), and ``.safetensors``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import MODEL_NAME
+from .errors import ValidateError
+
+NUM_PARAMS = 25_059_816  # res2net50_14w_8s, as published
+_NESTED_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
+
+
+def create_model(model_name: str = MODEL_NAME) -> torch.nn.Module:
+    import timm
+
+    return timm.create_model(model_name, pretrained=False, num_classes=1000).eval()
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file, unwrapped from the common containers."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValidateError(f"--weights {path}: no such file. Pass the path of a res2net50_14w_8s checkpoint.")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            raw = load_file(str(path))
+        else:
+            raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # every loader has its own exception zoo
+        raise ValidateError(
+            f"--weights {path}: not a readable PyTorch/safetensors checkpoint ({type(exc).__name__}: {exc}). "
+            "Pass the original res2net50_14w_8s-6527dddc.pth, a timm .pth or a .safetensors file."
+        ) from None
+    state = raw
+    while isinstance(state, dict) and not _is_tensor_dict(state):
+        inner = next((state[k] for k in _NESTED_KEYS if isinstance(state.get(k), dict)), None)
+        if inner is None:
+            break
+        state = inner
+    if not isinstance(state, dict) or not _is_tensor_dict(state):
+        raise ValidateError(
+            f"--weights {path}: no state_dict found (top-level keys: {_preview(raw)}). "
+            "Pass a checkpoint holding the model's tensors."
+        )
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_model(path: str | Path, model_name: str = MODEL_NAME) -> torch.nn.Module:
+    """Build the model and load ``path`` strictly; any mismatch is one clear error."""
+    model = create_model(model_name)
+    state = read_state_dict(path)
+    expected = model.state_dict()
+    # BatchNorm's num_batches_tracked only matters in training; old releases may lack it.
+    missing = sorted(k for k in set(expected) - set(state) if not k.endswith("num_batches_tracked"))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches (e.g. {'; '.join(mismatched[:2])})")
+    if problems:
+        raise ValidateError(
+            f"--weights {path} does not fit {model_name}: " + ", ".join(problems) + ". "
+            f"Is it a checkpoint of another model? {model_name} needs the 14w_8s variant."
+        )
+    model.load_state_dict(state, strict=False)  # every mismatch was reported above
+    return model.eval()
+
+
+def _is_tensor_dict(d: dict) -> bool:
+    return bool(d) and all(isinstance(v, torch.Tensor) for v in d.values())
+
+
+def _preview(obj) -> str:
+    if isinstance(obj, dict):
+        return ", ".join(map(str, list(obj)[:5])) or "none"
+    return type(obj).__name__
