@@ -115,8 +115,8 @@ class ArtifactCache:
 
 def _artifact_digest(path: Path) -> str:
     if path.is_dir():
-        # Directory artifacts (e.g. an ONNX model with external data): hash names and sizes.
-        listing = sorted((str(p.relative_to(path)), p.stat().st_size) for p in path.rglob("*") if p.is_file())
+        # Directory artifacts (a graph plus its info file, a generated dataset): hash every file.
+        listing = sorted((str(p.relative_to(path)), file_sha256(p)) for p in path.rglob("*") if p.is_file())
         return content_key(listing)
     return file_sha256(path)
 
