@@ -1,0 +1,36 @@
+"""Backend registry.  ``auto`` means TensorRT where usable, else ONNX Runtime."""
+
+from __future__ import annotations
+
+from ..errors import ValidateError
+from .base import PRECISIONS, Availability, Backend, Runner, RunnerInfo  # noqa: F401
+
+BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt", "torch")
+
+
+def get_backend(name: str) -> Backend:
+    if name == "onnxruntime":
+        from .onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend()
+    if name == "tensorrt":
+        from .tensorrt import TensorRTBackend
+
+        return TensorRTBackend()
+    if name == "torch":
+        from .torch_backend import TorchBackend
+
+        return TorchBackend()
+    if name == "auto":
+        return resolve_auto()
+    raise ValidateError(f"--backend {name!r}: unknown; choose one of {', '.join(BACKEND_NAMES)}")
+
+
+def resolve_auto() -> Backend:
+    try:
+        tensorrt = get_backend("tensorrt")
+        if tensorrt.availability():
+            return tensorrt
+    except ImportError:
+        pass
+    return get_backend("onnxruntime")

@@ -1,0 +1,179 @@
+"""Every option of the plugin, settable on the command line, in the environment or in
+the ini file — in that order of precedence, as pytest-timeout does.
+
+``resolve(config)`` returns a ``Settings`` whose ``sources`` say where each value came
+from; the report header prints both.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .backends import BACKEND_NAMES, PRECISIONS
+from .errors import ValidateError
+
+CALIBRATION_METHODS = ("entropy", "minmax", "percentile")
+PREPROCESS_METHODS = ("exact", "fast")
+
+
+def _precisions(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(p.strip().lower() for p in text.replace(" ", ",").split(",") if p.strip()))
+    bad = [p for p in names if p not in PRECISIONS]
+    if bad or not names:
+        raise ValueError(f"expected one or more of {', '.join(PRECISIONS)} (comma separated)")
+    return names
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true/false")
+
+
+def _path(text: str) -> Path:
+    return Path(os.path.expandvars(text)).expanduser()
+
+
+def _default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("res2net_validate"))
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    env: str | None
+    parse: Callable[[str], Any]
+    help: str
+    default: Any = None
+    flag: bool = False  # a CLI switch taking no value
+    metavar: str | None = None
+
+    @property
+    def cli(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "res2net_" + self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("precision", "RES2NET_PRECISION", _precisions, "precisions to validate, comma separated or repeated: "
+           "fp32, fp16, int8", default=("fp16", "int8"), metavar="P[,P]"),
+    Option("backend", "RES2NET_BACKEND", _choice(BACKEND_NAMES), "auto (TensorRT where usable, else ONNX Runtime), "
+           "onnxruntime, tensorrt or torch", default="auto"),
+    Option("weights", "RES2NET_WEIGHTS", _path, "res2net50_14w_8s checkpoint (.pth or .safetensors); default: "
+           "res2net50_14w_8s-6527dddc.pth in the checkpoints dir if present", metavar="FILE"),
+    Option("dataset_dir", "DATASETS_DIR", _path, "ImageNet val root (any supported layout)", metavar="DIR"),
+    Option("checkpoints_dir", "CHECKPOINTS_DIR", _path, "artifact cache: ONNX graphs, engines, preprocessed "
+           "images (default: the user cache dir)", metavar="DIR"),
+    Option("embedded", "RES2NET_EMBEDDED", _flag, "run on the embedded default: generated images and a stand-in "
+           "checkpoint, with thresholds/embedded.yaml", default=False, flag=True),
+    Option("batch_size", "RES2NET_BATCH_SIZE", _positive_int, "batch size for scoring and FPS", default=32),
+    Option("num_images", "RES2NET_NUM_IMAGES", _positive_int, "score a deterministic subset of this many images"),
+    Option("thresholds", "RES2NET_THRESHOLDS", _path, "thresholds YAML (default: thresholds/res2net50.yaml, or "
+           "thresholds/embedded.yaml with --embedded)", metavar="FILE"),
+    Option("calib_method", "RES2NET_CALIB_METHOD", _choice(CALIBRATION_METHODS), "INT8 calibration method",
+           default="entropy"),
+    Option("calib_count", "RES2NET_CALIB_COUNT", _positive_int, "INT8 calibration images (default: 500, at most a "
+           "fifth of the dataset when carved from val)"),
+    Option("calib_dir", "RES2NET_CALIB_DIR", _path, "images to calibrate INT8 on (default: a seeded split of the "
+           "val set, disjoint from the scored images)", metavar="DIR"),
+    Option("calib_on_scored", "RES2NET_CALIB_ON_SCORED", _flag, "calibrate on images that are also scored "
+           "(the card's leak; flagged in the report)", default=False, flag=True),
+    Option("preprocess", "RES2NET_PREPROCESS", _choice(PREPROCESS_METHODS), "exact (PIL, bit-exact to "
+           "torchvision) or fast (tensor decode and resize)", default="exact"),
+    Option("workers", "RES2NET_WORKERS", _positive_int, "image decoding workers (default: all cores)"),
+    Option("perf_rounds", "RES2NET_PERF_ROUNDS", _positive_int, "timed rounds per FPS benchmark", default=20),
+    Option("perf_warmup", "RES2NET_PERF_WARMUP", int, "warm-up rounds per FPS benchmark", default=3),
+    Option("report_json", "RES2NET_REPORT_JSON", _path, "write the results table as JSON here (default: next to "
+           "--benchmark-json)", metavar="FILE"),
+)
+
+BY_NAME = {o.name: o for o in OPTIONS}
+
+
+@dataclass
+class Settings:
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def describe(self, name: str) -> str:
+        value = self.values[name]
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        return f"{value} ({self.sources[name]})"
+
+
+def add_options(parser) -> None:
+    group = parser.getgroup("res2net", "res2net_validate: the Res2Net50 card as acceptance tests")
+    for option in OPTIONS:
+        env_help = f" [env {option.env}]" if option.env else ""
+        if option.flag:
+            group.addoption(option.cli, action="store_const", const="true", default=None, dest=f"res2net_{option.name}",
+                            help=option.help + env_help)
+        else:
+            group.addoption(option.cli, action="append" if option.name == "precision" else "store", default=None,
+                            dest=f"res2net_{option.name}", metavar=option.metavar, help=option.help + env_help)
+        parser.addini(option.ini, option.help, default=None)
+
+
+def resolve(config) -> Settings:
+    """CLI > environment > ini > default, each value parsed and checked."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    ini_dir = Path(config.inipath).parent if getattr(config, "inipath", None) else Path(config.rootpath)
+    for option in OPTIONS:
+        raw, source = config.getoption(f"res2net_{option.name}"), option.cli
+        if isinstance(raw, list):
+            raw = ",".join(raw)
+        if raw is None and option.env and os.environ.get(option.env, "") != "":
+            raw, source = os.environ[option.env], f"env {option.env}"
+        if raw is None:
+            ini_value = config.getini(option.ini)
+            if ini_value not in (None, "", []):
+                raw, source = str(ini_value), f"ini {option.ini}"
+        if raw is None:
+            values[option.name], sources[option.name] = option.default, "default"
+            continue
+        try:
+            value = option.parse(str(raw))
+        except ValueError as exc:
+            raise ValidateError(f"{option.cli}={raw!r} (from {source}): {exc}") from None
+        if isinstance(value, Path) and source.startswith("ini") and not value.is_absolute():
+            value = ini_dir / value  # ini paths are relative to the ini file, like pytest's own
+        values[option.name], sources[option.name] = value, source
+    if values["checkpoints_dir"] is None:
+        values["checkpoints_dir"], sources["checkpoints_dir"] = _default_cache_dir(), "default"
+    return Settings(values, sources)

@@ -1,0 +1,105 @@
+"""The thresholds YAML: what "passing" means, loaded through a small strict schema.
+
+```yaml
+model: res2net50_14w_8s
+source: where the numbers come from
+batch_size: 32
+accuracy:                 # percent; a run passes when measured >= value
+  fp16: {top1: 77.92, top5: 93.71}
+performance:              # FPS floors at batch_size, per device (matched in the device name)
+  MR-V100: {fp16: 921.37}
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .backends import PRECISIONS
+from .errors import ValidateError
+
+_TOP_LEVEL = {"model", "source", "batch_size", "accuracy", "performance"}
+
+
+@dataclass(frozen=True)
+class AccuracyTarget:
+    top1: float
+    top5: float
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    path: Path
+    model: str
+    source: str
+    batch_size: int
+    accuracy: dict[str, AccuracyTarget]
+    performance: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def accuracy_for(self, precision: str) -> AccuracyTarget | None:
+        return self.accuracy.get(precision)
+
+    def fps_floor(self, precision: str, device: str) -> tuple[str, float] | None:
+        """(device key, floor) of the first entry whose key occurs in ``device``, if any."""
+        for device_key, floors in self.performance.items():
+            if device_key.lower() in device.lower() and precision in floors:
+                return device_key, floors[precision]
+        return None
+
+
+def load_thresholds(path: str | Path) -> Thresholds:
+    path = Path(path)
+    where = f"thresholds file {path}"
+    if not path.is_file():
+        raise ValidateError(f"{where}: not found. Pass --thresholds FILE or create it (see thresholds/res2net50.yaml).")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValidateError(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(doc, dict):
+        raise ValidateError(f"{where}: expected a mapping with keys {', '.join(sorted(_TOP_LEVEL))}")
+    unknown = set(doc) - _TOP_LEVEL
+    if unknown:
+        raise ValidateError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                            f"allowed: {', '.join(sorted(_TOP_LEVEL))}")
+    accuracy_doc = doc.get("accuracy")
+    if not isinstance(accuracy_doc, dict) or not accuracy_doc:
+        raise ValidateError(f"{where}: 'accuracy' must map precisions ({', '.join(PRECISIONS)}) to {{top1, top5}}")
+    accuracy = {}
+    for precision, target in accuracy_doc.items():
+        here = f"{where}: accuracy.{precision}"
+        if precision not in PRECISIONS:
+            raise ValidateError(f"{here}: unknown precision; use {', '.join(PRECISIONS)}")
+        if not isinstance(target, dict) or set(target) != {"top1", "top5"}:
+            raise ValidateError(f"{here}: expected exactly {{top1: <percent>, top5: <percent>}}, got {target!r}")
+        accuracy[precision] = AccuracyTarget(_percent(target["top1"], f"{here}.top1"),
+                                             _percent(target["top5"], f"{here}.top5"))
+    performance_doc = doc.get("performance") or {}
+    if not isinstance(performance_doc, dict):
+        raise ValidateError(f"{where}: 'performance' must map device names to {{precision: fps}}")
+    performance = {}
+    for device, floors in performance_doc.items():
+        here = f"{where}: performance.{device}"
+        if not isinstance(floors, dict) or not floors:
+            raise ValidateError(f"{here}: expected {{precision: fps}}, got {floors!r}")
+        for precision, fps in floors.items():
+            if precision not in PRECISIONS:
+                raise ValidateError(f"{here}.{precision}: unknown precision; use {', '.join(PRECISIONS)}")
+            if not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0:
+                raise ValidateError(f"{here}.{precision}: expected a positive FPS number, got {fps!r}")
+        performance[str(device)] = {p: float(v) for p, v in floors.items()}
+    batch_size = doc.get("batch_size", 32)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+        raise ValidateError(f"{where}: batch_size must be a positive integer, got {batch_size!r}")
+    return Thresholds(path, str(doc.get("model", "")), str(doc.get("source", "")), batch_size, accuracy, performance)
+
+
+def _percent(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise ValidateError(f"{where}: expected a percentage between 0 and 100, got {value!r}")
+    return float(value)
