@@ -1,1 +1,121 @@
-"""pytest wiring for res2net_validate (filled in by the plugin work)."""
+"""pytest wiring: options, the report header, test parametrisation, the closing table.
+
+The work itself lives in ``session.py`` (what runs) and ``fixture.py`` (what tests see).
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager, nullcontext
+
+import pytest
+
+from . import __version__
+from .errors import ValidateError
+from .fixture import SESSION_KEY
+from .fixture import *  # noqa: F401,F403 - registers the fixtures with pytest
+from .options import OPTIONS, add_options, resolve
+from .report import Report, json_path_beside
+from .session import ValidationSession
+
+
+def pytest_addoption(parser):
+    add_options(parser)
+
+
+def pytest_addhooks(pluginmanager):
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
+def pytest_configure(config):
+    for line in (
+        "accuracy: Top-1/Top-5 asserted against the YAML thresholds",
+        "performance: FPS recorded with pytest-benchmark",
+        "gpu: needs a CUDA GPU (and TensorRT for the tensorrt backend)",
+    ):
+        config.addinivalue_line("markers", line)
+    try:
+        settings = resolve(config)
+        session = ValidationSession(settings, config.rootpath, progress=_is_controller_or_solo(config),
+                                    live_output=lambda: _live_output(config))
+        session.check_paths()
+    except ValidateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(ResultCollector(config, Report()), "res2net-results")
+
+
+def pytest_unconfigure(config):
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+
+
+def pytest_report_header(config):
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return None
+    settings = session.settings
+    lines = [f"res2net_validate {__version__}: {session.configured_source().describe()}"]
+    described = [f"{o.cli[2:]}={settings.describe(o.name)}" for o in OPTIONS
+                 if settings.values[o.name] is not None or o.name in ("weights", "dataset_dir")]
+    for start in range(0, len(described), 4):
+        lines.append("  " + "  ".join(described[start:start + 4]))
+    lines.append(f"  thresholds file: {session.thresholds_path()}")
+    return lines
+
+
+def pytest_generate_tests(metafunc):
+    if "precision" in metafunc.fixturenames:
+        session = metafunc.config.stash[SESSION_KEY]
+        metafunc.parametrize("precision", session.settings.precision)
+
+
+class ResultCollector:
+    """Gathers results from test reports, so xdist workers' results reach the controller."""
+
+    def __init__(self, config, report: Report):
+        self.config = config
+        self.report = report
+
+    def pytest_runtest_logreport(self, report):
+        for name, value in report.user_properties:
+            if name == Report.PROPERTY and report.when == "call":
+                self.report.add(value)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.report.rows:
+            return
+        terminalreporter.section("res2net_validate")
+        terminalreporter.write_line(self.report.table())
+        for note in self.report.notes:
+            terminalreporter.write_line(f"note: {note}")
+        target = self.config.stash[SESSION_KEY].settings.report_json
+        benchmark_json = getattr(self.config.option, "benchmark_json", None)
+        if target is None and benchmark_json:
+            target = json_path_beside(benchmark_json.name)
+        if target is not None:
+            self.report.write_json(target)
+            terminalreporter.write_line(f"results JSON: {target}")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config, machine_info):
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        machine_info["res2net_validate"] = {"version": __version__, "backend": session.settings.backend}
+
+
+def _is_controller_or_solo(config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+@contextmanager
+def _live_output(config):
+    """Let progress bars reach the terminal while pytest captures output."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else nullcontext():
+        sys.stderr.write("\n")
+        yield

@@ -1,0 +1,69 @@
+"""Score a runner on preprocessed images: Top-1/Top-5 over every image, as the card counts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+
+@dataclass
+class AccuracyResult:
+    precision: str
+    backend: str
+    device: str
+    images: int  # the denominator, skipped-bad images included
+    correct_top1: int
+    correct_top5: int
+    seconds: float
+    skipped: int = 0
+    fidelity: dict = field(default_factory=dict)  # vs FP32, when FP32 was scored too
+
+    @property
+    def top1(self) -> float:
+        return 100.0 * self.correct_top1 / self.images
+
+    @property
+    def top5(self) -> float:
+        return 100.0 * self.correct_top5 / self.images
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "top1": round(self.top1, 4), "top5": round(self.top5, 4)}
+
+
+def topk_correct(logits: np.ndarray, labels: np.ndarray, k: int) -> int:
+    k = min(k, logits.shape[1])
+    # argpartition: the k best classes without a full sort of 1000 logits per image
+    best = np.argpartition(-logits, kth=k - 1, axis=1)[:, :k]
+    return int((best == labels[:, None]).any(axis=1).sum())
+
+
+def run_logits(runner, images, batch_size: int, preprocess, progress: bool = True, label: str = "") -> np.ndarray:
+    """Logits of every image in ``images`` (loader.PreprocessedImages), in order."""
+    outputs = []
+    with tqdm(total=len(images.labels), desc=label or f"score {runner.info.precision}", unit="img",
+              disable=not progress, leave=False) as bar:
+        for batch, _labels in images.batches(batch_size, preprocess):
+            outputs.append(np.asarray(runner.infer(batch), dtype=np.float32))
+            bar.update(len(batch))
+    return np.concatenate(outputs) if outputs else np.zeros((0, 1000), np.float32)
+
+
+def score(runner, images, batch_size: int, preprocess, progress: bool = True) -> tuple[AccuracyResult, np.ndarray]:
+    start = time.perf_counter()
+    logits = run_logits(runner, images, batch_size, preprocess, progress)
+    labels = np.asarray(images.labels, dtype=np.int64)
+    skipped = len(getattr(images, "skipped", ()))
+    result = AccuracyResult(
+        precision=runner.info.precision,
+        backend=runner.info.backend,
+        device=runner.info.device,
+        images=len(labels) + skipped,  # a skipped image counts as wrong, never leaves the denominator
+        correct_top1=topk_correct(logits, labels, 1),
+        correct_top5=topk_correct(logits, labels, 5),
+        seconds=time.perf_counter() - start,
+        skipped=skipped,
+    )
+    return result, logits

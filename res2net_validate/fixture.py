@@ -1,0 +1,104 @@
+"""Fixtures the acceptance tests use.  Each is session-scoped and lazy, and each can be
+overridden in a conftest.py (e.g. ``res2net_calibration_images`` to calibrate on other data).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+
+from .errors import ValidateError
+from .report import Report
+from .session import BackendUnavailable, ValidationSession
+
+SESSION_KEY = pytest.StashKey[ValidationSession]()
+
+
+@contextmanager
+def _clear_failures():
+    """A user error fails the test with its one-line message, not a traceback."""
+    try:
+        yield
+    except ValidateError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def res2net_session(request) -> ValidationSession:
+    return request.config.stash[SESSION_KEY]
+
+
+@pytest.fixture(scope="session")
+def res2net_source(res2net_session):
+    source = res2net_session.configured_source()
+    if source.skip_reason:
+        pytest.skip(source.skip_reason)
+    with _clear_failures():
+        return res2net_session.source()
+
+
+@pytest.fixture(scope="session")
+def res2net_thresholds(res2net_session, res2net_source):
+    with _clear_failures():
+        return res2net_session.thresholds()
+
+
+@pytest.fixture(scope="session")
+def res2net_preprocess(request, res2net_session):
+    from .preprocess import Preprocess
+
+    preprocess = Preprocess(method=res2net_session.settings.preprocess)
+    replaced = request.config.hook.pytest_res2net_validate_preprocess(config=request.config, preprocess=preprocess)
+    return replaced or preprocess
+
+
+@pytest.fixture(scope="session")
+def res2net_scored_images(res2net_session, res2net_source, res2net_preprocess):
+    with _clear_failures():
+        return res2net_session.scored_images(res2net_preprocess)
+
+
+@pytest.fixture(scope="session")
+def res2net_calibration_images(res2net_session, res2net_source, res2net_preprocess):
+    """uint8 NCHW images INT8 is calibrated on (``loader.PreprocessedImages``); None when INT8 is not selected."""
+    if "int8" not in res2net_session.settings.precision:
+        return None
+    with _clear_failures():
+        return res2net_session.calibration_images(res2net_preprocess)
+
+
+@pytest.fixture(scope="session")
+def res2net_artifacts(res2net_session, res2net_source, res2net_calibration_images, res2net_preprocess):
+    with _clear_failures():
+        return res2net_session.artifacts(res2net_calibration_images, res2net_preprocess)
+
+
+@pytest.fixture
+def res2net_runner(res2net_session, res2net_artifacts, precision):
+    with _clear_failures():
+        return res2net_session.runner(precision, res2net_artifacts)
+
+
+@pytest.fixture
+def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored_images, res2net_preprocess,
+                     precision):
+    """The AccuracyResult for ``precision``; also recorded for the closing table."""
+    with _clear_failures():
+        result, _logits = res2net_session.accuracy(precision, res2net_artifacts, res2net_scored_images,
+                                                   res2net_preprocess)
+    record_result(request, {
+        "precision": precision, "backend": result.backend, "batch_size": res2net_session.settings.batch_size,
+        "top1": result.top1, "top5": result.top5, "images": result.images, "device": result.device,
+        "extra": {"accuracy_seconds": round(result.seconds, 2), "skipped_images": result.skipped,
+                  **({"fidelity_vs_fp32": result.fidelity} if result.fidelity else {})},
+        "notes": res2net_session.notes(res2net_artifacts),
+    })
+    return result
+
+
+def record_result(request, record: dict) -> None:
+    """Attach a result to the test report; the controller's report collects it (xdist-safe)."""
+    request.node.user_properties.append((Report.PROPERTY, record))

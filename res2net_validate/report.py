@@ -1,0 +1,94 @@
+"""The closing table, in the card's format, and its JSON twin."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends import PRECISIONS
+
+COLUMNS = ("Model", "BatchSize", "Precision", "Backend", "FPS", "Top-1(%)", "Top-5(%)")
+MODEL_LABEL = "Res2Net50"
+
+
+@dataclass
+class ReportRow:
+    precision: str
+    backend: str
+    batch_size: int | None = None
+    fps: float | None = None
+    top1: float | None = None
+    top5: float | None = None
+    images: int | None = None
+    device: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class Report:
+    """Results gathered from test reports (``user_properties``), so xdist workers' results arrive too."""
+
+    PROPERTY = "res2net_result"
+
+    def __init__(self):
+        self.rows: dict[tuple[str, str], ReportRow] = {}
+        self.notes: list[str] = []
+
+    def add(self, record: dict) -> None:
+        key = (record["precision"], record["backend"])
+        row = self.rows.setdefault(key, ReportRow(record["precision"], record["backend"]))
+        for name in ("batch_size", "fps", "top1", "top5", "images", "device"):
+            if record.get(name) is not None:
+                setattr(row, name, record[name])
+        row.extra.update(record.get("extra", {}))
+        for note in record.get("notes", ()):
+            if note not in self.notes:
+                self.notes.append(note)
+
+    def sorted_rows(self) -> list[ReportRow]:
+        order = {p: i for i, p in enumerate(PRECISIONS)}
+        return sorted(self.rows.values(), key=lambda r: (order.get(r.precision, 99), r.backend))
+
+    def table(self) -> str:
+        cells = [COLUMNS] + [
+            (
+                MODEL_LABEL,
+                str(row.batch_size) if row.batch_size else "-",
+                row.precision.upper(),
+                row.backend,
+                f"{row.fps:.2f}" if row.fps is not None else "-",
+                f"{row.top1:.2f}" if row.top1 is not None else "-",
+                f"{row.top5:.2f}" if row.top5 is not None else "-",
+            )
+            for row in self.sorted_rows()
+        ]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+        lines = [" | ".join(c.ljust(w) for c, w in zip(cells[0], widths)),
+                 "-|-".join("-" * w for w in widths)]
+        lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells[1:]]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "model": MODEL_LABEL,
+            "rows": [
+                {"precision": r.precision, "backend": r.backend, "batch_size": r.batch_size, "fps": r.fps,
+                 "top1": r.top1, "top5": r.top5, "images": r.images, "device": r.device, **r.extra}
+                for r in self.sorted_rows()
+            ],
+            "notes": self.notes,
+        }
+
+    def write_json(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+            json.dump(self.to_json(), f, indent=2)
+        os.replace(f.name, path)
+
+
+def json_path_beside(benchmark_json: str | os.PathLike) -> Path:
+    path = Path(benchmark_json)
+    return path.with_name(path.stem + ".res2net.json")

@@ -1,0 +1,219 @@
+"""One validation run: resolves where weights and data come from, builds what the
+tests ask for once, and remembers the results the report needs.
+
+Everything is lazy and memoised, so selecting only ``-m performance`` never scores
+images, and selecting only ``--precision fp16`` never calibrates INT8.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ContextManager
+
+from .backends import get_backend
+from .cache import ArtifactCache
+from .errors import ValidateError
+from .options import Settings
+from .thresholds import Thresholds, load_thresholds
+
+ORIGINAL_CHECKPOINT = "res2net50_14w_8s-6527dddc.pth"
+
+
+@dataclass(frozen=True)
+class Source:
+    weights: Path | None
+    dataset_dir: Path | None
+    embedded: bool
+    skip_reason: str | None = None  # why the real-threshold tests cannot run
+
+    def describe(self) -> str:
+        if self.embedded:
+            return "embedded default (generated images, stand-in checkpoint)"
+        if self.skip_reason:
+            return f"not configured: {self.skip_reason}"
+        return f"weights {self.weights}, dataset {self.dataset_dir}"
+
+
+class ValidationSession:
+    def __init__(self, settings: Settings, rootpath: Path, progress: bool = True,
+                 live_output: Callable[[], ContextManager] = nullcontext):
+        self.settings = settings
+        self.live_output = live_output if progress else nullcontext
+        self.rootpath = Path(rootpath)
+        self.progress = progress
+        self.cache = ArtifactCache(settings.checkpoints_dir)
+        self._memo: dict = {}
+        self._runners: dict[str, object] = {}
+        self._accuracy: dict[str, tuple] = {}
+
+    # -- where things come from -------------------------------------------------
+    def configured_source(self) -> Source:
+        """The source as the options describe it; cheap, no generation (for the header)."""
+        s = self.settings
+        if s.embedded:
+            return Source(None, None, embedded=True)
+        weights = s.weights
+        if weights is None and (Path(s.checkpoints_dir) / ORIGINAL_CHECKPOINT).is_file():
+            weights = Path(s.checkpoints_dir) / ORIGINAL_CHECKPOINT
+        missing = []
+        if weights is None:
+            missing.append(f"no weights: pass --weights FILE ({ORIGINAL_CHECKPOINT}) or put it in CHECKPOINTS_DIR")
+        if s.dataset_dir is None:
+            missing.append("no ImageNet val: pass --dataset-dir DIR or set DATASETS_DIR")
+        reason = "; ".join(missing) + "; or run the embedded default with --embedded" if missing else None
+        return Source(weights, s.dataset_dir, embedded=False, skip_reason=reason)
+
+    def check_paths(self) -> None:
+        """Fail at start-up, not after minutes of work, on paths that do not exist."""
+        s = self.settings
+        checks = [("calib_dir", Path.is_dir, "a directory of images")]
+        if not s.embedded:  # the embedded default brings its own weights and data
+            checks += [("weights", Path.is_file, "a checkpoint file"), ("dataset_dir", Path.is_dir, "a directory")]
+        for name, exists, what in checks:
+            value = s.values[name]
+            if value is not None and not exists(Path(value)):
+                raise ValidateError(f"--{name.replace('_', '-')} {value} (from {s.sources[name]}): "
+                                    f"not found; expected {what}")
+
+    def source(self) -> Source:
+        if "source" not in self._memo:
+            source = self.configured_source()
+            if source.embedded:
+                from .embedded import ensure_embedded_default
+
+                with self.live_output():
+                    default = ensure_embedded_default(self.cache, progress=self.progress)
+                source = Source(default.weights, default.dataset_dir, embedded=True)
+            self._memo["source"] = source
+        return self._memo["source"]
+
+    def thresholds_path(self) -> Path:
+        if self.settings.thresholds is not None:
+            return Path(self.settings.thresholds)
+        name = "embedded.yaml" if self.settings.embedded else "res2net50.yaml"
+        return self.rootpath / "thresholds" / name
+
+    def thresholds(self) -> Thresholds:
+        if "thresholds" not in self._memo:
+            self._memo["thresholds"] = load_thresholds(self.thresholds_path())
+        return self._memo["thresholds"]
+
+    # -- data ---------------------------------------------------------------------
+    def dataset(self):
+        if "dataset" not in self._memo:
+            from .dataset import discover
+
+            self._memo["dataset"] = discover(self.source().dataset_dir)
+        return self._memo["dataset"]
+
+    def split(self):
+        if "split" not in self._memo:
+            from .selection import split_images
+
+            s = self.settings
+            self._memo["split"] = split_images(
+                self.dataset().images, num_images=s.num_images, calib_count=s.calib_count,
+                calib_dir=s.calib_dir, calib_on_scored=s.calib_on_scored,
+            )
+        return self._memo["split"]
+
+    def _preprocessed(self, images, preprocess, description: str):
+        from .loader import preprocess_images
+
+        with self.live_output():
+            return preprocess_images(images, preprocess, self.cache, workers=self.settings.workers,
+                                     progress=self.progress, description=description)
+
+    def scored_images(self, preprocess):
+        key = ("scored", preprocess)
+        if key not in self._memo:
+            self._memo[key] = self._preprocessed(self.split().scored, preprocess, "preprocess val")
+        return self._memo[key]
+
+    def calibration_images(self, preprocess):
+        key = ("calibration", preprocess)
+        if key not in self._memo:
+            split = self.split()
+            if split.calibration_dir_images:
+                from .dataset import LabeledImage
+
+                images = tuple(LabeledImage(path, -1) for path in split.calibration_dir_images)
+            else:
+                images = split.calibration
+            self._memo[key] = self._preprocessed(images, preprocess, "preprocess calibration")
+        return self._memo[key]
+
+    # -- model ----------------------------------------------------------------------
+    def calibration_settings(self):
+        from .calibrate import CalibrationSettings
+
+        return CalibrationSettings(method=self.settings.calib_method)
+
+    def artifacts(self, calibration_images, preprocess):
+        key = ("artifacts", id(calibration_images), preprocess)
+        if key not in self._memo:
+            from .pipeline import Artifacts, CalibrationSource
+
+            split = self.split()
+            description = (f"{len(split.calibration_dir_images)} images from --calib-dir"
+                           if split.calibration_dir_images else f"{len(split.calibration)} held-out val images")
+            calibration = CalibrationSource(calibration_images, preprocess, self.settings.batch_size, description)
+            self._memo[key] = Artifacts(self.cache, self.source().weights, lambda: calibration,
+                                        self.calibration_settings(), progress=self.progress)
+        return self._memo[key]
+
+    def backend(self):
+        if "backend" not in self._memo:
+            self._memo["backend"] = get_backend(self.settings.backend)
+        return self._memo["backend"]
+
+    def runner(self, precision: str, artifacts):
+        if precision not in self._runners:
+            backend = self.backend()
+            available = backend.availability()
+            if not available:
+                raise BackendUnavailable(f"backend {backend.name} unavailable: {available.reason}")
+            with self.live_output():  # may export, convert or calibrate first
+                self._runners[precision] = backend.open(artifacts, precision, (1, self.settings.batch_size))
+        return self._runners[precision]
+
+    def accuracy(self, precision: str, artifacts, images, preprocess):
+        """(AccuracyResult, logits) for ``precision``, scored once per session."""
+        if precision not in self._accuracy:
+            from .evaluate import score
+
+            if precision != "fp32" and "fp32" in self.settings.precision:
+                self.accuracy("fp32", artifacts, images, preprocess)  # the reference for fidelity
+            runner = self.runner(precision, artifacts)
+            with self.live_output():
+                result, logits = score(runner, images, self.settings.batch_size, preprocess, self.progress)
+            if precision != "fp32" and "fp32" in self._accuracy:
+                from .fidelity import compare_logits
+
+                result.fidelity = compare_logits(self._accuracy["fp32"][1], logits)
+            self._accuracy[precision] = (result, logits)
+        return self._accuracy[precision]
+
+    def notes(self, artifacts=None) -> list[str]:
+        notes = list(self.split().notes) if "split" in self._memo else []
+        if artifacts is not None:
+            for (precision, target), graph in artifacts.graphs.items():
+                if "max_abs_diff" in graph.info:
+                    notes.append(f"{precision} graph vs {graph.info['reference']}: max |diff| "
+                                 f"{graph.info['max_abs_diff']:.2e}")
+                if graph.info.get("unquantized_weights"):
+                    names = graph.info["unquantized_weights"]
+                    notes.append(f"WARNING: int8 ({target}) left {len(names)} weights in float: {', '.join(names[:5])}")
+        return notes
+
+    def close(self) -> None:
+        for runner in self._runners.values():
+            runner.close()
+        self._runners.clear()
+
+
+class BackendUnavailable(Exception):
+    """The selected backend cannot run here; tests skip with this reason."""
+

@@ -1,0 +1,39 @@
+"""FPS of each selected precision at the configured batch size (``pytest -m performance``).
+
+pytest-benchmark times one batch per round with the input resident on the device; FPS
+(images/s) goes into ``extra_info`` since pytest-benchmark's ``ops`` counts calls.
+"""
+
+import numpy as np
+import pytest
+
+from res2net_validate.fixture import record_result
+
+
+@pytest.mark.performance
+def test_fps(request, benchmark, precision, res2net_session, res2net_runner, res2net_thresholds):
+    settings = res2net_session.settings
+    batch_size = settings.batch_size
+    images = np.random.default_rng(0).standard_normal((batch_size, 3, 224, 224)).astype(np.float32)
+    run_batch = res2net_runner.timed_call(images)
+    info = res2net_runner.info
+    benchmark.group = f"res2net50 batch {batch_size}"
+    benchmark.extra_info.update(
+        {"batch_size": batch_size, "precision": precision, "backend": info.backend, "device": info.device}
+    )
+    benchmark.pedantic(run_batch, rounds=settings.perf_rounds, warmup_rounds=settings.perf_warmup, iterations=1)
+    if benchmark.stats is None:
+        pytest.skip("benchmarks are disabled (--benchmark-disable, or pytest-xdist): no FPS measured")
+
+    seconds = benchmark.stats.stats
+    fps = batch_size / seconds.median
+    benchmark.extra_info.update({"fps": round(fps, 2), "fps_mean": round(batch_size / seconds.mean, 2),
+                                 "rounds": seconds.rounds, **info.extra})
+    record_result(request, {"precision": precision, "backend": info.backend, "batch_size": batch_size,
+                            "fps": fps, "device": info.device})
+
+    floor = res2net_thresholds.fps_floor(precision, info.device)
+    if floor is not None:
+        device_key, minimum = floor
+        assert fps >= minimum, (f"{precision} on {info.backend} ({info.device}): {fps:.2f} FPS at batch "
+                                f"{batch_size} < floor {minimum:.2f} for {device_key} in {res2net_thresholds.path}")
