@@ -36,6 +36,7 @@ def pytest_configure(config):
         "gpu: needs a CUDA GPU (and TensorRT for the tensorrt backend)",
     ):
         config.addinivalue_line("markers", line)
+    _refuse_misplaced_rootdir(config)
     try:
         settings = resolve(config)
         session = ValidationSession(settings, config.rootpath, progress=_is_controller_or_solo(config),
@@ -106,6 +107,20 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         machine_info["res2net_validate"] = {"version": __version__, "backend": session.settings.backend}
+
+
+def _refuse_misplaced_rootdir(config) -> None:
+    """pytest picks its rootdir before plugins load, so the value in ``--weights /x/w.pth``
+    counts as a test path and can move the rootdir away from our pytest.ini."""
+    local_ini = config.invocation_params.dir / "pytest.ini"
+    if local_ini.is_file() and config.inipath != local_ini:
+        spaced = [a for a in config.invocation_params.args if isinstance(a, str) and a.startswith("--")
+                  and "=" not in a and a[2:].replace("-", "_") in {o.name for o in OPTIONS}]
+        raise pytest.UsageError(
+            f"pytest chose rootdir {config.rootpath} and ignored {local_ini}, because an option value looked like "
+            f"a test path. Write the value with '=': " + ", ".join(f"{a}=VALUE" for a in spaced or ["--weights"])
+            + " (or set it in the environment)."
+        )
 
 
 def _is_controller_or_solo(config) -> bool:

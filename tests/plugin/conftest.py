@@ -1,0 +1,44 @@
+"""Self-tests run the real suite through ``pytester`` in a scratch project laid out like ours."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from res2net_validate.options import OPTIONS
+
+REPO = Path(__file__).resolve().parents[2]
+USER_TESTS = ("test_accuracy.py", "test_performance.py")
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One artifact cache for every pytester run: the embedded default is generated once per session."""
+    return tmp_path_factory.mktemp("res2net-cache")
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch, shared_cache):
+    """A scratch project with our user-facing tests, thresholds and pytest.ini; returns ``run(*args)``."""
+    for option in OPTIONS:
+        if option.env:
+            monkeypatch.delenv(option.env, raising=False)
+    tests_dir = pytester.path / "tests"
+    tests_dir.mkdir()
+    for name in USER_TESTS:
+        shutil.copy(REPO / "tests" / name, tests_dir / name)
+    shutil.copytree(REPO / "thresholds", pytester.path / "thresholds")
+    shutil.copy(REPO / "pytest.ini", pytester.path / "pytest.ini")
+
+    class Suite:
+        path = pytester.path
+        cache = shared_cache
+
+        @staticmethod
+        def run(*args, cache: bool = True):
+            extra = (f"--checkpoints-dir={shared_cache}",) if cache else ()
+            return pytester.runpytest(*extra, "-p", "no:cacheprovider", *args)
+
+    return Suite

@@ -1,0 +1,99 @@
+"""Option precedence (CLI > env > ini > default), the report header, markers."""
+
+import pytest
+
+
+def ini_with(suite, **values):
+    text = (suite.path / "pytest.ini").read_text()
+    extra = "".join(f"res2net_{name} = {value}\n" for name, value in values.items())
+    (suite.path / "pytest.ini").write_text(text.replace("[pytest]\n", "[pytest]\n" + extra, 1))
+
+
+def header_value(result, name):
+    line = next(line for line in result.outlines if f" {name}=" in line or line.lstrip().startswith(f"{name}="))
+    return line.split(f"{name}=", 1)[1].split(")")[0] + ")"
+
+
+def test_defaults_are_shown_with_their_source(suite):
+    result = suite.run("--co")
+    assert header_value(result, "precision") == "fp16,int8 (default)"
+    assert header_value(result, "batch-size") == "32 (default)"
+    assert header_value(result, "backend") == "auto (default)"
+
+
+def test_ini_beats_default(suite):
+    ini_with(suite, batch_size=8, precision="int8")
+    result = suite.run("--co")
+    assert header_value(result, "batch-size") == "8 (ini res2net_batch_size)"
+    assert header_value(result, "precision") == "int8 (ini res2net_precision)"
+
+
+def test_env_beats_ini(suite, monkeypatch):
+    ini_with(suite, batch_size=8)
+    monkeypatch.setenv("RES2NET_BATCH_SIZE", "16")
+    monkeypatch.setenv("DATASETS_DIR", str(suite.path))
+    result = suite.run("--co")
+    assert header_value(result, "batch-size") == "16 (env RES2NET_BATCH_SIZE)"
+    assert header_value(result, "dataset-dir") == f"{suite.path} (env DATASETS_DIR)"
+
+
+def test_cli_beats_env_and_ini(suite, monkeypatch):
+    ini_with(suite, batch_size=8, precision="int8")
+    monkeypatch.setenv("RES2NET_BATCH_SIZE", "16")
+    monkeypatch.setenv("RES2NET_PRECISION", "fp32")
+    result = suite.run("--co", "--batch-size", "4", "--precision", "fp16", "--precision", "fp32")
+    assert header_value(result, "batch-size") == "4 (--batch-size)"
+    assert header_value(result, "precision") == "fp16,fp32 (--precision)"
+
+
+def test_precisions_parametrize_the_tests(suite):
+    result = suite.run("--co", "--precision", "fp32,int8")
+    result.stdout.fnmatch_lines(["*test_top1_top5_meet_thresholds[[]fp32[]]*",
+                                 "*test_top1_top5_meet_thresholds[[]int8[]]*"])
+    assert "fp16]" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    "args, env, expected",
+    [
+        (("--batch-size", "zero"), {}, "--batch-size='zero' (from --batch-size)"),
+        ((), {"RES2NET_PRECISION": "int4"}, "--precision='int4' (from env RES2NET_PRECISION): expected one or more"),
+        (("--backend", "tvm"), {}, "--backend='tvm' (from --backend): expected one of auto, onnxruntime"),
+        (("--weights=/nonexistent/w.pth",), {}, "--weights /nonexistent/w.pth (from --weights): not found"),
+    ],
+)
+def test_bad_option_values_are_one_clear_usage_error(suite, monkeypatch, args, env, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = suite.run("--co", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{expected}*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_markers_are_registered_and_strict(suite):
+    (suite.path / "tests" / "test_typo.py").write_text(
+        "import pytest\n\n@pytest.mark.acuracy\ndef test_x():\n    pass\n")
+    result = suite.run("--co", "tests/test_typo.py")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*'acuracy' not found in `markers` configuration option*"])
+
+
+def test_marker_selection(suite):
+    result = suite.run("--co", "-m", "performance")
+    result.stdout.fnmatch_lines(["*test_fps[[]fp16[]]*", "*2/4 tests collected (2 deselected)*"])
+    assert "test_top1_top5" not in result.stdout.str()
+
+
+def test_without_weights_or_data_the_real_tests_skip_saying_what_to_pass(suite):
+    result = suite.run("-m", "accuracy", "-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*no weights: pass --weights FILE (res2net50_14w_8s-6527dddc.pth)*--embedded*"])
+
+
+def test_a_spaced_path_value_that_moves_the_rootdir_is_a_clear_error(suite, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "w.pth"
+    elsewhere.write_bytes(b"")
+    result = suite.run("--co", "--weights", str(elsewhere))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ignored*pytest.ini*Write the value with '=': --weights=VALUE*"])
