@@ -42,6 +42,8 @@ def pytest_configure(config):
         session = ValidationSession(settings, config.rootpath, progress=_is_controller_or_solo(config),
                                     live_output=lambda: _live_output(config))
         session.check_paths()
+        if not session.configured_source().skip_reason:
+            session.thresholds()  # a malformed file fails now, not after minutes of work
     except ValidateError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
@@ -69,7 +71,9 @@ def pytest_report_header(config):
 
 
 def pytest_generate_tests(metafunc):
-    if "precision" in metafunc.fixturenames:
+    # Only our tests: another project's own `precision` fixture is left alone.
+    names = metafunc.fixturenames
+    if "precision" in names and any(name.startswith("res2net_") for name in names):
         session = metafunc.config.stash[SESSION_KEY]
         metafunc.parametrize("precision", session.settings.precision)
 

@@ -1,0 +1,37 @@
+"""``res2net-validate``: the pipeline stages on their own, outside pytest.
+
+Each stage module adds its own subcommand through ``register_cli(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import ValidateError
+
+STAGE_MODULES = ("dataset", "quantize")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="res2net-validate", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in STAGE_MODULES:
+        importlib.import_module(f"res2net_validate.{name}").register_cli(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValidateError as exc:
+        print(f"res2net-validate {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

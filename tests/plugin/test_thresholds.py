@@ -1,0 +1,57 @@
+"""The thresholds YAML schema: good files load, malformed ones are one clear error."""
+
+import pytest
+
+from res2net_validate.errors import ValidateError
+from res2net_validate.thresholds import load_thresholds
+
+
+def write(tmp_path, text):
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_card_thresholds_load(request):
+    thresholds = load_thresholds(request.config.rootpath / "thresholds" / "res2net50.yaml")
+    assert thresholds.accuracy_for("fp16").top1 == 77.92
+    assert thresholds.accuracy_for("int8").top5 == 93.62
+    assert thresholds.fps_floor("int8", "MR-V100 (16 GB)") == ("MR-V100", 1933.74)
+    assert thresholds.fps_floor("int8", "NVIDIA H100") is None
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("accuracy: [", "not valid YAML at line 1"),
+        ("- 1\n- 2\n", "expected a mapping"),
+        ("accuracy: {fp16: {top1: 1, top5: 2}}\nthreshold: 3\n", "unknown key(s) threshold"),
+        ("accuracy: {}\n", "'accuracy' must map precisions"),
+        ("accuracy: {bf16: {top1: 1, top5: 2}}\n", "accuracy.bf16: unknown precision"),
+        ("accuracy: {fp16: {top1: 1}}\n", "accuracy.fp16: expected exactly {top1"),
+        ("accuracy: {fp16: {top1: 177, top5: 2}}\n", "accuracy.fp16.top1: expected a percentage"),
+        ("accuracy: {fp16: {top1: '77', top5: 2}}\n", "accuracy.fp16.top1: expected a percentage"),
+        ("accuracy: {fp16: {top1: 1, top5: 2}}\nperformance: {V100: {fp16: -3}}\n",
+         "performance.V100.fp16: expected a positive FPS number"),
+        ("accuracy: {fp16: {top1: 1, top5: 2}}\nbatch_size: 0\n", "batch_size must be a positive integer"),
+    ],
+)
+def test_malformed_files_name_the_file_and_the_problem(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ValidateError) as error:
+        load_thresholds(path)
+    assert str(path) in str(error.value)
+    assert message in str(error.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ValidateError, match="not found. Pass --thresholds FILE"):
+        load_thresholds(tmp_path / "nope.yaml")
+
+
+def test_a_malformed_file_stops_the_run_before_any_work(suite):
+    bad = suite.path / "thresholds" / "bad.yaml"
+    bad.write_text("accuracy:\n  int8: {top1: 77.8}\n")
+    result = suite.run("--embedded", f"--thresholds={bad}", "-m", "accuracy")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*thresholds file {bad}: accuracy.int8: expected exactly {{top1*"])
