@@ -1,0 +1,79 @@
+"""Checkpoint loading: the accepted formats load, every wrong file is one clear error."""
+
+import pytest
+import torch
+
+from res2net_validate.errors import ValidateError
+from res2net_validate.model import NUM_PARAMS, create_model, load_model, read_state_dict
+
+
+@pytest.fixture(scope="module")
+def state_dict():
+    torch.manual_seed(0)
+    return create_model().state_dict()
+
+
+def test_model_has_the_published_parameter_count():
+    assert sum(p.numel() for p in create_model().parameters()) == NUM_PARAMS
+
+
+@pytest.mark.parametrize("wrap", ["bare", "state_dict", "model", "module_prefix"])
+def test_accepted_pth_formats(tmp_path, state_dict, wrap):
+    payload = {
+        "bare": state_dict,
+        "state_dict": {"state_dict": state_dict, "epoch": 3},
+        "model": {"model": state_dict},
+        "module_prefix": {f"module.{k}": v for k, v in state_dict.items()},
+    }[wrap]
+    path = tmp_path / "w.pth"
+    torch.save(payload, path)
+    model = load_model(path)
+    assert torch.equal(model.fc.weight, state_dict["fc.weight"])
+
+
+def test_safetensors(tmp_path, state_dict):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(path))
+    assert torch.equal(load_model(path).conv1.weight, state_dict["conv1.weight"])
+
+
+def test_release_checkpoints_without_num_batches_tracked_load(tmp_path, state_dict):
+    path = tmp_path / "old.pth"
+    torch.save({k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}, path)
+    load_model(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "notes.pth"
+    path.write_text("hello")
+    with pytest.raises(ValidateError, match=r"--weights .*notes.pth: not a readable PyTorch/safetensors checkpoint"):
+        read_state_dict(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ValidateError, match="no such file"):
+        read_state_dict(tmp_path / "absent.pth")
+
+
+def test_a_dict_without_tensors(tmp_path):
+    path = tmp_path / "meta.pth"
+    torch.save({"epoch": 3, "arch": "res2net"}, path)
+    with pytest.raises(ValidateError, match=r"no state_dict found \(top-level keys: epoch, arch\)"):
+        read_state_dict(path)
+
+
+def test_missing_unexpected_and_mismatched_keys_are_reported_together(tmp_path, state_dict):
+    broken = dict(state_dict)
+    broken.pop("layer1.0.conv1.weight")
+    broken["extra.weight"] = torch.zeros(1)
+    broken["fc.weight"] = torch.zeros(10, 2048)
+    path = tmp_path / "broken.pth"
+    torch.save(broken, path)
+    with pytest.raises(ValidateError) as error:
+        load_model(path)
+    message = str(error.value)
+    assert "1 missing keys (e.g. layer1.0.conv1.weight)" in message
+    assert "1 unexpected keys (e.g. extra.weight)" in message
+    assert "fc.weight: file (10, 2048) vs model (1000, 2048)" in message
