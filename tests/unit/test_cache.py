@@ -1,0 +1,90 @@
+"""The artifact cache: content keys, atomic builds, one build under concurrency, verification."""
+
+import threading
+import time
+
+import pytest
+
+from res2net_validate.cache import ArtifactCache, content_key, file_sha256
+
+
+def test_content_key_ignores_dict_order_and_sees_values():
+    assert content_key({"a": 1, "b": [1, 2]}) == content_key({"b": [1, 2], "a": 1})
+    assert content_key({"a": 1}) != content_key({"a": 2})
+
+
+def test_file_sha256_follows_content(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"one")
+    first = file_sha256(path)
+    time.sleep(0.01)
+    path.write_bytes(b"two")
+    assert file_sha256(path) != first
+
+
+def test_built_once_then_reused(tmp_path):
+    cache = ArtifactCache(tmp_path)
+    calls = []
+
+    def build(out):
+        calls.append(out)
+        out.write_text("artifact")
+
+    first = cache.get_or_build("kind", {"x": 1}, build, ".txt")
+    second = cache.get_or_build("kind", {"x": 1}, build, ".txt")
+    other = cache.get_or_build("kind", {"x": 2}, build, ".txt")
+    assert (first.built, second.built, other.built) == (True, False, True)
+    assert first.path == second.path != other.path
+    assert len(calls) == 2
+
+
+def test_a_failed_build_leaves_nothing_behind(tmp_path):
+    cache = ArtifactCache(tmp_path)
+
+    def build(out):
+        out.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.get_or_build("kind", {"x": 1}, build, ".txt")
+    assert [p.name for p in (tmp_path / "kind").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_a_tampered_artifact_is_rebuilt_with_a_warning(tmp_path):
+    cache = ArtifactCache(tmp_path)
+    entry = cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt")
+    entry.path.write_text("corrupted")
+    with pytest.warns(UserWarning, match="does not match its manifest; rebuilding"):
+        again = cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt")
+    assert again.built and again.path.read_text() == "good"
+
+
+def test_concurrent_requests_build_once(tmp_path):
+    calls = []
+
+    def build(out):
+        calls.append(1)
+        time.sleep(0.2)
+        out.write_text("artifact")
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        ArtifactCache(tmp_path).get_or_build("kind", {"x": 1}, build, ".txt"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert sorted(r.built for r in results) == [False, False, False, True]
+
+
+def test_directory_artifacts(tmp_path):
+    cache = ArtifactCache(tmp_path)
+
+    def build(out):
+        out.mkdir()
+        (out / "a.txt").write_text("a")
+
+    entry = cache.get_or_build("dir", {"x": 1}, build)
+    assert (entry.path / "a.txt").read_text() == "a"
+    assert not cache.get_or_build("dir", {"x": 1}, build).built
