@@ -86,6 +86,10 @@ class ValidationSession:
                 with self.live_output():
                     default = ensure_embedded_default(self.cache, progress=self.progress)
                 source = Source(default.weights, default.dataset_dir, embedded=True)
+            else:
+                from .model import load_model
+
+                load_model(source.weights)  # a wrong checkpoint fails before minutes of preprocessing
             self._memo["source"] = source
         return self._memo["source"]
 

@@ -1,0 +1,94 @@
+"""The real suite on the embedded default, through pytester: it passes, it reports, it reuses its cache,
+and it turns red when preprocessing or INT8 calibration is broken."""
+
+import json
+
+import pytest
+
+BGR_CONFTEST = '''
+import dataclasses
+
+def pytest_res2net_validate_preprocess(config, preprocess):
+    return dataclasses.replace(preprocess, channel_order="BGR")
+'''
+
+ZERO_CALIBRATION_CONFTEST = '''
+import dataclasses
+import numpy as np
+import pytest
+
+@pytest.fixture(scope="session")
+def res2net_calibration_images(res2net_session, res2net_source, res2net_preprocess):
+    real = res2net_session.calibration_images(res2net_preprocess)
+    return dataclasses.replace(real, images=np.zeros_like(np.asarray(real.images)), cache_path=None)
+'''
+
+CACHED_KINDS = ("embedded", "onnx-fp32", "onnx-fp16", "ranges", "int8")
+
+
+def cache_state(cache):
+    return {str(p.relative_to(cache)): p.stat().st_mtime_ns
+            for kind in CACHED_KINDS if (cache / kind).is_dir() for p in (cache / kind).rglob("*") if p.is_file()}
+
+
+def test_embedded_default_passes_reports_and_reuses_its_cache(suite):
+    args = ("-m", "accuracy or performance", "--embedded", "--precision=fp32,fp16,int8", "--batch-size=16",
+            "--perf-rounds=2", "--perf-warmup=1", "--benchmark-json=out/bench.json")
+    result = suite.run(*args)
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines([
+        "*= res2net_validate =*",
+        "Model*| BatchSize | Precision | Backend*| FPS*| Top-1(%) | Top-5(%)",
+        "Res2Net50 | 16 * | FP32 * | onnxruntime | *",
+        "Res2Net50 | 16 * | FP16 * | onnxruntime | *",
+        "Res2Net50 | 16 * | INT8 * | onnxruntime | *",
+        "*INT8 calibration: * val images (seed 0) held out*",
+        "results JSON: out/bench.res2net.json",
+    ])
+    rows = json.loads((suite.path / "out" / "bench.res2net.json").read_text())["rows"]
+    assert [r["precision"] for r in rows] == ["fp32", "fp16", "int8"]
+    assert all(r["fps"] > 0 and 0 <= r["top1"] <= 100 for r in rows)
+    assert {"top1_agreement", "cosine"} <= set(rows[2]["fidelity_vs_fp32"])
+    benchmarks = json.loads((suite.path / "out" / "bench.json").read_text())["benchmarks"]
+    assert {b["extra_info"]["precision"] for b in benchmarks} == {"fp32", "fp16", "int8"}
+    assert all(b["extra_info"]["fps"] > 0 and b["extra_info"]["batch_size"] == 16 for b in benchmarks)
+
+    before = cache_state(suite.cache)
+    assert {kind for kind in CACHED_KINDS if any(k.startswith(kind + "/") for k in before)} == set(CACHED_KINDS)
+    again = suite.run("-m", "accuracy", "--embedded", "--precision=fp16,int8", "--num-images=32")
+    again.assert_outcomes(passed=2)
+    assert cache_state(suite.cache) == before, "a warm run rebuilt a cached artifact"
+
+
+def test_a_shortfall_names_precision_backend_values_threshold_and_images(suite):
+    strict = suite.path / "thresholds" / "strict.yaml"
+    strict.write_text("accuracy:\n  fp16: {top1: 100, top5: 0}\n")
+    result = suite.run("-m", "accuracy", "--embedded", "--precision=fp16", "--num-images=32",
+                       f"--thresholds={strict}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [f"*fp16 on onnxruntime (CPU*), 32 images scored, thresholds {strict}: Top-1 *% < threshold 100.00%"])
+    assert "Top-5" not in result.stdout.str().split("short test summary")[1]
+
+
+def test_an_rgb_to_bgr_swap_turns_the_accuracy_tests_red(suite):
+    (suite.path / "conftest.py").write_text(BGR_CONFTEST)
+    result = suite.run("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=96")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*fp32 on onnxruntime*Top-1 *% < threshold*"])
+
+
+def test_int8_calibrated_on_all_zero_images_turns_the_int8_test_red(suite):
+    (suite.path / "conftest.py").write_text(ZERO_CALIBRATION_CONFTEST)
+    result = suite.run("-m", "accuracy", "--embedded", "--precision=fp16,int8", "--num-images=96")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*int8 on onnxruntime*Top-1 *% < threshold*"])
+
+
+def test_a_wrong_checkpoint_fails_with_one_clear_message(suite, tmp_path):
+    bogus = tmp_path / "res2net50_14w_8s-6527dddc.pth"
+    bogus.write_text("not a checkpoint")
+    result = suite.run("-m", "accuracy", "--precision=fp16", f"--weights={bogus}", f"--dataset-dir={tmp_path}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*--weights {bogus}: not a readable PyTorch/safetensors checkpoint*"])
+    assert "Traceback" not in result.stdout.str()
