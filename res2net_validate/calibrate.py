@@ -233,7 +233,8 @@ def entropy_threshold_bins(hist: np.ndarray, num_quantized_bins: int) -> int:
     p_last = last + outliers
     sum_p_log_p = p_log_p[cut - 1] + p_last * np.log(np.where(p_last > 0, p_last, 1.0))
     sum_p_log_q = (level_count * level_log_q).sum(axis=1) + outliers * level_log_q[:, -1]
-    kl = (sum_p_log_p - sum_p_log_q) / total + np.log(counts[cut] / total)
+    with np.errstate(divide="ignore"):  # no mass below the cut: log(0), and KL is inf anyway
+        kl = (sum_p_log_p - sum_p_log_q) / total + np.log(counts[cut] / total)
     kl[(last == 0) & (outliers > 0)] = np.inf  # Q is zero where P is not
     return int(cut[int(np.argmin(kl))])
 

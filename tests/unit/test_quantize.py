@@ -1,0 +1,245 @@
+"""INT8 Q/DQ graphs: both flavours, their properties, the cache contract, the CLI."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import numpy_helper
+from PIL import Image
+
+from res2net_validate import quantize
+from res2net_validate.cache import ArtifactCache
+from res2net_validate.calibrate import CalibrationSettings
+from res2net_validate.errors import ValidateError
+from res2net_validate.fidelity import compare_logits
+from res2net_validate.quantize import FLAVOURS, int8_graph, unquantized_weights
+
+
+class TinyRes2Net(torch.nn.Module):
+    """Res2Net's op mix in miniature: conv-bn-relu, split, branch add, concat, residual add, pool, fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, stride=4, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU())
+        self.branch = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.fuse = torch.nn.Conv2d(16, 16, 1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        a, b = torch.split(x, 8, dim=1)
+        b = torch.relu(self.branch(b + a))
+        y = torch.relu(self.fuse(torch.cat([a, b], dim=1)) + x)
+        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+
+def export_tiny(path, size):
+    import onnxsim
+
+    torch.manual_seed(0)
+    model = TinyRes2Net().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(model, torch.zeros(1, 3, size, size), str(path), input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17, dynamo=False)
+    simplified, ok = onnxsim.simplify(onnx.load(str(path)))
+    assert ok
+    onnx.save(simplified, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_graph(tmp_path_factory):
+    return export_tiny(tmp_path_factory.mktemp("tiny") / "tiny.onnx", size=32)
+
+
+def images(n, seed=0, size=32):
+    return np.random.default_rng(seed).standard_normal((n, 3, size, size), dtype=np.float32)
+
+
+def run(path, x):
+    session = ort.InferenceSession(str(path), quantize.cpu_session_options(), providers=["CPUExecutionProvider"])
+    return session.run(["output"], {"input": x})[0]
+
+
+def build(cache, graph, flavour, data, key="calib-a", settings=CalibrationSettings(), calls=None):
+    def batches():
+        if calls is not None:
+            calls.append(flavour)
+        for start in range(0, len(data), 8):
+            yield data[start:start + 8]
+
+    return int8_graph(cache, graph, batches, key, len(data), settings, flavour, progress=False)
+
+
+@pytest.fixture(scope="module")
+def built(tiny_graph, tmp_path_factory):
+    cache = ArtifactCache(tmp_path_factory.mktemp("cache"))
+    data = images(32)
+    return cache, data, {flavour: build(cache, tiny_graph, flavour, data) for flavour in FLAVOURS}
+
+
+def initializers(model):
+    return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_every_weight_is_int8_and_the_graph_follows_fp32(built, tiny_graph, flavour):
+    _, _, graphs = built
+    result = graphs[flavour]
+    assert result.built and result.flavour == flavour and result.calibration_images == 32
+    assert result.unquantized_weights == ()
+    x = images(16, seed=7)
+    agreement = compare_logits(run(tiny_graph, x), run(result.path, x))
+    assert agreement["mean_cosine"] > 0.98 and agreement["top1_agreement"] >= 80
+
+
+def test_tensorrt_flavour_is_signed_symmetric_per_channel_with_float_bias(built):
+    model = onnx.load(str(built[2]["tensorrt"].path))
+    values = initializers(model)
+    producers = {out: node for node in model.graph.node for out in node.output}
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            zero_point = values[node.input[2]]
+            assert zero_point.dtype == np.int8 and not zero_point.any()
+        if node.op_type == "Conv":
+            weight_dq = producers[node.input[1]]
+            assert weight_dq.op_type == "DequantizeLinear"
+            assert values[weight_dq.input[0]].dtype == np.int8
+            out_channels = values[weight_dq.input[0]].shape[0]
+            assert values[weight_dq.input[1]].shape == (out_channels,)  # one scale per output channel
+            if len(node.input) > 2:
+                assert values[node.input[2]].dtype == np.float32  # bias left in float
+            assert producers[node.input[0]].op_type == "DequantizeLinear"  # activation input quantized
+    ops = {node.op_type for node in model.graph.node}
+    assert "Relu" in ops  # kept for TensorRT to fuse
+
+
+def test_onnxruntime_flavour_is_unsigned_and_fuses_into_integer_kernels(built, tmp_path):
+    path = built[2]["onnxruntime"].path
+    model = onnx.load(str(path))
+    values = initializers(model)
+    activation_zero_points = [values[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert activation_zero_points and all(zp.dtype == np.uint8 for zp in activation_zero_points)
+    options = quantize.cpu_session_options()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    fused = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert fused.count("QLinearConv") == 3 and "Conv" not in fused
+
+
+def test_unquantized_weights_names_float_weights(tiny_graph):
+    assert len(unquantized_weights(tiny_graph)) == 4  # 3 Conv + 1 Gemm, all float in the FP32 graph
+
+
+def test_cache_reuses_ranges_and_graphs(built, tiny_graph):
+    cache, data, graphs = built
+    calls = []
+    again = build(cache, tiny_graph, "tensorrt", data, calls=calls)
+    assert not again.built and again.path == graphs["tensorrt"].path and calls == []
+    # Same images, different calibration settings: new ranges, new graph.
+    other = build(cache, tiny_graph, "tensorrt", data, settings=CalibrationSettings(method="minmax"), calls=calls)
+    assert other.built and other.ranges_path != graphs["tensorrt"].ranges_path and calls == ["tensorrt"]
+    # Different calibration images (key): recalibrated.
+    zeros = build(cache, tiny_graph, "tensorrt", np.zeros_like(data), key="calib-zeros", calls=calls)
+    assert zeros.ranges_path != graphs["tensorrt"].ranges_path and len(calls) == 2
+
+
+def test_interrupted_calibration_leaves_nothing_cached(tiny_graph, tmp_path):
+    cache = ArtifactCache(tmp_path)
+
+    def failing():
+        yield images(8)
+        raise KeyboardInterrupt  # e.g. Ctrl-C half-way
+
+    with pytest.raises(KeyboardInterrupt):
+        int8_graph(cache, tiny_graph, failing, "k", 16, CalibrationSettings(), "onnxruntime", progress=False)
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    assert leftovers == []
+    result = build(cache, tiny_graph, "onnxruntime", images(16), key="k")
+    assert result.built and result.path.is_file()
+
+
+def test_fewer_images_than_asked_is_an_error(tiny_graph, tmp_path):
+    with pytest.raises(ValidateError, match="gave 8 images, 20 were asked"):
+        int8_graph(ArtifactCache(tmp_path), tiny_graph, lambda: [images(8)], "k", 20, CalibrationSettings(),
+                   "tensorrt", progress=False)
+    with pytest.raises(ValidateError, match="--flavour"):
+        int8_graph(ArtifactCache(tmp_path), tiny_graph, lambda: [images(8)], "k", 8, CalibrationSettings(), "tflite")
+
+
+# ----------------------------------------------------------------------------------------
+# CLI
+
+
+@pytest.fixture(scope="module")
+def jpeg_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("calib")
+    rng = np.random.default_rng(0)
+    for index in range(6):
+        # smooth, photo-like pixels; real JPEG files through the real preprocessing
+        base = rng.integers(0, 255, size=(6, 8, 3), dtype=np.uint8)
+        Image.fromarray(base).resize((300, 240), Image.Resampling.BICUBIC).save(folder / f"img_{index}.JPEG", quality=90)
+    return folder
+
+
+def cli(*argv):
+    from res2net_validate.cli import main
+
+    return main(["quantize", *map(str, argv)])
+
+
+def test_cli_calibrates_a_directory_and_writes_the_graph(tmp_path_factory, jpeg_dir, tmp_path, capsys):
+    graph = export_tiny(tmp_path_factory.mktemp("tiny224") / "tiny224.onnx", size=224)
+    out = tmp_path / "int8.onnx"
+    args = ["--graph", graph, "--calib-dir", jpeg_dir, "--calib-count", 5, "--flavour", "tensorrt",
+            "--cache-dir", tmp_path / "cache", "--out", out]
+    assert cli(*args) == 0
+    printed = capsys.readouterr().out
+    assert "calibration: 5 images" in printed and "s per 100 images" in printed
+    assert "4/4 Conv/Gemm weights in int8 (left in float: none)" in printed
+    assert "peak RSS" in printed and out.is_file()
+    onnx.checker.check_model(str(out))
+    assert cli(*args) == 0
+    assert "ranges reused from the cache" in capsys.readouterr().out
+
+    listing = tmp_path / "list.txt"
+    listing.write_text("img_3.JPEG\n\nimg_1.JPEG\n")
+    assert cli("--graph", graph, "--calib-dir", jpeg_dir, "--calib-list", listing, "--method", "minmax",
+               "--cache-dir", tmp_path / "cache") == 0
+    assert "calibration: 2 images from --calib-list" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--calib-count", "50"], "fewer than --calib-count 50"),
+        (["--calib-list", "missing.txt"], "--calib-list missing.txt: unreadable"),
+        (["--calib-list", "LIST"], "listed images do not exist"),
+        (["--method", "percentile", "--percentile", "120"], "--percentile 120"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_error(tiny_graph, jpeg_dir, tmp_path, capsys, extra, message):
+    listing = tmp_path / "list.txt"
+    listing.write_text("nope.JPEG\n")
+    extra = [str(listing) if e == "LIST" else e for e in extra]
+    assert cli("--graph", tiny_graph, "--calib-dir", jpeg_dir, "--cache-dir", tmp_path, *extra) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_unreadable_image_and_empty_dir(tiny_graph, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli("--graph", tiny_graph, "--calib-dir", tmp_path / "empty", "--cache-dir", tmp_path / "c") == 2
+    assert "no images found" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.JPEG").write_bytes(b"not a jpeg")
+    assert cli("--graph", tiny_graph, "--calib-dir", broken, "--cache-dir", tmp_path / "c") == 2
+    assert "cannot decode image" in capsys.readouterr().err
+    assert not list((tmp_path / "c").rglob("*.json"))  # nothing cached from the failed pass
