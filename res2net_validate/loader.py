@@ -2,19 +2,23 @@
 
 The expensive stage (JPEG decode, resize, crop) runs once per dataset content and transform; the
 result is an ``.npy`` file in the artifact cache that every precision and backend memory-maps.
-Normalisation (cheap, bit-exact table lookups) happens per batch in :meth:`PreprocessedImages.batches`.
+Normalisation (cheap, bit-exact) happens per batch in :meth:`PreprocessedImages.batches`.
 
-Parallelism uses threads: PIL and torchvision release the GIL while decoding and resizing, and
-threads write straight into the memory-mapped output, so nothing but indices crosses between
-workers and at most ``2 x workers`` chunks of images are in flight (bounded memory).
+Parallelism uses worker processes (PIL holds the GIL while decoding, so threads do not scale).
+Each worker memory-maps the output file and writes its images straight into it: only file names
+and indices cross between processes, and at most ``2 x workers`` chunks are in flight, so memory
+stays bounded whatever the dataset size.  Workers are spawned (not forked) so that a parent that
+already runs torch/OpenMP threads cannot deadlock them.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+import shutil
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -31,7 +35,8 @@ CACHE_KIND = "images"
 CACHE_FORMAT = "uint8-nchw-npy-v1"
 IMAGES_FILE = "images.npy"
 META_FILE = "meta.json"
-CHUNK_SIZE = 16  # images per task: small enough for a smooth progress bar, large enough to amortise
+CHUNK_SIZE = 16  # images per task: a smooth progress bar, negligible scheduling overhead
+MIN_IMAGES_FOR_POOL = 64  # below this, starting worker processes costs more than it saves
 
 
 @dataclass
@@ -41,38 +46,28 @@ class PreprocessedImages:
     names: tuple[str, ...]
     cache_path: Path | None
     built: bool  # False when read from the cache
-    # Images that could not be decoded (only with skip_bad=True).  They stay in ``images`` as zeros
-    # and in the denominator: batches() gives them the label -1, which no prediction can match.
+    # Images that could not be decoded (only with skip_bad=True).  They are left out of ``images``,
+    # ``labels`` and ``names`` but must stay in the accuracy denominator as wrong: see total_images.
     skipped: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @property
-    def skipped_mask(self) -> np.ndarray:
-        skipped = set(self.skipped)
-        return np.array([name in skipped for name in self.names], dtype=bool)
-
-    @property
-    def scored_labels(self) -> np.ndarray:
-        """Labels to score against: the true ones, and -1 (always wrong) for skipped images."""
-        if not self.skipped:
-            return self.labels
-        labels = self.labels.copy()
-        labels[self.skipped_mask] = -1
-        return labels
+    def total_images(self) -> int:
+        """The accuracy denominator: decoded images plus skipped (counted wrong) ones."""
+        return len(self.labels) + len(self.skipped)
 
     def batches(self, batch_size: int, preprocess: Preprocess) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """float32 normalised NCHW batches with int64 labels (``scored_labels``); the last may be short."""
+        """float32 normalised NCHW batches with their int64 labels; the last batch may be short."""
         if batch_size <= 0:
             raise ValidateError(f"batch size {batch_size}: must be positive")
         size = preprocess.image_size
         if self.images.shape[2:] != (size, size):
             raise ValueError(f"images are {self.images.shape[2:]}, preprocess expects {size}x{size}")
-        labels = self.scored_labels
-        for start in range(0, len(labels), batch_size):
-            stop = min(start + batch_size, len(labels))
-            yield preprocess.normalize(self.images[start:stop]), labels[start:stop]
+        for start in range(0, len(self.labels), batch_size):
+            stop = min(start + batch_size, len(self.labels))
+            yield preprocess.normalize(self.images[start:stop]), self.labels[start:stop]
 
 
 def default_workers() -> int:
@@ -95,64 +90,102 @@ def preprocess_images(
 
     The cache key covers exactly these images (names, sizes, mtimes, labels), the transform's pixel
     settings and the package/Pillow versions, so a hit can never be stale.  A corrupt image is a
-    :class:`ValidateError` naming it unless ``skip_bad``, which records it in ``skipped``.
+    :class:`ValidateError` naming it unless ``skip_bad``: then it is left out and listed in ``skipped``.
     """
     images = list(images)
-    labels = np.array([image.label for image in images], dtype=np.int64)
-    names = tuple(image.name for image in images)
-    shape = (len(images), 3, preprocess.image_size, preprocess.image_size)
     workers = default_workers() if workers is None else max(1, int(workers))
-
-    if cache is None or not images:
-        array = np.empty(shape, dtype=np.uint8)
-        bad = _fill(array, images, preprocess, workers, progress, description, skip_bad)
-        return PreprocessedImages(array, labels, names, None, True, _skipped_names(names, bad))
-
-    def build(tmp: Path) -> None:
-        tmp.mkdir(parents=True)
-        array = np.lib.format.open_memmap(tmp / IMAGES_FILE, mode="w+", dtype=np.uint8, shape=shape)
-        bad = _fill(array, images, preprocess, workers, progress, description, skip_bad)
-        array.flush()
-        del array
-        meta = {
-            "format": CACHE_FORMAT,
-            "shape": list(shape),
-            "names": list(names),
-            "labels": labels.tolist(),
-            "skipped": {names[index]: reason for index, reason in sorted(bad.items())},
-        }
-        (tmp / META_FILE).write_text(json.dumps(meta))
+    if not images:
+        empty = np.zeros((0, 3, preprocess.image_size, preprocess.image_size), dtype=np.uint8)
+        return PreprocessedImages(empty, np.zeros(0, dtype=np.int64), (), None, True)
+    if cache is None:
+        scratch = Path(tempfile.mkdtemp(prefix="res2net_validate_images_"))
+        try:
+            _build_entry(scratch / "entry", images, preprocess, workers, progress, description, skip_bad)
+            loaded = _read_entry(scratch / "entry", images, built=True, skip_bad=skip_bad)
+            loaded.images = np.array(loaded.images)  # into memory: the scratch folder goes away
+            return loaded
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     key_parts = {
         "format": CACHE_FORMAT,
         "images": fingerprint_images(images),
         "preprocess": preprocess.pixel_key_parts(),
     }
-    entry = cache.get_or_build(CACHE_KIND, key_parts, build, suffix=".u8")
-    array, skipped = _read_entry(entry.path, images, names, labels, shape, skip_bad)
-    return PreprocessedImages(array, labels, names, entry.path, entry.built, skipped)
+    entry = cache.get_or_build(
+        CACHE_KIND,
+        key_parts,
+        lambda tmp: _build_entry(tmp, images, preprocess, workers, progress, description, skip_bad),
+        suffix=".u8",
+    )
+    result = _read_entry(entry.path, images, built=entry.built, skip_bad=skip_bad)
+    result.cache_path = entry.path
+    return result
 
 
-def _read_entry(path: Path, images, names, labels, shape, skip_bad: bool) -> tuple[np.ndarray, tuple[str, ...]]:
+def _build_entry(folder: Path, images, preprocess: Preprocess, workers, progress, description, skip_bad) -> None:
+    """Write ``images.npy`` (decodable images only) and ``meta.json`` into a new ``folder``."""
+    folder.mkdir(parents=True)
+    shape = (len(images), 3, preprocess.image_size, preprocess.image_size)
+    staging = folder / "staging.npy"
+    np.lib.format.open_memmap(staging, mode="w+", dtype=np.uint8, shape=shape).flush()
+    bad = _fill(staging, images, preprocess, workers, progress, description, skip_bad)
+    keep = _kept_rows(len(images), bad)
+    if bad:
+        # Leave undecodable images out (rare: one streaming copy of the good rows).
+        source = np.load(staging, mmap_mode="r")
+        compact = np.lib.format.open_memmap(folder / IMAGES_FILE, mode="w+", dtype=np.uint8,
+                                            shape=(len(keep),) + shape[1:])
+        for start in range(0, len(keep), 256):
+            compact[start : start + 256] = source[keep[start : start + 256]]
+        compact.flush()
+        del source, compact
+        staging.unlink()
+    else:
+        staging.rename(folder / IMAGES_FILE)
+    meta = {
+        "format": CACHE_FORMAT,
+        "names": [images[i].name for i in keep],
+        "labels": [images[i].label for i in keep],
+        "skipped": {images[i].name: reason for i, reason in sorted(bad.items())},
+    }
+    (folder / META_FILE).write_text(json.dumps(meta))
+
+
+def _kept_rows(count: int, bad: dict[int, str]) -> np.ndarray:
+    return np.array([i for i in range(count) if i not in bad], dtype=np.int64)
+
+
+def _read_entry(path: Path, images: Sequence[LabeledImage], built: bool, skip_bad: bool) -> PreprocessedImages:
     meta = json.loads((path / META_FILE).read_text())
     array = np.load(path / IMAGES_FILE, mmap_mode="r")
-    if meta.get("format") != CACHE_FORMAT or tuple(array.shape) != shape or tuple(meta["names"]) != names \
-            or meta["labels"] != labels.tolist():
+    skipped: dict[str, str] = meta.get("skipped", {})
+    kept = [image for image in images if image.name not in skipped]
+    if (
+        meta.get("format") != CACHE_FORMAT
+        or len(array) != len(kept)
+        or meta["names"] != [image.name for image in kept]
+        or meta["labels"] != [image.label for image in kept]
+    ):
         raise ValidateError(f"preprocessed-image cache {path} does not match its key; delete it and rerun")
-    skipped_reasons: dict[str, str] = meta.get("skipped", {})
-    if skipped_reasons and not skip_bad:
+    if skipped and not skip_bad:
         # Built earlier with skip_bad; without it the first bad file is an error, as on a fresh build.
-        name, reason = next(iter(skipped_reasons.items()))
-        raise BadImageError(images[names.index(name)].path, f"{reason} ({len(skipped_reasons)} undecodable images in this dataset)")
-    return array, _skipped_names(names, {names.index(n): r for n, r in skipped_reasons.items()})
-
-
-def _skipped_names(names: tuple[str, ...], bad: dict[int, str]) -> tuple[str, ...]:
-    return tuple(names[index] for index in sorted(bad))
+        name, reason = next(iter(skipped.items()))
+        bad_path = next(image.path for image in images if image.name == name)
+        raise BadImageError(bad_path, f"{reason}; {len(skipped)} undecodable images in this dataset")
+    order = {image.name: i for i, image in enumerate(images)}
+    return PreprocessedImages(
+        images=array,
+        labels=np.array(meta["labels"], dtype=np.int64).reshape(-1),
+        names=tuple(meta["names"]),
+        cache_path=None,
+        built=built,
+        skipped=tuple(sorted(skipped, key=order.__getitem__)),
+    )
 
 
 def _fill(
-    out: np.ndarray,
+    output: Path,
     images: Sequence[LabeledImage],
     preprocess: Preprocess,
     workers: int,
@@ -160,34 +193,31 @@ def _fill(
     description: str,
     skip_bad: bool,
 ) -> dict[int, str]:
-    """Write every image into ``out``; return {index: reason} of the undecodable ones (zeros in ``out``)."""
+    """Write every image into the ``.npy`` at ``output``; return {index: reason} of undecodable ones."""
     bad: dict[int, str] = {}
 
-    def run_chunk(start: int, stop: int) -> list[tuple[int, BadImageError]]:
-        failures = []
-        for index in range(start, stop):
-            try:
-                out[index] = preprocess.load_uint8(images[index].path)
-            except BadImageError as exc:
-                out[index] = 0
-                failures.append((index, exc))
-        return failures
-
-    def record(failures: list[tuple[int, BadImageError]]) -> None:
-        for index, exc in failures:
+    def record(failures: list[tuple[int, str, str]]) -> None:
+        for index, path, reason in failures:
             if not skip_bad:
-                raise exc
-            bad[index] = exc.reason
+                raise BadImageError(Path(path), reason)
+            bad[index] = reason
 
-    chunks = [(start, min(start + CHUNK_SIZE, len(images))) for start in range(0, len(images), CHUNK_SIZE)]
-    with tqdm(total=len(images), desc=description, unit="img", disable=not progress, smoothing=0.1) as bar, \
-            _single_torch_thread(preprocess.method == "fast" and workers > 1):
-        if workers == 1:
-            for start, stop in chunks:
-                record(run_chunk(start, stop))
-                bar.update(stop - start)
+    chunks = [
+        (str(output), preprocess, start, [str(image.path) for image in images[start : start + CHUNK_SIZE]])
+        for start in range(0, len(images), CHUNK_SIZE)
+    ]
+    with tqdm(total=len(images), desc=description, unit="img", disable=not progress, smoothing=0.1) as bar:
+        if workers == 1 or len(images) < MIN_IMAGES_FOR_POOL:
+            try:
+                for chunk in chunks:
+                    record(_process_chunk(*chunk))
+                    bar.update(len(chunk[3]))
+            finally:
+                _OPEN_OUTPUTS.pop(str(output), None)
             return bad
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preprocess") as pool:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                 initializer=_init_worker, initargs=(preprocess.method == "fast",)) as pool:
             pending: dict = {}
             queue = iter(chunks)
             try:
@@ -197,31 +227,43 @@ def _fill(
                         chunk = next(queue, None)
                         if chunk is None:
                             break
-                        pending[pool.submit(run_chunk, *chunk)] = chunk
+                        pending[pool.submit(_process_chunk, *chunk)] = len(chunk[3])
                     if not pending:
                         break
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
-                        start, stop = pending.pop(future)
+                        count = pending.pop(future)
                         record(future.result())
-                        bar.update(stop - start)
+                        bar.update(count)
             finally:
                 for future in pending:
                     future.cancel()
     return bad
 
 
-@contextmanager
-def _single_torch_thread(enabled: bool):
-    """The fast path runs torch kernels in many threads at once: keep each one single-threaded."""
-    if not enabled:
-        yield
-        return
-    import torch
+# -- worker side --------------------------------------------------------------------------------
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+_OPEN_OUTPUTS: dict[str, np.memmap] = {}  # per process: the output file, mapped once
+
+
+def _init_worker(uses_torch: bool) -> None:
+    if uses_torch:
+        # One worker per core already: the fast path's torch kernels must not add threads of their own.
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def _process_chunk(output: str, preprocess: Preprocess, start: int, paths: list[str]) -> list[tuple[int, str, str]]:
+    """Preprocess ``paths`` into rows ``start...`` of ``output``; return (index, path, reason) failures."""
+    array = _OPEN_OUTPUTS.get(output)
+    if array is None:
+        array = _OPEN_OUTPUTS[output] = np.load(output, mmap_mode="r+")
+    failures = []
+    for offset, path in enumerate(paths):
+        try:
+            array[start + offset] = preprocess.load_uint8(path)
+        except BadImageError as exc:
+            array[start + offset] = 0
+            failures.append((start + offset, path, exc.reason))
+    return failures

@@ -9,7 +9,7 @@ stages so that the expensive part can be cached once and shared by every precisi
 
 * :meth:`Preprocess.load_uint8` -- decode, resize, crop: a ``(3, S, S)`` uint8 CHW array;
 * :meth:`Preprocess.normalize` -- ``/255``, ``-mean``, ``/std`` on a uint8 NCHW batch, float32,
-  through a 256-entry table per channel built with torch's own ops, so it is bit-exact too.
+  with torch's own ops in torchvision's order, so it is bit-exact too.
 
 Decoding follows ``PIL.Image.open(path).convert("RGB")``, which is also what torchvision's
 ImageFolder loader does: grayscale, palette and CMYK files are converted by PIL, the content (not
@@ -17,16 +17,17 @@ the extension) decides the format (a PNG named ``.JPEG`` decodes fine), and EXIF
 **not** applied -- neither PIL's ``open``/``convert`` nor torchvision's classic path rotates, and
 the ImageNet labels were made on the stored pixels.
 
-``method="fast"`` decodes JPEGs with ``torchvision.io.decode_jpeg`` and resizes the uint8 tensor
-with torchvision's antialiased bilinear kernel.  It is not bit-exact; :func:`compare_methods`
-measures how far it is (a few LSB at most on typical photos).
+``method="fast"`` decodes JPEGs with ``torchvision.io.decode_jpeg`` (libjpeg-turbo) and resizes the
+uint8 tensor with torchvision's antialiased kernel.  It is not bit-exact; :func:`compare_methods`
+measures how far it is (1 LSB at most on the synthetic photos of the tests).  Files that are not
+plain YCbCr/grayscale JPEGs (PNG, CMYK, ...) are decoded by PIL on this path too.  torchvision 0.29
+deprecates its image decoders in favour of torchcodec (a DeprecationWarning on first use).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -152,39 +153,29 @@ class Preprocess:
 
     # -- stage 2: uint8 NCHW -> float32 NCHW ------------------------------------------------
 
-    def normalize(self, batch_uint8: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``(x / 255 - mean) / std`` per channel, float32, bit-exact to ToTensor + Normalize."""
+    def normalize(self, batch_uint8: np.ndarray) -> np.ndarray:
+        """``(x / 255 - mean) / std`` per channel, float32 NCHW.
+
+        The same torch ops, in the same order, as torchvision's ToTensor (to float, ``div(255)``) and
+        Normalize (``sub_``, ``div_``), so the result is bit-exact; torch spreads them over its threads.
+        """
+        import torch
+
         batch_uint8 = np.asarray(batch_uint8)
         if batch_uint8.dtype != np.uint8 or batch_uint8.ndim != 4 or batch_uint8.shape[1] != 3:
             raise ValueError(f"normalize expects a uint8 (N, 3, H, W) batch, got {batch_uint8.dtype} {batch_uint8.shape}")
-        if out is None:
-            out = np.empty(batch_uint8.shape, dtype=np.float32)
-        lut = self.normalize_table()
-        for channel in range(3):
-            out[:, channel] = lut[channel][batch_uint8[:, channel]]
-        return out
+        mean, std = self._channel_stats()
+        batch = torch.from_numpy(batch_uint8.astype(np.float32))  # exact: every uint8 is a float32
+        batch.div_(255).sub_(mean).div_(std)
+        return batch.numpy()
 
-    def normalize_table(self) -> np.ndarray:
-        """``(3, 256)`` float32: the normalised value of every uint8 level, per output channel."""
+    def _channel_stats(self):
+        import torch
+
         order = (0, 1, 2) if self.channel_order == "RGB" else (2, 1, 0)
-        mean = tuple(self.mean[c] for c in order)
-        std = tuple(self.std[c] for c in order)
-        return _normalize_table(mean, std)
-
-
-@lru_cache(maxsize=16)
-def _normalize_table(mean: tuple, std: tuple) -> np.ndarray:
-    # The same torch ops as torchvision's ToTensor (to float, div 255) and Normalize (sub_, div_),
-    # applied to the 256 possible levels, so looking values up is bit-exact.
-    import torch
-
-    levels = torch.arange(256, dtype=torch.uint8).view(1, 256, 1).expand(3, 256, 1)
-    table = levels.to(dtype=torch.float32).div(255)
-    table.sub_(torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1))
-    table.div_(torch.tensor(std, dtype=torch.float32).view(-1, 1, 1))
-    result = table.view(3, 256).numpy().copy()
-    result.setflags(write=False)
-    return result
+        mean = torch.tensor([self.mean[c] for c in order], dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor([self.std[c] for c in order], dtype=torch.float32).view(1, 3, 1, 1)
+        return mean, std
 
 
 def resized_size(height: int, width: int, shorter: int) -> tuple[int, int]:
@@ -243,6 +234,28 @@ def _load_exact(path: Path, preprocess: Preprocess) -> np.ndarray:
     return _crop_chw(np.asarray(img).transpose(2, 0, 1), crop)
 
 
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame, not DHT/JPG/DAC
+
+
+def _jpeg_components(data: np.ndarray) -> int | None:
+    """Colour components of a JPEG (1 gray, 3 YCbCr/RGB, 4 CMYK/YCCK); None when it is not a JPEG."""
+    raw = data[:65536].tobytes()  # the frame header sits after the APPn segments, near the start
+    if raw[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(raw):
+        if raw[pos] != 0xFF:
+            return None
+        marker = raw[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _SOF_MARKERS:
+            return raw[pos + 9] if pos + 9 < len(raw) else None
+        pos += 2 + int.from_bytes(raw[pos + 2 : pos + 4], "big")
+    return None
+
+
 def _load_fast(path: Path, preprocess: Preprocess) -> np.ndarray:
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
@@ -250,20 +263,19 @@ def _load_fast(path: Path, preprocess: Preprocess) -> np.ndarray:
     from torchvision.transforms.v2 import functional as F
 
     # libjpeg-turbo through torchvision for ordinary (YCbCr / grayscale) JPEGs; PIL for everything
-    # else (PNG, CMYK JPEG, ...) so odd files decode exactly like the reference path.
+    # else (PNG, CMYK JPEG, ...) so that odd files decode exactly like the reference path.
     try:
-        with Image.open(path) as probe:
-            simple_jpeg = probe.format == "JPEG" and probe.mode in ("RGB", "L")
+        data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
         raise BadImageError(path, "file not found") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise BadImageError(path, str(exc) or type(exc).__name__) from None
-    if simple_jpeg:
-        data = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
+    except OSError as exc:
+        raise BadImageError(path, exc.strerror or str(exc)) from None
+    if _jpeg_components(data) in (1, 3):
         try:
-            tensor = decode_jpeg(data, mode=ImageReadMode.RGB)
+            tensor = decode_jpeg(torch.from_numpy(data), mode=ImageReadMode.RGB)
         except RuntimeError as exc:
-            raise BadImageError(path, str(exc).splitlines()[0]) from None
+            # torchvision prefixes "decode_jpeg, <source file>:<line>, " to libjpeg's message
+            raise BadImageError(path, str(exc).splitlines()[0].split(", ")[-1]) from None
     else:
         tensor = torch.from_numpy(np.asarray(_open_rgb(path)).transpose(2, 0, 1).copy())
 

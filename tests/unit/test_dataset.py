@@ -118,3 +118,143 @@ def test_cli_summary_and_list(tmp_path, capsys):
     assert "layout: card" in out and "5 images" in out
     assert _cli(["data", str(tmp_path), "--list"]) == 0
     assert capsys.readouterr().out.splitlines() == [f"{n}\t{l}" for n, l in sorted(pairs)]
+
+
+# -- the other layouts -------------------------------------------------------------------------
+
+
+def _devkit_tree(root: Path, count: int, seed: int = 0) -> list[int]:
+    """A devkit-style tree: flat canonical JPEGs, ground-truth IDs and a meta.mat with our own ID order."""
+    import numpy as np
+
+    scipy_io = pytest.importorskip("scipy.io")
+    pairs = write_sample_dataset(root, count, layout="flat", size=(40, 50))
+    wnids = canonical_wnids()
+    # Devkit IDs are not sorted-WNID indices: give every WNID a shuffled ID (the real order is
+    # WordNet's; any permutation exercises the same mapping).
+    order = np.random.default_rng(seed).permutation(1000)
+    id_of_label = {int(label): devkit_id + 1 for devkit_id, label in enumerate(order)}
+    entries = [(id_of_label[label], wnids[label], 0) for label in range(1000)]
+    entries += [(1001, "n00001740", 3), (1002, "n00002137", 5)]  # inner synsets, as in the real file
+    synsets = np.zeros(len(entries), dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O"), ("num_children", "O")])
+    for row, (devkit_id, wnid, children) in enumerate(entries):
+        synsets[row] = (devkit_id, wnid, children)
+    data = root / "ILSVRC2012_devkit_t12" / "data"
+    data.mkdir(parents=True)
+    scipy_io.savemat(str(data / "meta.mat"), {"synsets": synsets})
+    (data / "ILSVRC2012_validation_ground_truth.txt").write_text(
+        "".join(f"{id_of_label[label]}\n" for _, label in pairs)
+    )
+    return [id_of_label[label] for _, label in pairs]
+
+
+def _listing(index):
+    return [(image.name, image.label) for image in index.images]
+
+
+def test_every_layout_lists_the_same_images(tmp_path):
+    count = 12
+    expected = sorted(write_sample_dataset(tmp_path / "card", count, layout="card", size=(40, 50)))
+    listings, layouts = {}, {}
+    for layout in ("card-flat", "imagefolder", "flat", "kaggle"):
+        index = discover(_written(tmp_path / layout, count, layout))
+        listings[layout], layouts[layout] = _listing(index), index.layout
+    _devkit_tree(tmp_path / "devkit", count)
+    index = discover(tmp_path / "devkit")
+    listings["devkit"], layouts["devkit"] = _listing(index), index.layout
+    listings["card"] = _listing(discover(tmp_path / "card"))
+    for layout, listing in listings.items():
+        assert listing == expected, layout
+    assert layouts["imagefolder"].startswith("imagefolder") and layouts["flat"].startswith("flat")
+    assert layouts["kaggle"].startswith("kaggle") and layouts["devkit"].startswith("devkit")
+
+
+def _written(root, count, layout):
+    write_sample_dataset(root, count, layout=layout, size=(40, 50))
+    return root
+
+
+def test_imagefolder_subset_maps_through_all_1000_wnids(tmp_path):
+    pairs = write_sample_dataset(tmp_path, 10, layout="imagefolder", size=(40, 50), first=1001)
+    index = discover(tmp_path)
+    folders = sorted({p.name for p in tmp_path.iterdir()})
+    assert len(folders) < 1000
+    for image in index.images:
+        assert canonical_wnids()[image.label] == image.path.parent.name  # not the index among folders present
+    assert _listing(index) == sorted(pairs)
+    assert any(f"{len(folders)}/1000 WNID class folders" in note for note in index.notes)
+
+
+def test_imagefolder_rejects_unknown_folders_and_strays(tmp_path):
+    write_sample_dataset(tmp_path, 4, layout="imagefolder", size=(40, 50))
+    (tmp_path / "n99999999").mkdir()
+    image = next(tmp_path.rglob("*.JPEG"))
+    (tmp_path / "n99999999" / "x.JPEG").write_bytes(image.read_bytes())
+    with pytest.raises(ValidateError, match="n99999999.*not one of the 1,000"):
+        discover(tmp_path)
+    (tmp_path / "n99999999" / "x.JPEG").unlink()
+    (tmp_path / "n99999999").rmdir()
+    (tmp_path / "loose.JPEG").write_bytes(image.read_bytes())
+    with pytest.raises(ValidateError, match="loose.JPEG"):
+        discover(tmp_path)
+
+
+def test_imagefolder_catches_misfiled_images(tmp_path):
+    write_sample_dataset(tmp_path, COUNT, layout="imagefolder", size=(40, 50))
+    # move every image one class folder along: folder labels now disagree with the ground truth
+    images = sorted(tmp_path.rglob("*.JPEG"))
+    folders = [image.parent for image in images]
+    moves = [(image, folders[(i + 1) % len(folders)] / image.name) for i, image in enumerate(images)]
+    for source, target in moves:
+        source.rename(target.with_suffix(".moving"))
+    for _, target in moves:
+        target.with_suffix(".moving").rename(target)
+    with pytest.raises(ValidateError, match="disagree with the canonical"):
+        discover(tmp_path)
+
+
+def test_flat_needs_canonical_names(tmp_path):
+    write_sample_dataset(tmp_path, 4, layout="flat", size=(40, 50))
+    index = discover(tmp_path)
+    assert any("canonical" in note for note in index.notes)
+    image = next(tmp_path.glob("*.JPEG"))
+    (tmp_path / "holiday.JPEG").write_bytes(image.read_bytes())
+    with pytest.raises(ValidateError, match="holiday.JPEG"):
+        discover(tmp_path)
+
+
+def test_kaggle_images_without_rows(tmp_path):
+    write_sample_dataset(tmp_path, 5, layout="kaggle", size=(40, 50))
+    csv = tmp_path / "LOC_val_solution.csv"
+    csv.write_text("\n".join(csv.read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(ValidateError, match="1 images .*have no line in .*LOC_val_solution.csv"):
+        discover(tmp_path)
+    csv.write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,n12345678 1 2 3 4\n")
+    with pytest.raises(ValidateError, match="n12345678"):
+        discover(tmp_path)
+
+
+def test_devkit_ids_go_through_meta_mat(tmp_path):
+    devkit_ids = _devkit_tree(tmp_path, COUNT)
+    index = discover(tmp_path)
+    assert [image.label for image in index.images] == [canonical_val_labels()[image.path.stem] for image in index.images]
+    assert [image.label for image in index.images] != [i - 1 for i in devkit_ids]
+    assert any("meta.mat" in note for note in index.notes)
+
+
+def test_devkit_without_meta_mat(tmp_path):
+    _devkit_tree(tmp_path, 4)
+    (tmp_path / "ILSVRC2012_devkit_t12" / "data" / "meta.mat").unlink()
+    with pytest.raises(ValidateError, match="meta.mat not found.*not sorted-WNID indices"):
+        discover(tmp_path)
+
+
+def test_devkit_ids_used_as_labels_are_caught(tmp_path):
+    # The classic mix-up: devkit IDs minus one written into a val_map.txt as if they were labels.
+    devkit_ids = _devkit_tree(tmp_path / "devkit", COUNT)
+    pairs = write_sample_dataset(tmp_path / "card", COUNT, layout="card-flat", size=(40, 50))
+    (tmp_path / "card" / "val_map.txt").write_text(
+        "".join(f"{name}\t{devkit_id - 1}\n" for (name, _), devkit_id in zip(pairs, devkit_ids))
+    )
+    with pytest.raises(ValidateError, match="devkit class IDs"):
+        discover(tmp_path / "card")

@@ -7,8 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from res2net_validate import loader
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.dataset import discover, write_sample_dataset
+from res2net_validate.errors import ValidateError
 from res2net_validate.loader import preprocess_images
 from res2net_validate.preprocess import Preprocess
 
@@ -65,3 +67,62 @@ def test_batches(dataset):
     assert images.dtype == np.float32 and images.shape == (20, 3, 224, 224)
     np.testing.assert_array_equal(images, preprocess.normalize(loaded.images))
     np.testing.assert_array_equal(np.concatenate([l for _, l in batches]), loaded.labels)
+
+
+def test_worker_processes_match_inline(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "MIN_IMAGES_FOR_POOL", 0)  # use the pool even for 20 images
+    monkeypatch.setattr(loader, "CHUNK_SIZE", 3)
+    pooled = preprocess_images(dataset.images, Preprocess(), ArtifactCache(tmp_path / "a"), workers=2, progress=False)
+    inline = preprocess_images(dataset.images, Preprocess(), ArtifactCache(tmp_path / "b"), workers=1, progress=False)
+    np.testing.assert_array_equal(pooled.images, inline.images)
+    np.testing.assert_array_equal(pooled.labels, inline.labels)
+
+
+@pytest.fixture
+def with_bad_images(tmp_path):
+    root = tmp_path / "val"
+    write_sample_dataset(root, 8, layout="card-flat", size=(60, 80))
+    index = discover(root)
+    truncated, corrupt = index.images[2].path, index.images[5].path
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    corrupt.write_bytes(b"definitely not a JPEG")
+    return discover(root), {truncated.name, corrupt.name}
+
+
+@pytest.mark.parametrize("workers,pool", [(1, False), (2, True)])
+def test_bad_image_is_an_error_and_nothing_is_cached(with_bad_images, tmp_path, monkeypatch, workers, pool):
+    if pool:
+        monkeypatch.setattr(loader, "MIN_IMAGES_FOR_POOL", 0)
+        monkeypatch.setattr(loader, "CHUNK_SIZE", 2)
+    index, bad = with_bad_images
+    cache = ArtifactCache(tmp_path / "cache")
+    with pytest.raises(ValidateError, match="cannot decode image .*ILSVRC2012_val_0000000[36].JPEG.*skip"):
+        preprocess_images(index.images, Preprocess(), cache, workers=workers, progress=False)
+    leftovers = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    assert leftovers == []
+
+
+def test_skip_bad_counts_skipped_images(with_bad_images, tmp_path):
+    index, bad = with_bad_images
+    cache = ArtifactCache(tmp_path / "cache")
+    loaded = preprocess_images(index.images, Preprocess(), cache, progress=False, skip_bad=True)
+    assert set(loaded.skipped) == bad and len(loaded) == 6 and loaded.total_images == 8
+    assert not set(loaded.names) & bad and loaded.images.shape[0] == 6
+    good = [image for image in index.images if image.name not in bad]
+    np.testing.assert_array_equal(loaded.labels, [image.label for image in good])
+    np.testing.assert_array_equal(loaded.images[0], Preprocess().load_uint8(good[0].path))
+    np.testing.assert_array_equal(loaded.images[-1], Preprocess().load_uint8(good[-1].path))
+
+    again = preprocess_images(index.images, Preprocess(), cache, progress=False, skip_bad=True)
+    assert not again.built and again.skipped == loaded.skipped
+    # the cached entry remembers its bad files: without skip_bad they are still an error
+    with pytest.raises(ValidateError, match="cannot decode image .*2 undecodable"):
+        preprocess_images(index.images, Preprocess(), cache, progress=False)
+    in_memory = preprocess_images(index.images, Preprocess(), None, progress=False, skip_bad=True)
+    assert in_memory.skipped == loaded.skipped and in_memory.cache_path is None
+    np.testing.assert_array_equal(in_memory.images, loaded.images)
+
+
+def test_empty_list(tmp_path):
+    empty = preprocess_images([], Preprocess(), ArtifactCache(tmp_path), progress=False)
+    assert len(empty) == 0 and list(empty.batches(4, Preprocess())) == []

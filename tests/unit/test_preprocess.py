@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from torchvision import transforms as T
 
 from res2net_validate.errors import ValidateError
-from res2net_validate.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from res2net_validate.preprocess import IMAGENET_MEAN, IMAGENET_STD, BadImageError, Preprocess, compare_methods
 
 # (height, width): landscape, portrait, square, near-square, extreme, smaller than the crop
 SIZES = [(375, 500), (500, 333), (256, 256), (300, 257), (1000, 180), (150, 120), (37, 900)]
@@ -75,11 +74,13 @@ def test_bgr_swaps_channels(tmp_path):
     assert rgb.pixel_key_parts() != bgr.pixel_key_parts()
 
 
-def test_normalize_table_matches_torch():
+def test_normalize_matches_torchvision():
     every_level = np.tile(np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16), (1, 3, 1, 1))
     noise = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16), dtype=np.uint8)
     batch = np.concatenate([every_level, noise])
-    reference = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)(torch.from_numpy(batch).float().div(255)).numpy()
+    to_tensor, normalize = T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    reference = np.stack([normalize(to_tensor(np.ascontiguousarray(image.transpose(1, 2, 0)))).numpy()
+                          for image in batch])
     np.testing.assert_array_equal(Preprocess().normalize(batch), reference)
 
 
@@ -104,3 +105,83 @@ def test_key_parts():
 def test_invalid_settings(kwargs, option):
     with pytest.raises(ValidateError, match=option):
         Preprocess(**kwargs)
+
+
+# -- odd and bad files: decoded as PIL.Image.open(path).convert("RGB") does -----------------------
+
+
+def _pil_reference_uint8(path):
+    with open(path, "rb") as f:
+        image = Image.open(f).convert("RGB")
+    return T.CenterCrop(224)(T.Resize(256)(image))
+
+
+@pytest.fixture(scope="module")
+def odd_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("odd")
+    source = Image.open(_photo(folder / "source.JPEG", 300, 400, seed=7))
+    source.convert("L").save(folder / "gray.JPEG", quality=90)
+    source.convert("CMYK").save(folder / "cmyk.JPEG", quality=90)
+    source.save(folder / "png_named.JPEG", format="PNG")
+    source.convert("P").save(folder / "palette.png")
+    exif = source.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    source.save(folder / "exif_rotated.JPEG", exif=exif, quality=90)
+    source.save(folder / "plain.JPEG", quality=90)  # the same pixels without the orientation tag
+    data = (folder / "source.JPEG").read_bytes()
+    (folder / "truncated.JPEG").write_bytes(data[: len(data) // 2])
+    (folder / "corrupt.JPEG").write_bytes(b"\xff\xd8\xff\xe0" + b"x" * 500)
+    (folder / "empty.JPEG").write_bytes(b"")
+    return folder
+
+
+@pytest.mark.parametrize("name", ["gray.JPEG", "cmyk.JPEG", "png_named.JPEG", "palette.png", "exif_rotated.JPEG"])
+def test_odd_files_decode_like_pil(odd_files, name):
+    path = odd_files / name
+    ours = Preprocess().load_uint8(path)
+    assert ours.shape == (3, 224, 224)
+    np.testing.assert_array_equal(ours, np.asarray(_pil_reference_uint8(path)).transpose(2, 0, 1))
+
+
+def test_exif_orientation_is_not_applied(odd_files):
+    # The reference (PIL open + convert, torchvision's classic path) ignores EXIF orientation.
+    np.testing.assert_array_equal(
+        Preprocess().load_uint8(odd_files / "exif_rotated.JPEG"), Preprocess().load_uint8(odd_files / "plain.JPEG")
+    )
+    with Image.open(odd_files / "exif_rotated.JPEG") as image:
+        assert image.getexif()[0x0112] == 6  # the tag is really there
+
+
+@pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities of TorchVision")
+@pytest.mark.parametrize("method", ["exact", "fast"])
+@pytest.mark.parametrize("name", ["truncated.JPEG", "corrupt.JPEG", "empty.JPEG", "missing.JPEG"])
+def test_bad_files_name_the_file(odd_files, method, name):
+    with pytest.raises(BadImageError, match=f"cannot decode image .*{name}") as caught:
+        Preprocess(method=method).load_uint8(odd_files / name)
+    assert isinstance(caught.value, ValidateError) and caught.value.path == odd_files / name
+
+
+# -- the fast path ----------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities of TorchVision")
+def test_fast_path_within_two_lsb(tmp_path, odd_files):
+    paths = [_photo(tmp_path / f"{h}x{w}.JPEG", h, w, seed=h + w) for h, w in SIZES[:5]]
+    paths += [odd_files / name for name in ("gray.JPEG", "cmyk.JPEG", "png_named.JPEG", "exif_rotated.JPEG")]
+    diff = compare_methods(paths)
+    assert diff.images == len(paths)
+    assert diff.max_abs_lsb <= 2, diff.describe()
+    assert diff.mean_abs_lsb < 0.05
+    assert "LSB" in diff.describe()
+    # the measurement is real: a different transform is far off
+    far = compare_methods(paths[:1], Preprocess(interpolation="nearest"))
+    assert far.images == 1
+
+
+@pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities of TorchVision")
+def test_fast_path_geometry_matches(tmp_path):
+    for height, width in SIZES:
+        path = _photo(tmp_path / "x.JPEG", height, width)
+        fast, exact = Preprocess(method="fast").load_uint8(path), Preprocess().load_uint8(path)
+        assert fast.shape == exact.shape == (3, 224, 224)
+        assert np.abs(fast.astype(int) - exact.astype(int)).max() <= 2
