@@ -4,8 +4,6 @@ overridden in a conftest.py (e.g. ``res2net_calibration_images`` to calibrate on
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 
 from .errors import ValidateError
@@ -15,15 +13,20 @@ from .session import BackendUnavailable, ValidationSession
 SESSION_KEY = pytest.StashKey[ValidationSession]()
 
 
-@contextmanager
-def _clear_failures():
-    """A user error fails the test with its one-line message, not a traceback."""
+def _or_fail(build, *args):
+    """``build(*args)``, turning a user error into a failure with its one-line message.
+
+    The failure is raised outside the ``except`` block so pytest shows no exception chain.
+    """
     try:
-        yield
+        return build(*args)
     except ValidateError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        outcome, message = pytest.fail, str(exc)
     except BackendUnavailable as exc:
-        pytest.skip(str(exc))
+        outcome, message = pytest.skip, str(exc)
+    if outcome is pytest.fail:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -36,14 +39,12 @@ def res2net_source(res2net_session):
     source = res2net_session.configured_source()
     if source.skip_reason:
         pytest.skip(source.skip_reason)
-    with _clear_failures():
-        return res2net_session.source()
+    return _or_fail(res2net_session.source)
 
 
 @pytest.fixture(scope="session")
 def res2net_thresholds(res2net_session, res2net_source):
-    with _clear_failures():
-        return res2net_session.thresholds()
+    return _or_fail(res2net_session.thresholds)
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +58,7 @@ def res2net_preprocess(request, res2net_session):
 
 @pytest.fixture(scope="session")
 def res2net_scored_images(res2net_session, res2net_source, res2net_preprocess):
-    with _clear_failures():
-        return res2net_session.scored_images(res2net_preprocess)
+    return _or_fail(res2net_session.scored_images, res2net_preprocess)
 
 
 @pytest.fixture(scope="session")
@@ -66,29 +66,25 @@ def res2net_calibration_images(res2net_session, res2net_source, res2net_preproce
     """uint8 NCHW images INT8 is calibrated on (``loader.PreprocessedImages``); None when INT8 is not selected."""
     if "int8" not in res2net_session.settings.precision:
         return None
-    with _clear_failures():
-        return res2net_session.calibration_images(res2net_preprocess)
+    return _or_fail(res2net_session.calibration_images, res2net_preprocess)
 
 
 @pytest.fixture(scope="session")
 def res2net_artifacts(res2net_session, res2net_source, res2net_calibration_images, res2net_preprocess):
-    with _clear_failures():
-        return res2net_session.artifacts(res2net_calibration_images, res2net_preprocess)
+    return _or_fail(res2net_session.artifacts, res2net_calibration_images, res2net_preprocess)
 
 
 @pytest.fixture
 def res2net_runner(res2net_session, res2net_artifacts, precision):
-    with _clear_failures():
-        return res2net_session.runner(precision, res2net_artifacts)
+    return _or_fail(res2net_session.runner, precision, res2net_artifacts)
 
 
 @pytest.fixture
 def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored_images, res2net_preprocess,
                      precision):
     """The AccuracyResult for ``precision``; also recorded for the closing table."""
-    with _clear_failures():
-        result, _logits = res2net_session.accuracy(precision, res2net_artifacts, res2net_scored_images,
-                                                   res2net_preprocess)
+    result, _logits = _or_fail(res2net_session.accuracy, precision, res2net_artifacts, res2net_scored_images,
+                               res2net_preprocess)
     record_result(request, {
         "precision": precision, "backend": result.backend, "batch_size": res2net_session.settings.batch_size,
         "top1": result.top1, "top5": result.top5, "images": result.images, "device": result.device,
