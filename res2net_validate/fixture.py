@@ -90,7 +90,7 @@ def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored
         "top1": result.top1, "top5": result.top5, "images": result.images, "device": result.device,
         "extra": {"accuracy_seconds": round(result.seconds, 2), "skipped_images": result.skipped,
                   **({"fidelity_vs_fp32": result.fidelity} if result.fidelity else {})},
-        "notes": res2net_session.notes(res2net_artifacts),
+        "notes": res2net_session.notes(res2net_artifacts) + _fidelity_notes(precision, result.fidelity),
     })
     return result
 
@@ -98,3 +98,11 @@ def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored
 def record_result(request, record: dict) -> None:
     """Attach a result to the test report; the controller's report collects it (xdist-safe)."""
     request.node.user_properties.append((Report.PROPERTY, record))
+
+
+def _fidelity_notes(precision: str, fidelity: dict) -> list[str]:
+    if not fidelity:
+        return []
+    return [f"{precision} vs fp32 on the same {fidelity['images']} images: top-1 agreement "
+            f"{fidelity['top1_agreement']:.2f}%, mean logit cosine {fidelity['mean_cosine']:.5f}, "
+            f"mean KL {fidelity['mean_kl']:.3g}"]

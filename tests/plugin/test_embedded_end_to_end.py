@@ -43,12 +43,13 @@ def test_embedded_default_passes_reports_and_reuses_its_cache(suite):
         "Res2Net50 | 16 * | FP16 * | onnxruntime | *",
         "Res2Net50 | 16 * | INT8 * | onnxruntime | *",
         "*INT8 calibration: * val images (seed 0) held out*",
+        "*int8 vs fp32 on the same * images: top-1 agreement *",
         "results JSON: out/bench.res2net.json",
     ])
     rows = json.loads((suite.path / "out" / "bench.res2net.json").read_text())["rows"]
     assert [r["precision"] for r in rows] == ["fp32", "fp16", "int8"]
     assert all(r["fps"] > 0 and 0 <= r["top1"] <= 100 for r in rows)
-    assert {"top1_agreement", "cosine"} <= set(rows[2]["fidelity_vs_fp32"])
+    assert {"top1_agreement", "mean_cosine"} <= set(rows[2]["fidelity_vs_fp32"])
     benchmarks = json.loads((suite.path / "out" / "bench.json").read_text())["benchmarks"]
     assert {b["extra_info"]["precision"] for b in benchmarks} == {"fp32", "fp16", "int8"}
     assert all(b["extra_info"]["fps"] > 0 and b["extra_info"]["batch_size"] == 16 for b in benchmarks)
