@@ -64,6 +64,8 @@ class ArtifactCache:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser()
+        self.reused: list[str] = []  # kinds served from the cache in this process, for the report
+        self.built: list[str] = []
 
     def path_for(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / f"{key}{suffix}"
@@ -89,6 +91,7 @@ class ArtifactCache:
         with FileLock(str(path) + ".lock"):
             if path.exists() and manifest.exists():
                 if self._verify(path, manifest):
+                    self.reused.append(kind)
                     return CacheEntry(path, key, built=False)
                 warnings.warn(f"cached {kind} artifact {path} does not match its manifest; rebuilding", stacklevel=2)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -103,6 +106,7 @@ class ArtifactCache:
                 _remove(tmp)
             record = {"kind": kind, "key": key, "key_parts": key_parts, "sha256": _artifact_digest(path)}
             atomic_write_bytes(manifest, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
+            self.built.append(kind)
             return CacheEntry(path, key, built=True)
 
     def _verify(self, path: Path, manifest: Path) -> bool:
