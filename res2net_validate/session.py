@@ -46,7 +46,7 @@ class ValidationSession:
         self.progress = progress
         self.cache = ArtifactCache(settings.checkpoints_dir)
         self.started = time.perf_counter()
-        self.setup_seconds: float | None = None  # start of the run -> first scored batch
+        self.setup_note: str | None = None  # start of the run -> first scored batch, and what the cache did
         self._memo: dict = {}
         self._runners: dict[str, object] = {}
         self._accuracy: dict[str, tuple] = {}
@@ -194,8 +194,11 @@ class ValidationSession:
             if precision != "fp32" and "fp32" in self.settings.precision:
                 self.accuracy("fp32", artifacts, images, preprocess)  # the reference for fidelity
             runner = self.runner(precision, artifacts)
-            if self.setup_seconds is None:
-                self.setup_seconds = time.perf_counter() - self.started
+            if self.setup_note is None:
+                built = sorted(set(self.cache.built))
+                self.setup_note = (f"setup before the first scored batch: {time.perf_counter() - self.started:.1f} s "
+                                   f"(artifacts reused: {len(self.cache.reused)}, built: {len(self.cache.built)}"
+                                   + (f" - {', '.join(built)}" if built else "") + ")")
             with self.live_output():
                 result, logits = score(runner, images, self.settings.batch_size, preprocess, self.progress)
             if precision != "fp32" and "fp32" in self._accuracy:
@@ -207,10 +210,8 @@ class ValidationSession:
 
     def notes(self, artifacts=None) -> list[str]:
         notes = list(self.split().notes) if "split" in self._memo else []
-        if self.setup_seconds is not None:
-            notes.append(f"setup before the first scored batch: {self.setup_seconds:.1f} s "
-                         f"(artifacts reused: {len(self.cache.reused)}, built: {len(self.cache.built)}"
-                         + (f" - {', '.join(sorted(set(self.cache.built)))}" if self.cache.built else "") + ")")
+        if self.setup_note is not None:
+            notes.append(self.setup_note)
         if artifacts is not None:
             for (precision, target), graph in artifacts.graphs.items():
                 if "max_abs_diff" in graph.info:
