@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -89,6 +90,7 @@ class TensorRanges:
     num_images: int
     ranges: dict[str, tuple[float, float]]  # what the quantizer uses: (lowest, highest)
     observed: dict[str, tuple[float, float]] = field(default_factory=dict)  # raw (min, max) seen
+    seconds: dict[str, float] = field(default_factory=dict)  # {"pass": images -> statistics, "ranges": search}
 
     def save(self, path: str | Path) -> None:
         record = {
@@ -96,6 +98,7 @@ class TensorRanges:
             "method": self.method,
             "settings": self.settings,
             "num_images": self.num_images,
+            "seconds": self.seconds,
             "tensors": {
                 name: {"lowest": lo, "highest": hi, "min": self.observed.get(name, (lo, hi))[0],
                        "max": self.observed.get(name, (lo, hi))[1]}
@@ -114,7 +117,8 @@ class TensorRanges:
             tensors = record["tensors"]
             ranges = {name: (float(t["lowest"]), float(t["highest"])) for name, t in tensors.items()}
             observed = {name: (float(t["min"]), float(t["max"])) for name, t in tensors.items()}
-            return cls(record["method"], record["settings"], int(record["num_images"]), ranges, observed)
+            return cls(record["method"], record["settings"], int(record["num_images"]), ranges, observed,
+                       record.get("seconds", {}))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValidateError(
                 f"calibration ranges {path}: unreadable ({type(exc).__name__}: {exc}). "
@@ -178,7 +182,7 @@ class _TensorStats:
             self.hist = np.concatenate([self.hist, np.zeros(needed - len(self.hist), dtype=np.int64)])
         scaled = np.abs(x, dtype=np.float32).ravel()
         scaled *= np.float32(1.0 / self.bin_width)
-        index = scaled.astype(np.int32)  # floor, values are >= 0
+        index = scaled.astype(np.intp)  # floor (values are >= 0); intp is what bincount counts without a copy
         del scaled
         np.minimum(index, len(self.hist) - 1, out=index)  # max-abs itself lands on the last bin's edge
         self.hist += np.bincount(index, minlength=len(self.hist))
@@ -279,8 +283,9 @@ def _augmented_session(model, names: list[str]):
         if name not in existing:
             augmented.graph.output.append(onnx.ValueInfoProto(name=name))
     options = ort.SessionOptions()
-    # Extended, not "all": the NCHWc layout pass would add a reorder for every exposed output.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    # All optimisations: the NCHWc convolutions stay (an exposed output costs one reorder copy);
+    # measured 2-3x faster than "extended" on Res2Net50.  Exposed tensors are never fused away.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # The arena would keep the largest run's buffers for the session's life; without it the
     # memory of each run goes back as soon as its outputs are dropped.
     options.enable_cpu_mem_arena = False
@@ -338,6 +343,7 @@ def collect_ranges(
     stats = {name: _TensorStats(settings.num_bins, with_histogram) for name in names}
 
     images = 0
+    started = time.perf_counter()
     bar = tqdm(total=total_batches, desc=f"calibrating ({settings.method})", unit="batch", disable=not progress)
     try:
         seen_batches = 0
@@ -364,6 +370,7 @@ def collect_ranges(
             "with readable images."
         )
 
+    pass_seconds = time.perf_counter() - started
     ranges, observed, bad = {}, {}, []
     for name, s in stats.items():
         if not (math.isfinite(s.min) and math.isfinite(s.max)):
@@ -377,4 +384,5 @@ def collect_ranges(
             f"calibration of {fp32_graph.name} saw NaN or inf in {where}. Check the calibration images and "
             "the FP32 weights (an FP32 run on the same images should give finite logits)."
         )
-    return TensorRanges(settings.method, settings.key_parts(), images, ranges, observed)
+    seconds = {"pass": pass_seconds, "ranges": time.perf_counter() - started - pass_seconds}
+    return TensorRanges(settings.method, settings.key_parts(), images, ranges, observed, seconds)
