@@ -4,7 +4,8 @@ The expensive stage (JPEG decode, resize, crop) runs once per dataset content an
 result is an ``.npy`` file in the artifact cache that every precision and backend memory-maps.
 Normalisation (cheap, bit-exact) happens per batch in :meth:`PreprocessedImages.batches`.
 
-Parallelism uses worker processes (PIL holds the GIL while decoding, so threads do not scale).
+Parallelism uses worker processes: measured here, neither PIL's decode/resize nor torchvision's
+decode_jpeg scale with threads (the GIL), while processes do.
 Each worker memory-maps the output file and writes its images straight into it: only file names
 and indices cross between processes, and at most ``2 x workers`` chunks are in flight, so memory
 stays bounded whatever the dataset size.  Workers are spawned (not forked) so that a parent that
@@ -18,7 +19,11 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import time
+import warnings
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -49,6 +54,8 @@ class PreprocessedImages:
     # Images that could not be decoded (only with skip_bad=True).  They are left out of ``images``,
     # ``labels`` and ``names`` but must stay in the accuracy denominator as wrong: see total_images.
     skipped: tuple[str, ...] = ()
+    # On a build: {"seconds", "startup_seconds" (until the first chunk came back), "steady_img_per_s"}.
+    build_timing: dict | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -58,16 +65,39 @@ class PreprocessedImages:
         """The accuracy denominator: decoded images plus skipped (counted wrong) ones."""
         return len(self.labels) + len(self.skipped)
 
-    def batches(self, batch_size: int, preprocess: Preprocess) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """float32 normalised NCHW batches with their int64 labels; the last batch may be short."""
+    def batches(
+        self, batch_size: int, preprocess: Preprocess, prefetch: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """float32 normalised NCHW batches with their int64 labels; the last batch may be short.
+
+        Up to ``prefetch`` batches (default: one per core, at most 4) are normalised ahead in
+        threads, so normalisation overlaps the consumer's inference and uses several cores.
+        """
         if batch_size <= 0:
             raise ValidateError(f"batch size {batch_size}: must be positive")
         size = preprocess.image_size
         if self.images.shape[2:] != (size, size):
             raise ValueError(f"images are {self.images.shape[2:]}, preprocess expects {size}x{size}")
-        for start in range(0, len(self.labels), batch_size):
-            stop = min(start + batch_size, len(self.labels))
-            yield preprocess.normalize(self.images[start:stop]), self.labels[start:stop]
+        bounds = [(start, min(start + batch_size, len(self.labels))) for start in range(0, len(self.labels), batch_size)]
+        prefetch = min(4, default_workers()) if prefetch is None else max(1, prefetch)
+        if prefetch == 1 or len(bounds) <= 1:
+            for start, stop in bounds:
+                yield preprocess.normalize(self.images[start:stop]), self.labels[start:stop]
+            return
+        with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="normalize") as pool:
+            ahead: deque = deque()  # (future batch, labels), in order
+            try:
+                for start, stop in bounds:
+                    ahead.append((pool.submit(preprocess.normalize, self.images[start:stop]), self.labels[start:stop]))
+                    if len(ahead) >= prefetch:
+                        future, labels = ahead.popleft()
+                        yield future.result(), labels
+                while ahead:
+                    future, labels = ahead.popleft()
+                    yield future.result(), labels
+            finally:
+                for future, _ in ahead:
+                    future.cancel()
 
 
 def default_workers() -> int:
@@ -100,8 +130,9 @@ def preprocess_images(
     if cache is None:
         scratch = Path(tempfile.mkdtemp(prefix="res2net_validate_images_"))
         try:
-            _build_entry(scratch / "entry", images, preprocess, workers, progress, description, skip_bad)
+            timing = _build_entry(scratch / "entry", images, preprocess, workers, progress, description, skip_bad)
             loaded = _read_entry(scratch / "entry", images, built=True, skip_bad=skip_bad)
+            loaded.build_timing = timing
             loaded.images = np.array(loaded.images)  # into memory: the scratch folder goes away
             return loaded
         finally:
@@ -112,24 +143,27 @@ def preprocess_images(
         "images": fingerprint_images(images),
         "preprocess": preprocess.pixel_key_parts(),
     }
+    timings: list[dict] = []
     entry = cache.get_or_build(
         CACHE_KIND,
         key_parts,
-        lambda tmp: _build_entry(tmp, images, preprocess, workers, progress, description, skip_bad),
+        lambda tmp: timings.append(_build_entry(tmp, images, preprocess, workers, progress, description, skip_bad)),
         suffix=".u8",
     )
     result = _read_entry(entry.path, images, built=entry.built, skip_bad=skip_bad)
     result.cache_path = entry.path
+    result.build_timing = timings[0] if timings else None
     return result
 
 
-def _build_entry(folder: Path, images, preprocess: Preprocess, workers, progress, description, skip_bad) -> None:
-    """Write ``images.npy`` (decodable images only) and ``meta.json`` into a new ``folder``."""
+def _build_entry(folder: Path, images, preprocess: Preprocess, workers, progress, description, skip_bad) -> dict:
+    """Write ``images.npy`` (decodable images only) and ``meta.json`` into a new ``folder``; return timings."""
     folder.mkdir(parents=True)
     shape = (len(images), 3, preprocess.image_size, preprocess.image_size)
     staging = folder / "staging.npy"
     np.lib.format.open_memmap(staging, mode="w+", dtype=np.uint8, shape=shape).flush()
-    bad = _fill(staging, images, preprocess, workers, progress, description, skip_bad)
+    timing = _Timing(len(images))
+    bad = _fill(staging, images, preprocess, workers, progress, description, skip_bad, timing)
     keep = _kept_rows(len(images), bad)
     if bad:
         # Leave undecodable images out (rare: one streaming copy of the good rows).
@@ -150,6 +184,27 @@ def _build_entry(folder: Path, images, preprocess: Preprocess, workers, progress
         "skipped": {images[i].name: reason for i, reason in sorted(bad.items())},
     }
     (folder / META_FILE).write_text(json.dumps(meta))
+    return timing.summary()
+
+
+class _Timing:
+    """Build time, split into worker start-up (until the first chunk is back) and steady throughput."""
+
+    def __init__(self, total: int):
+        self.total, self.start = total, time.perf_counter()
+        self.first_at: float | None = None
+        self.first_count = 0
+
+    def chunk_done(self, count: int) -> None:
+        if self.first_at is None:
+            self.first_at, self.first_count = time.perf_counter(), count
+
+    def summary(self) -> dict:
+        end = time.perf_counter()
+        first_at = self.first_at or end
+        rest = self.total - self.first_count
+        steady = rest / (end - first_at) if rest and end > first_at else self.total / max(end - self.start, 1e-9)
+        return {"seconds": end - self.start, "startup_seconds": first_at - self.start, "steady_img_per_s": steady}
 
 
 def _kept_rows(count: int, bad: dict[int, str]) -> np.ndarray:
@@ -192,6 +247,7 @@ def _fill(
     progress: bool,
     description: str,
     skip_bad: bool,
+    timing: _Timing,
 ) -> dict[int, str]:
     """Write every image into the ``.npy`` at ``output``; return {index: reason} of undecodable ones."""
     bad: dict[int, str] = {}
@@ -206,39 +262,54 @@ def _fill(
         (str(output), preprocess, start, [str(image.path) for image in images[start : start + CHUNK_SIZE]])
         for start in range(0, len(images), CHUNK_SIZE)
     ]
+    finished: set[int] = set()  # start rows of the chunks written
+
     with tqdm(total=len(images), desc=description, unit="img", disable=not progress, smoothing=0.1) as bar:
-        if workers == 1 or len(images) < MIN_IMAGES_FOR_POOL:
+
+        def finish(chunk, failures) -> None:
+            record(failures)
+            finished.add(chunk[2])
+            timing.chunk_done(len(chunk[3]))
+            bar.update(len(chunk[3]))
+
+        if workers > 1 and len(images) >= MIN_IMAGES_FOR_POOL:
             try:
-                for chunk in chunks:
-                    record(_process_chunk(*chunk))
-                    bar.update(len(chunk[3]))
-            finally:
-                _OPEN_OUTPUTS.pop(str(output), None)
-            return bad
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=_init_worker, initargs=(preprocess.method == "fast",)) as pool:
-            pending: dict = {}
-            queue = iter(chunks)
-            try:
-                while True:
-                    # Bounded prefetch: never more than 2 chunks per worker in flight.
-                    while len(pending) < 2 * workers:
-                        chunk = next(queue, None)
-                        if chunk is None:
-                            break
-                        pending[pool.submit(_process_chunk, *chunk)] = len(chunk[3])
-                    if not pending:
-                        break
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        count = pending.pop(future)
-                        record(future.result())
-                        bar.update(count)
-            finally:
-                for future in pending:
-                    future.cancel()
+                _run_pool(chunks, workers, preprocess.method == "fast", finish)
+            except BrokenProcessPool as exc:
+                # e.g. a __main__ that cannot be re-imported by spawned workers (code piped to stdin)
+                warnings.warn(f"preprocessing worker processes failed ({exc}); continuing in this process",
+                              RuntimeWarning, stacklevel=2)
+        try:
+            for chunk in chunks:
+                if chunk[2] not in finished:
+                    finish(chunk, _process_chunk(*chunk))
+        finally:
+            _OPEN_OUTPUTS.pop(str(output), None)
     return bad
+
+
+def _run_pool(chunks, workers: int, uses_torch: bool, finish) -> None:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_init_worker, initargs=(uses_torch,)) as pool:
+        pending: dict = {}
+        queue = iter(chunks)
+        try:
+            while True:
+                # Bounded prefetch: never more than 2 chunks per worker in flight.
+                while len(pending) < 2 * workers:
+                    chunk = next(queue, None)
+                    if chunk is None:
+                        break
+                    pending[pool.submit(_process_chunk, *chunk)] = chunk
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finish(pending.pop(future), future.result())
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 # -- worker side --------------------------------------------------------------------------------
@@ -250,6 +321,8 @@ def _init_worker(uses_torch: bool) -> None:
     if uses_torch:
         # One worker per core already: the fast path's torch kernels must not add threads of their own.
         import torch
+        import torchvision.io  # noqa: F401  (imported here so start-up cost is paid before the first task)
+        import torchvision.transforms.v2.functional  # noqa: F401
 
         torch.set_num_threads(1)
 

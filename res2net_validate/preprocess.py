@@ -9,7 +9,7 @@ stages so that the expensive part can be cached once and shared by every precisi
 
 * :meth:`Preprocess.load_uint8` -- decode, resize, crop: a ``(3, S, S)`` uint8 CHW array;
 * :meth:`Preprocess.normalize` -- ``/255``, ``-mean``, ``/std`` on a uint8 NCHW batch, float32,
-  with torch's own ops in torchvision's order, so it is bit-exact too.
+  the same float32 operations in torchvision's order, so it is bit-exact too.
 
 Decoding follows ``PIL.Image.open(path).convert("RGB")``, which is also what torchvision's
 ImageFolder loader does: grayscale, palette and CMYK files are converted by PIL, the content (not
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -154,28 +155,54 @@ class Preprocess:
     # -- stage 2: uint8 NCHW -> float32 NCHW ------------------------------------------------
 
     def normalize(self, batch_uint8: np.ndarray) -> np.ndarray:
-        """``(x / 255 - mean) / std`` per channel, float32 NCHW.
+        """``(x / 255 - mean) / std`` per channel, float32 NCHW, bit-exact to ToTensor + Normalize.
 
-        The same torch ops, in the same order, as torchvision's ToTensor (to float, ``div(255)``) and
-        Normalize (``sub_``, ``div_``), so the result is bit-exact; torch spreads them over its threads.
+        torchvision computes ``float(x).div(255)``, then ``sub_(mean)``, ``div_(std)`` in float32.
+        Those are correctly rounded IEEE operations, so numpy doing the same in the same order gives
+        the same bits -- checked once per (mean, std) on all 256 levels against torch itself, with
+        torch as the fallback.  Working one image at a time keeps the passes in the CPU cache.
         """
-        import torch
-
         batch_uint8 = np.asarray(batch_uint8)
         if batch_uint8.dtype != np.uint8 or batch_uint8.ndim != 4 or batch_uint8.shape[1] != 3:
             raise ValueError(f"normalize expects a uint8 (N, 3, H, W) batch, got {batch_uint8.dtype} {batch_uint8.shape}")
-        mean, std = self._channel_stats()
-        batch = torch.from_numpy(batch_uint8.astype(np.float32))  # exact: every uint8 is a float32
-        batch.div_(255).sub_(mean).div_(std)
-        return batch.numpy()
+        mean, std = self.channel_stats()
+        if not _numpy_matches_torch(mean, std):
+            return _normalize_torch(batch_uint8, mean, std)
+        out = np.empty(batch_uint8.shape, dtype=np.float32)
+        mean_column = np.array(mean, dtype=np.float32).reshape(3, 1, 1)
+        std_column = np.array(std, dtype=np.float32).reshape(3, 1, 1)
+        for image, result in zip(batch_uint8, out):
+            np.divide(image, np.float32(255), out=result, dtype=np.float32)
+            result -= mean_column
+            result /= std_column
+        return out
 
-    def _channel_stats(self):
-        import torch
-
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) in the order of the output channels (reversed for BGR)."""
         order = (0, 1, 2) if self.channel_order == "RGB" else (2, 1, 0)
-        mean = torch.tensor([self.mean[c] for c in order], dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor([self.std[c] for c in order], dtype=torch.float32).view(1, 3, 1, 1)
-        return mean, std
+        return tuple(self.mean[c] for c in order), tuple(self.std[c] for c in order)
+
+
+def _normalize_torch(batch_uint8: np.ndarray, mean, std) -> np.ndarray:
+    """torchvision's own ops: ToTensor's ``to(float32).div(255)``, Normalize's ``sub_``/``div_``."""
+    import torch
+
+    batch = torch.from_numpy(batch_uint8.astype(np.float32))  # exact: every uint8 is a float32
+    batch.div_(255)
+    batch.sub_(torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+    batch.div_(torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+    return batch.numpy()
+
+
+@lru_cache(maxsize=16)
+def _numpy_matches_torch(mean: tuple, std: tuple) -> bool:
+    levels = np.broadcast_to(np.arange(256, dtype=np.uint8).reshape(1, 1, 1, 256), (1, 3, 1, 256))
+    levels = np.ascontiguousarray(levels)
+    reference = _normalize_torch(levels, mean, std)
+    ours = np.divide(levels, np.float32(255), dtype=np.float32)
+    ours -= np.array(mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    ours /= np.array(std, dtype=np.float32).reshape(1, 3, 1, 1)
+    return np.array_equal(ours, reference)
 
 
 def resized_size(height: int, width: int, shorter: int) -> tuple[int, int]:

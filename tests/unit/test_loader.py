@@ -126,3 +126,20 @@ def test_skip_bad_counts_skipped_images(with_bad_images, tmp_path):
 def test_empty_list(tmp_path):
     empty = preprocess_images([], Preprocess(), ArtifactCache(tmp_path), progress=False)
     assert len(empty) == 0 and list(empty.batches(4, Preprocess())) == []
+
+
+def test_batches_prefetch_in_order_and_early_stop(dataset):
+    preprocess = Preprocess()
+    loaded = preprocess_images(dataset.images, preprocess, cache=None, workers=1, progress=False)
+    serial = list(loaded.batches(3, preprocess, prefetch=1))
+    threaded = list(loaded.batches(3, preprocess, prefetch=3))
+    assert len(serial) == len(threaded) == 7
+    for (a, la), (b, lb) in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    first_two = []
+    for batch, labels in loaded.batches(3, preprocess, prefetch=3):  # consumer stops early (calibration)
+        first_two.append(labels)
+        if len(first_two) == 2:
+            break
+    np.testing.assert_array_equal(np.concatenate(first_two), loaded.labels[:6])

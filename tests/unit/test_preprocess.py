@@ -185,3 +185,14 @@ def test_fast_path_geometry_matches(tmp_path):
         fast, exact = Preprocess(method="fast").load_uint8(path), Preprocess().load_uint8(path)
         assert fast.shape == exact.shape == (3, 224, 224)
         assert np.abs(fast.astype(int) - exact.astype(int)).max() <= 2
+
+
+def test_normalize_torch_fallback_is_identical(monkeypatch):
+    from res2net_validate import preprocess as module
+
+    batch = np.random.default_rng(1).integers(0, 256, (2, 3, 8, 8), dtype=np.uint8)
+    fast = Preprocess(mean=(0.3, 0.2, 0.1), std=(0.7, 0.6, 0.5)).normalize(batch)
+    monkeypatch.setattr(module, "_numpy_matches_torch", lambda mean, std: False)
+    np.testing.assert_array_equal(Preprocess(mean=(0.3, 0.2, 0.1), std=(0.7, 0.6, 0.5)).normalize(batch), fast)
+    to_tensor, normalize = T.ToTensor(), T.Normalize((0.3, 0.2, 0.1), (0.7, 0.6, 0.5))
+    np.testing.assert_array_equal(fast[0], normalize(to_tensor(np.ascontiguousarray(batch[0].transpose(1, 2, 0)))).numpy())
