@@ -431,7 +431,7 @@ def _load_imagefolder(root: Path) -> DatasetIndex:
                 raise ValidateError(f"two images named {name} ({seen[name]} and {path}); remove the duplicate")
             seen[name] = path
             images.append(LabeledImage(path, label))
-    stray = [name for name in _scan_images_shallow(root)]
+    stray = _scan_images_shallow(root)
     with os.scandir(root) as entries:
         others = [e.name for e in entries if e.is_dir() and not WNID.match(e.name) and not e.name.startswith(".")]
     if stray or others:
