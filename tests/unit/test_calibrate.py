@@ -18,6 +18,7 @@ from res2net_validate.calibrate import (
     calibration_tensors,
     collect_ranges,
     entropy_threshold_bins,
+    relu_fed_tensors,
 )
 from res2net_validate.errors import ValidateError
 
@@ -138,15 +139,8 @@ def test_streaming_histogram_equals_one_shot_histogram():
     assert stats.min == np.concatenate(chunks).min() and stats.max == np.concatenate(chunks).max()
 
 
-def test_minmax_matches_a_full_run_and_onnxruntime_calibrator(tiny_graph, tmp_path):
-    data = images(24)
-    ranges = collect_ranges(tiny_graph, batches_of(data, 5), CalibrationSettings(method="minmax", batch_size=4), progress=False)
-    reference = all_activations(tiny_graph, data)
-    assert set(ranges.ranges) == set(reference)
-    for name, value in reference.items():
-        assert ranges.ranges[name] == pytest.approx((value.min(), value.max()), rel=1e-6)
-
-    # onnxruntime's own (memory-hungry) MinMax calibrator picks the same tensors and values.
+def onnxruntime_minmax(graph, data, tmp_path):
+    """onnxruntime's own (memory-hungry) MinMax calibrator on ``data`` in one go."""
     from onnxruntime.quantization.calibrate import CalibrationDataReader, CalibrationMethod, create_calibrator
 
     class Reader(CalibrationDataReader):
@@ -156,12 +150,41 @@ def test_minmax_matches_a_full_run_and_onnxruntime_calibrator(tiny_graph, tmp_pa
         def get_next(self):
             return next(self.items, None)
 
-    calibrator = create_calibrator(tiny_graph, augmented_model_path=str(tmp_path / "aug.onnx"), calibrate_method=CalibrationMethod.MinMax)
+    calibrator = create_calibrator(graph, augmented_model_path=str(tmp_path / "aug.onnx"), calibrate_method=CalibrationMethod.MinMax)
     calibrator.collect_data(Reader())
-    theirs = calibrator.compute_data()
-    assert set(theirs.keys()) == set(ranges.ranges)
-    for name in theirs.keys():
-        assert ranges.ranges[name] == pytest.approx(tuple(float(np.ravel(v)[0]) for v in theirs[name].range_value), rel=1e-6)
+    return {name: tuple(float(np.ravel(v)[0]) for v in td.range_value) for name, td in calibrator.compute_data().items()}
+
+
+def test_minmax_matches_a_full_run_and_onnxruntime_calibrator(tiny_graph, tmp_path):
+    data = images(24)
+    ranges = collect_ranges(tiny_graph, batches_of(data, 5), CalibrationSettings(method="minmax", batch_size=4), progress=False)
+    borrowed = relu_fed_tensors(onnx.load(str(tiny_graph)))
+    assert len(borrowed) == 3  # stem conv, branch conv, residual add: each read only by its Relu
+    reference = all_activations(tiny_graph, data)
+    theirs = onnxruntime_minmax(tiny_graph, data, tmp_path)
+    assert set(ranges.ranges) == set(reference) == set(theirs)
+    for name, value in reference.items():
+        expected = reference[borrowed[name]] if name in borrowed else value
+        assert ranges.ranges[name] == pytest.approx((expected.min(), expected.max()), rel=1e-6)
+        if name not in borrowed:
+            assert ranges.ranges[name] == pytest.approx(theirs[name], rel=1e-6)
+
+
+@pytest.mark.parametrize("flavour", ["onnxruntime", "tensorrt"])
+def test_borrowed_relu_ranges_give_the_same_graph_as_onnxruntime_ranges(tiny_graph, tmp_path, flavour):
+    """Not measuring Relu-fed tensors changes nothing in what the quantizer writes."""
+    from res2net_validate.quantize import quantize_graph
+
+    data = images(16, seed=5)
+    ours = collect_ranges(tiny_graph, [data], CalibrationSettings(method="minmax"), progress=False)
+    theirs = TensorRanges("minmax", {}, 16, onnxruntime_minmax(tiny_graph, data, tmp_path))
+    quantize_graph(tiny_graph, ours, flavour, tmp_path / "ours.onnx")
+    quantize_graph(tiny_graph, theirs, flavour, tmp_path / "theirs.onnx")
+    a, b = (onnx.load(str(tmp_path / f)) for f in ("ours.onnx", "theirs.onnx"))
+    assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
+    b_values = {i.name: onnx.numpy_helper.to_array(i) for i in b.graph.initializer}
+    for init in a.graph.initializer:
+        np.testing.assert_allclose(onnx.numpy_helper.to_array(init), b_values[init.name], rtol=1e-6)
 
 
 def test_results_do_not_depend_on_the_callers_batching(tiny_graph):
