@@ -108,6 +108,8 @@ OPTIONS: tuple[Option, ...] = (
            "(the card's leak; flagged in the report)", default=False, flag=True),
     Option("preprocess", "RES2NET_PREPROCESS", _choice(PREPROCESS_METHODS), "exact (PIL, bit-exact to "
            "torchvision) or fast (tensor decode and resize)", default="exact"),
+    Option("skip_bad_images", "RES2NET_SKIP_BAD_IMAGES", _flag, "skip undecodable images, counting them as wrong "
+           "answers (default: one clear error naming the file)", default=False, flag=True),
     Option("workers", "RES2NET_WORKERS", _positive_int, "image decoding workers (default: all cores)"),
     Option("perf_rounds", "RES2NET_PERF_ROUNDS", _positive_int, "timed rounds per FPS benchmark", default=20),
     Option("perf_warmup", "RES2NET_PERF_WARMUP", int, "warm-up rounds per FPS benchmark", default=3),

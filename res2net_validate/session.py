@@ -131,7 +131,8 @@ class ValidationSession:
 
         with self.live_output():
             return preprocess_images(images, preprocess, self.cache, workers=self.settings.workers,
-                                     progress=self.progress, description=description)
+                                     progress=self.progress, description=description,
+                                     skip_bad=self.settings.skip_bad_images)
 
     def scored_images(self, preprocess):
         key = ("scored", preprocess)
