@@ -90,7 +90,8 @@ def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored
         "top1": result.top1, "top5": result.top5, "images": result.images, "device": result.device,
         "extra": {"accuracy_seconds": round(result.seconds, 2), "skipped_images": result.skipped,
                   **({"fidelity_vs_fp32": result.fidelity} if result.fidelity else {})},
-        "notes": res2net_session.notes(res2net_artifacts) + _fidelity_notes(precision, result.fidelity),
+        "notes": res2net_session.notes(res2net_artifacts) + _fidelity_notes(precision, result.fidelity)
+        + _skipped_notes(res2net_scored_images),
     })
     return result
 
@@ -106,3 +107,11 @@ def _fidelity_notes(precision: str, fidelity: dict) -> list[str]:
     return [f"{precision} vs fp32 on the same {fidelity['images']} images: top-1 agreement "
             f"{fidelity['top1_agreement']:.2f}%, mean logit cosine {fidelity['mean_cosine']:.5f}, "
             f"mean KL {fidelity['mean_kl']:.3g}"]
+
+
+def _skipped_notes(images) -> list[str]:
+    skipped = tuple(getattr(images, "skipped", ()))
+    if not skipped:
+        return []
+    return [f"WARNING: {len(skipped)} undecodable images skipped and counted as wrong (--skip-bad-images): "
+            + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")]
