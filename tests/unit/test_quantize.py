@@ -243,3 +243,14 @@ def test_cli_unreadable_image_and_empty_dir(tiny_graph, tmp_path, capsys):
     assert cli("--graph", tiny_graph, "--calib-dir", broken, "--cache-dir", tmp_path / "c") == 2
     assert "cannot decode image" in capsys.readouterr().err
     assert not list((tmp_path / "c").rglob("*.json"))  # nothing cached from the failed pass
+
+
+def test_onnxruntime_flavour_fused_kernels_compute_what_the_graph_means(built):
+    """ORT's fused integer kernels give the same logits as running the Q/DQ nodes literally
+    (no int16 saturation: reduce_range on x86 without VNNI)."""
+    path = built[2]["onnxruntime"].path
+    x = images(8, seed=11)
+    literal = quantize.cpu_session_options()
+    literal.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    unfused = ort.InferenceSession(str(path), literal, providers=["CPUExecutionProvider"]).run(["output"], {"input": x})[0]
+    np.testing.assert_allclose(run(path, x), unfused, atol=1e-4)
