@@ -43,6 +43,7 @@ from .errors import ValidateError
 METHODS = ("minmax", "percentile", "entropy")
 RANGES_FORMAT = 1  # bump when the statistics or the JSON layout change
 INPUT_NAME = "input"
+_TINY = 1e-30  # below this a max-abs counts as zero (a bin width from it would overflow 1/width)
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ class _TensorStats:
         if self.hist is None:
             return
         amax = max(-lo, hi)
-        if amax == 0.0:
+        if amax < _TINY:  # all zeros (or denormals): bin 0, whatever the width turns out to be
             self.hist[0] += x.size
             return
         if self.bin_width == 0.0:

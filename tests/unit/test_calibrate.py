@@ -270,3 +270,14 @@ def test_bad_settings():
         CalibrationSettings(num_bins=64, num_quantized_bins=128)
     assert CalibrationSettings("minmax").key_parts() == CalibrationSettings("minmax", percentile=50).key_parts()
     assert CalibrationSettings("entropy").key_parts() != CalibrationSettings("entropy", num_bins=1024).key_parts()
+
+
+def test_zero_and_denormal_tensors_do_not_break_the_histogram():
+    stats = _TensorStats(num_bins=16, with_histogram=True)
+    stats.update(np.zeros(10, np.float32))
+    stats.update(np.full(10, 1e-40, np.float32))
+    assert stats.clip_threshold(CalibrationSettings(num_bins=16, num_quantized_bins=4)) == math.inf
+    stats.update(np.linspace(-2, 2, 101, dtype=np.float32))
+    assert stats.hist.sum() == 121 and stats.hist[0] >= 20
+    lo, hi = stats.range(CalibrationSettings(method="percentile", percentile=100.0, num_bins=16, num_quantized_bins=4))
+    assert (lo, hi) == (-2.0, 2.0)
