@@ -42,3 +42,19 @@ def suite(pytester, monkeypatch, shared_cache):
             return pytester.runpytest(*extra, "-p", "no:cacheprovider", *args)
 
     return Suite
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """A seeded, untrained res2net50_14w_8s checkpoint in the original (bare state_dict) format."""
+    import torch
+
+    from res2net_validate.model import create_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "res2net50_14w_8s-random.pth"
+    torch.save(create_model().state_dict(), path)
+    return path
+
+
+ZERO_THRESHOLDS = "accuracy:\n  fp32: {top1: 0, top5: 0}\n  fp16: {top1: 0, top5: 0}\n  int8: {top1: 0, top5: 0}\n"
