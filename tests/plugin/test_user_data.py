@@ -33,3 +33,24 @@ def test_a_truncated_image_is_an_error_naming_it_or_skipped_and_counted_when_ask
         "Res2Net50 | 5 * | FP32 *",
         f"note: WARNING: 1 undecodable images skipped and counted as wrong (--skip-bad-images): {bad_name}",
     ])
+
+
+def test_under_xdist_workers_share_one_build_and_the_controller_reports_every_row(suite, random_weights,
+                                                                                  tmp_path):
+    data = tmp_path / "val"
+    write_sample_dataset(data, count=10, layout="imagefolder", size=(240, 320), seed=1)
+    thresholds = suite.path / "thresholds" / "zero.yaml"
+    thresholds.write_text(ZERO_THRESHOLDS)
+    cache = tmp_path / "cache"  # fresh, so both workers race for the same builds
+    result = suite.run("-n", "2", "-m", "accuracy", "--precision=fp32,fp16", f"--weights={random_weights}",
+                       f"--dataset-dir={data}", f"--thresholds={thresholds}", "--calib-count=2",
+                       f"--checkpoints-dir={cache}", cache=False)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["Res2Net50 | 32 * | FP32 *", "Res2Net50 | 32 * | FP16 *"])
+    for kind in ("onnx-fp32", "onnx-fp16", "images"):
+        manifests = list((cache / kind).glob("*.json"))
+        assert len(manifests) == 1, f"{kind}: {len(manifests)} entries"
+    setup_notes = [line for line in result.outlines if line.startswith("note: setup before the first scored batch")]
+    assert len(setup_notes) == 2, setup_notes  # one per worker
+    builders = [note for note in setup_notes if "onnx-fp32" in note.split("built:")[1]]
+    assert len(builders) == 1, f"the FP32 export was built by {len(builders)} workers: {setup_notes}"
