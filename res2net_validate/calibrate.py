@@ -21,7 +21,8 @@ Methods:
 * ``entropy``: TensorRT's legacy entropy calibrator: for every candidate threshold bin from
   ``num_quantized_bins`` up, the reference P is the histogram cut there (outliers folded into
   the last bin), Q is P requantised to ``num_quantized_bins`` levels and expanded back over
-  P's non-empty bins; the threshold with the smallest KL(P||Q) wins.
+  P's non-empty bins; the threshold with the smallest KL(P||Q) wins.  As in NVIDIA's
+  calibration tool, the zero bin is levelled with its neighbour first (see ``clip_threshold``).
 
 A clipping threshold ``T`` becomes the range ``(max(min, -T), min(max, T))``, so the same
 ranges serve a symmetric signed quantizer (TensorRT) and an asymmetric unsigned one (ORT CPU).
@@ -197,6 +198,12 @@ class _TensorStats:
             cdf = np.cumsum(hist) / hist.sum()
             last_bin = int(np.searchsorted(cdf, settings.percentile / 100.0))
             return min(last_bin + 1, len(hist)) * self.bin_width
+        # Bin 0 holds every exact zero (half of a ReLU output): left as is, that spike dominates
+        # KL and drags the threshold down until the layer is clipped to death.  NVIDIA's
+        # TensorRT calibration tool levels it with its neighbour; so do we.
+        hist = hist.copy()
+        if len(hist) > 1:
+            hist[0] = hist[1]
         return entropy_threshold_bins(hist, settings.num_quantized_bins) * self.bin_width
 
     def range(self, settings: CalibrationSettings) -> tuple[float, float]:
@@ -241,7 +248,8 @@ def entropy_threshold_bins(hist: np.ndarray, num_quantized_bins: int) -> int:
     with np.errstate(divide="ignore"):  # no mass below the cut: log(0), and KL is inf anyway
         kl = (sum_p_log_p - sum_p_log_q) / total + np.log(counts[cut] / total)
     kl[(last == 0) & (outliers > 0)] = np.inf  # Q is zero where P is not
-    return int(cut[int(np.argmin(kl))])
+    best = len(kl) - 1 - int(np.argmin(kl[::-1]))  # on a tie, the widest range
+    return int(cut[best])
 
 
 # ----------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def brute_force_kl_bins(hist, levels):
         p, q = p / p.sum(), q / q.sum()
         mask = p > 0
         kl = math.inf if (q[mask] == 0).any() else float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
-        if kl < best[0]:
+        if kl <= best[0]:  # ties: the widest range
             best = (kl, cut)
     return best[1]
 
@@ -281,3 +281,16 @@ def test_zero_and_denormal_tensors_do_not_break_the_histogram():
     assert stats.hist.sum() == 121 and stats.hist[0] >= 20
     lo, hi = stats.range(CalibrationSettings(method="percentile", percentile=100.0, num_bins=16, num_quantized_bins=4))
     assert (lo, hi) == (-2.0, 2.0)
+
+
+def test_entropy_ignores_the_spike_of_exact_zeros():
+    """Half of a ReLU output is exactly 0; that must not pull the threshold into the bulk."""
+    rng = np.random.default_rng(2)
+    relu_like = np.maximum(rng.standard_normal(400_000).astype(np.float32), 0)
+    stats = _TensorStats(num_bins=2048, with_histogram=True)
+    stats.update(relu_like)
+    settings = CalibrationSettings(method="entropy")
+    assert stats.clip_threshold(settings) > 0.6 * relu_like.max()
+    without_zeros = _TensorStats(num_bins=2048, with_histogram=True)
+    without_zeros.update(relu_like[relu_like > 0])
+    assert stats.clip_threshold(settings) == pytest.approx(without_zeros.clip_threshold(settings), rel=0.1)
