@@ -100,6 +100,9 @@ OPTIONS: tuple[Option, ...] = (
            "thresholds/embedded.yaml with --embedded)", metavar="FILE"),
     Option("calib_method", "RES2NET_CALIB_METHOD", _choice(CALIBRATION_METHODS), "INT8 calibration method",
            default="entropy"),
+    Option("int8_flavour", "RES2NET_INT8_FLAVOUR", _choice(("auto", "onnxruntime", "tensorrt")), "which INT8 Q/DQ "
+           "graph to run: auto (the backend's own), onnxruntime (unsigned activations), or tensorrt (signed "
+           "symmetric; scores on a CPU the exact graph TensorRT consumes)", default="auto"),
     Option("calib_count", "RES2NET_CALIB_COUNT", _positive_int, "INT8 calibration images (default: 500, at most a "
            "fifth of the dataset when carved from val)"),
     Option("calib_dir", "RES2NET_CALIB_DIR", _path, "images to calibrate INT8 on (default: a seeded split of the "

@@ -48,13 +48,14 @@ class CalibrationSource:
 
 class Artifacts:
     def __init__(self, cache: ArtifactCache, weights: Path, calibration: Callable[[], CalibrationSource],
-                 calib_settings, model_name: str = MODEL_NAME, progress: bool = True):
+                 calib_settings, model_name: str = MODEL_NAME, progress: bool = True, int8_flavour: str = "auto"):
         self.cache = cache
         self.weights = Path(weights)
         self.model_name = model_name
         self._calibration = calibration
         self.calib_settings = calib_settings
         self.progress = progress
+        self.int8_flavour = int8_flavour  # "auto": whatever the backend asks for
         self.graphs: dict[tuple[str, str], Graph] = {}
         self.int8_reports: dict[str, object] = {}
 
@@ -62,6 +63,8 @@ class Artifacts:
         return self.graph_info(precision, target).path
 
     def graph_info(self, precision: str, target: str = "onnxruntime") -> Graph:
+        if precision == "int8" and self.int8_flavour != "auto":
+            target = self.int8_flavour
         key = (precision, target if precision == "int8" else "any")
         if key not in self.graphs:
             self.graphs[key] = self._build(precision, target)

@@ -169,7 +169,8 @@ class ValidationSession:
                            if split.calibration_dir_images else f"{len(split.calibration)} held-out val images")
             calibration = CalibrationSource(calibration_images, preprocess, self.settings.batch_size, description)
             self._memo[key] = Artifacts(self.cache, self.source().weights, lambda: calibration,
-                                        self.calibration_settings(), progress=self.progress)
+                                        self.calibration_settings(), progress=self.progress,
+                                        int8_flavour=self.settings.int8_flavour)
         return self._memo[key]
 
     def backend(self):
@@ -218,9 +219,12 @@ class ValidationSession:
                 if "max_abs_diff" in graph.info:
                     notes.append(f"{precision} graph vs {graph.info['reference']}: max |diff| "
                                  f"{graph.info['max_abs_diff']:.2e}")
-                if graph.info.get("unquantized_weights"):
+                if precision == "int8":
                     names = graph.info["unquantized_weights"]
-                    notes.append(f"WARNING: int8 ({target}) left {len(names)} weights in float: {', '.join(names[:5])}")
+                    coverage = (f"WARNING: {len(names)} Conv/Gemm weights left in float: {', '.join(names[:5])}"
+                                if names else "every Conv/Gemm weight quantized")
+                    notes.append(f"int8 Q/DQ graph, {graph.info['flavour']} flavour, {self.settings.calib_method} "
+                                 f"calibration on {graph.info['calibration']}; {coverage}")
         return notes
 
     def close(self) -> None:
