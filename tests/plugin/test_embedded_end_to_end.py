@@ -93,3 +93,11 @@ def test_a_wrong_checkpoint_fails_with_one_clear_message(suite, tmp_path):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"*--weights {bogus}: not a readable PyTorch/safetensors checkpoint*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_the_tensorrt_int8_graph_scores_on_cpu_and_meets_the_thresholds(suite):
+    result = suite.run("-m", "accuracy", "--embedded", "--precision=int8", "--int8-flavour=tensorrt",
+                       "--num-images=96")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*int8 Q/DQ graph, tensorrt flavour, entropy calibration on *; "
+                                 "every Conv/Gemm weight quantized"])
