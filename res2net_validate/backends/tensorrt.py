@@ -617,6 +617,13 @@ class TensorRTBackend:
         modes = self._typing_modes()
         if not modes:
             raise RuntimeError(f"TensorRT {self._trt.__version__} offers neither strong nor weak typing")
+        if "strong" not in modes:
+            warnings.warn(
+                f"TensorRT {self._trt.__version__} has no NetworkDefinitionCreationFlag.STRONGLY_TYPED; building "
+                f"{onnx_path} weakly typed with BuilderFlag.{'INT8' if precision == 'int8' else 'FP16'}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         failures: list[str] = []
         for mode in modes:
             try:
