@@ -64,7 +64,12 @@ def parse_nvidia_smi_csv(text: str, fields: Sequence[str] = _SMI_FIELDS) -> list
     for line in text.splitlines():
         if not line.strip():
             continue
-        values = dict(zip(fields, (v.strip() for v in line.split(","))))
+        cells = [v.strip() for v in line.split(",")]
+        extra = len(cells) - len(fields)
+        if extra > 0 and "name" in fields:  # a GPU name with commas in it
+            at = list(fields).index("name")
+            cells[at : at + extra + 1] = [", ".join(cells[at : at + extra + 1])]
+        values = dict(zip(fields, cells, strict=False))
         memory = values.get("memory.total", "")
         gpus.append(
             GpuInfo(

@@ -287,9 +287,7 @@ def parse_engine_information(text: str) -> EngineLayers:
         else:
             is_conv = "conv" in layer_type.lower() and "deconv" not in layer_type.lower()
         is_opaque = layer_type.lower().startswith("myelin") or "ForeignNode" in name
-        layers.append(
-            LayerInfo(name, layer_type, parameter_type, _layer_precision(raw, is_conv), is_conv, is_opaque)
-        )
+        layers.append(LayerInfo(name, layer_type, parameter_type, _layer_precision(raw, is_conv), is_conv, is_opaque))
     return EngineLayers(layers, schema, io_tensors)
 
 
@@ -382,6 +380,7 @@ def check_engine_precision(
 # ============================================================================ TensorRT glue
 
 _LOGGERS: dict[int, Any] = {}
+_RUNTIMES: dict[int, Any] = {}
 
 
 def _logger(trt):
@@ -389,6 +388,13 @@ def _logger(trt):
     if id(trt) not in _LOGGERS:
         _LOGGERS[id(trt)] = trt.Logger(trt.Logger.WARNING)
     return _LOGGERS[id(trt)]
+
+
+def _runtime(trt):
+    # One IRuntime for the process: it must outlive every engine deserialized from it.
+    if id(trt) not in _RUNTIMES:
+        _RUNTIMES[id(trt)] = trt.Runtime(_logger(trt))
+    return _RUNTIMES[id(trt)]
 
 
 class _ParseFailure(Exception):
@@ -460,7 +466,9 @@ class TensorRTBackend:
             return Availability(False, f"needs TensorRT: {TRT_INSTALL_HINT} ({type(exc).__name__}: {exc})")
         version = str(getattr(trt, "__version__", ""))
         if not hasattr(trt, "Builder") or not hasattr(trt, "Runtime"):
-            return Availability(False, f"needs TensorRT: the installed 'tensorrt' module is not TensorRT; {TRT_INSTALL_HINT}")
+            return Availability(
+                False, f"needs TensorRT: the installed 'tensorrt' module is not TensorRT; {TRT_INSTALL_HINT}"
+            )
         if not hasattr(trt, "TensorIOMode"):
             return Availability(False, f"needs TensorRT 10 or newer (found {version}); {TRT_INSTALL_HINT}")
         try:
@@ -570,7 +578,7 @@ class TensorRTBackend:
     def _deserialize(self, plan: bytes):
         trt = self._trt
         try:
-            return trt.Runtime(_logger(trt)).deserialize_cuda_engine(plan)
+            return _runtime(trt).deserialize_cuda_engine(plan)
         except Exception:  # some versions raise instead of returning None
             return None
 
@@ -633,7 +641,11 @@ class TensorRTBackend:
             except _BuildFailure as exc:
                 failures.append(f"{mode}ly typed: {exc}")
             else:
-                typing = "strong" if mode == "strong" else f"weak (fallback: {failures[0] if failures else 'no STRONGLY_TYPED flag'})"
+                typing = (
+                    "strong"
+                    if mode == "strong"
+                    else f"weak (fallback: {failures[0] if failures else 'no STRONGLY_TYPED flag'})"
+                )
                 return plan, typing
             if mode != modes[-1]:
                 warnings.warn(
@@ -761,7 +773,9 @@ class TensorRTRunner:
 
     def _set_shape(self, batch: int) -> None:
         if not self.context.set_input_shape(self.input_name, (batch, *self.input_chw)):
-            raise RuntimeError(f"TensorRT rejected input shape {(batch, *self.input_chw)} (profile max {self.max_batch})")
+            raise RuntimeError(
+                f"TensorRT rejected input shape {(batch, *self.input_chw)} (profile max {self.max_batch})"
+            )
 
     def _enqueue(self, batch: int, d_input: int) -> None:
         self._set_shape(batch)
@@ -773,7 +787,9 @@ class TensorRTRunner:
     def _check_images(self, images: np.ndarray) -> np.ndarray:
         images = np.ascontiguousarray(images, dtype=np.float32)
         if images.ndim != 4 or tuple(images.shape[1:]) != self.input_chw or len(images) == 0:
-            raise ValueError(f"expected float32 images shaped (N, {', '.join(map(str, self.input_chw))}), got {images.shape}")
+            raise ValueError(
+                f"expected float32 images shaped (N, {', '.join(map(str, self.input_chw))}), got {images.shape}"
+            )
         return images
 
     def infer(self, images: np.ndarray) -> np.ndarray:
@@ -842,7 +858,9 @@ class TensorRTRunner:
         batch = len(images)
         timer = CudaEventTimer(self.cuda, self.stream)
         try:
-            loop = run_timed_loop(launch, timer, warmup_s=warmup_s, duration_s=duration_s, min_iterations=min_iterations)
+            loop = run_timed_loop(
+                launch, timer, warmup_s=warmup_s, duration_s=duration_s, min_iterations=min_iterations
+            )
             h2d = time_repeated(
                 lambda: self.cuda.copy_htod_async(d_input, self.host_input[:batch], self.stream), timer, copy_repeats
             )
@@ -853,7 +871,9 @@ class TensorRTRunner:
             )
         finally:
             timer.close()
-        return throughput_report(loop, batch, h2d_ms=h2d, d2h_ms=d2h, cuda_graph=used_graph, notes=[note] if note else [])
+        return throughput_report(
+            loop, batch, h2d_ms=h2d, d2h_ms=d2h, cuda_graph=used_graph, notes=[note] if note else []
+        )
 
     def close(self) -> None:
         if self._closed:

@@ -181,8 +181,9 @@ class TorchBackend:
             return Availability(False, f"precision {precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
         if precision == "fp16" and not self.device().startswith("cuda"):
             return Availability(
-                False, "fp16 with the torch backend needs a CUDA GPU (CPU half-precision convolutions are not a "
-                "meaningful reference); use fp32 on CPU, or --backend onnxruntime for fp16"
+                False,
+                "fp16 with the torch backend needs a CUDA GPU (CPU half-precision convolutions are not a "
+                "meaningful reference); use fp32 on CPU, or --backend onnxruntime for fp16",
             )
         return Availability(True)
 

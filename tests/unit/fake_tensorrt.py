@@ -282,7 +282,7 @@ class FakeBuilder:
         fake.builds.append({"strong": bool(network.flags), "flags": list(config.flags), "config": config})
         if fake.fail_builds:
             return None
-        (name, (low, opt, high)), = config.profiles[0].shapes.items()
+        ((name, (low, opt, high)),) = config.profiles[0].shapes.items()
         layers = _fake_layers(fake, network.onnx_path, bool(network.flags), config.flags)
         if config.timing_cache is not None:
             config.timing_cache.entries.add(f"tactics-for-{len(layers)}-layers-{len(fake.builds)}")
@@ -305,11 +305,30 @@ def _onnx_output(path):
     return out.name, out.type.tensor_type.shape.dim[-1].dim_value
 
 
-_FORMATS = {  # (10.x Format/Datatype, 11.x DataType, 11.x Format, weights Type, tactic)
-    "FP16": ("Channel major FP16 format where channel % 8 == 0", "Half", "Channel major FP16 format where channel % 8 == 0 (kHWC8)", "Half", "sm90_xmma_fprop_implicit_gemm_f16f16_f16f16_f16_nhwckrsc_nhwc_tilesize128x128x64"),
-    "INT8": ("Thirty-two wide channel vectorized row major Int8 format", "Int8", "Thirty-two wide channel vectorized row major Int8 format (kCHW32)", "Int8", "sm90_xmma_fprop_implicit_gemm_interleaved_i8i8_i8i32_f32_nchw_vect_c_32kcrs_vect_c_32"),
-    "FP32": ("Row major linear FP32", "Float", "Row major linear FP32 format (kLINEAR)", "Float", "sm90_xmma_fprop_implicit_gemm_tf32f32_tf32f32_f32_nhwckrsc_nhwc"),
-}  # fmt: skip
+# (10.x "Format/Datatype", 11.x "DataType", 11.x "Format", weights "Type", kernel name)
+_FORMATS = {
+    "FP16": (
+        "Channel major FP16 format where channel % 8 == 0",
+        "Half",
+        "Channel major FP16 format where channel % 8 == 0 (kHWC8)",
+        "Half",
+        "sm90_xmma_fprop_implicit_gemm_f16f16_f16f16_f16_nhwckrsc_nhwc_tilesize128x128x64",
+    ),
+    "INT8": (
+        "Thirty-two wide channel vectorized row major Int8 format",
+        "Int8",
+        "Thirty-two wide channel vectorized row major Int8 format (kCHW32)",
+        "Int8",
+        "sm90_xmma_fprop_implicit_gemm_interleaved_i8i8_i8i32_f32_nchw_vect_c_32kcrs_vect_c_32",
+    ),
+    "FP32": (
+        "Row major linear FP32",
+        "Float",
+        "Row major linear FP32 format (kLINEAR)",
+        "Float",
+        "sm90_xmma_fprop_implicit_gemm_tf32f32_tf32f32_f32_nhwckrsc_nhwc",
+    ),
+}
 
 
 def _tensor(fake, name, dims, precision):
@@ -388,9 +407,14 @@ class FakeInspector:
     def get_engine_information(self, fmt) -> str:
         plan = self.plan
         if plan["verbosity"] != "DETAILED":
-            return json.dumps({"Layers": [layer["Name"] for layer in plan["layers"]], "Bindings": [plan["input"], plan["output"]]})
+            return json.dumps(
+                {"Layers": [layer["Name"] for layer in plan["layers"]], "Bindings": [plan["input"], plan["output"]]}
+            )
         if self.schema == "11.x":
-            io = [{"Name": plan["input"], "IOMode": "Input", "DataType": "Float"}, {"Name": plan["output"], "IOMode": "Output", "DataType": "Float"}]
+            io = [
+                {"Name": plan["input"], "IOMode": "Input", "DataType": "Float"},
+                {"Name": plan["output"], "IOMode": "Output", "DataType": "Float"},
+            ]
             return json.dumps({"Layers": plan["layers"], "I/O Tensors": io})
         return json.dumps({"Layers": plan["layers"], "Bindings": [plan["input"], plan["output"]]})
 
@@ -403,7 +427,11 @@ class FakeContext:
 
     def set_input_shape(self, name, shape) -> bool:
         low, _, high = self.engine.plan["profile"]
-        if name != self.engine.plan["input"] or not low[0] <= shape[0] <= high[0] or tuple(shape[1:]) != tuple(high[1:]):
+        if (
+            name != self.engine.plan["input"]
+            or not low[0] <= shape[0] <= high[0]
+            or tuple(shape[1:]) != tuple(high[1:])
+        ):
             return False
         self.shape = tuple(shape)
         return True

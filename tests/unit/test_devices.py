@@ -24,10 +24,14 @@ SMI_BANNER = """
 
 def test_parse_nvidia_smi_rows():
     gpus = devices.parse_nvidia_smi_csv(SMI_CSV)
-    assert gpus[0] == GpuInfo("0", "NVIDIA H100 80GB HBM3", "550.54.15", "9.0", 81559, "GPU-0f5e1a2b-aaaa-bbbb-cccc-000000000000")
+    assert gpus[0] == GpuInfo(
+        "0", "NVIDIA H100 80GB HBM3", "550.54.15", "9.0", 81559, "GPU-0f5e1a2b-aaaa-bbbb-cccc-000000000000"
+    )
     assert [g.index for g in gpus] == ["0", "1"]
     old = devices.parse_nvidia_smi_csv("0, Tesla T4, 470.82.01, [N/A], [N/A], GPU-x\n")
     assert old[0].compute_capability == "" and old[0].memory_mib is None
+    odd = devices.parse_nvidia_smi_csv("0, NVIDIA Graphics Device, Rev B, 535.1, 9.0, 1024, GPU-y\n")
+    assert odd[0].name == "NVIDIA Graphics Device, Rev B" and odd[0].driver == "535.1"
     assert devices.parse_cuda_version(SMI_BANNER) == "12.4"
     assert devices.parse_cuda_version("no banner") == ""
 
@@ -87,7 +91,9 @@ def test_header_and_skip_reasons_without_gpu_or_tensorrt():
     lines = devices.report_header_lines(report)
     assert lines[0] == "res2net_validate GPU: no CUDA GPU (nvidia-smi not found; torch.cuda.is_available() is False)"
     assert lines[1].startswith("res2net_validate TensorRT: not available (pip install .[trt]")
-    assert devices.gpu_skip_reason(report) == "needs a CUDA GPU: nvidia-smi not found; torch.cuda.is_available() is False"
+    assert (
+        devices.gpu_skip_reason(report) == "needs a CUDA GPU: nvidia-smi not found; torch.cuda.is_available() is False"
+    )
     assert devices.tensorrt_skip_reason(report).startswith("needs a CUDA GPU")
     report.gpus = [GpuInfo("0", "NVIDIA L4", compute_capability="8.9")]
     reason = devices.tensorrt_skip_reason(report)

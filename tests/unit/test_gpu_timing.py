@@ -76,7 +76,9 @@ def test_loop_warms_up_then_runs_for_duration_and_min_iterations():
     launched = []
     timer = FakeDeviceTimer(2.5)
     # every clock read advances 10 ms: warm-up of 0.05 s, measurement of 0.2 s
-    loop = run_timed_loop(lambda: launched.append(1), timer, warmup_s=0.05, duration_s=0.2, min_iterations=3, clock=StepClock(0.01))
+    loop = run_timed_loop(
+        lambda: launched.append(1), timer, warmup_s=0.05, duration_s=0.2, min_iterations=3, clock=StepClock(0.01)
+    )
     warmups = len(launched) - loop.iterations
     assert warmups >= 1
     assert loop.iterations >= 3 and loop.device_ms == [2.5] * loop.iterations
@@ -87,7 +89,9 @@ def test_loop_warms_up_then_runs_for_duration_and_min_iterations():
 def test_loop_respects_min_and_max_iterations():
     timer = FakeDeviceTimer(1.0)
     assert run_timed_loop(lambda: None, timer, warmup_s=0, duration_s=0, min_iterations=4).iterations == 4
-    loop = run_timed_loop(lambda: None, timer, warmup_s=0, duration_s=100, min_iterations=2, max_iterations=6, clock=StepClock(0.001))
+    loop = run_timed_loop(
+        lambda: None, timer, warmup_s=0, duration_s=100, min_iterations=2, max_iterations=6, clock=StepClock(0.001)
+    )
     assert loop.iterations == 6
     with pytest.raises(ValueError):
         run_timed_loop(lambda: None, timer, min_iterations=0)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fake_tensorrt import FakeCudaRuntime, FakeTensorRT, fake_logits
+
 from res2net_validate import devices
 from res2net_validate.backends.tensorrt import (
     HEADER_NAME,
@@ -153,9 +153,13 @@ def test_engine_key_changes_with_graph_bytes_tensorrt_gpu_and_settings():
     ]
     keys = {content_key(parts) for parts in [base, *variants]}
     assert len(keys) == 1 + len(variants)
-    assert content_key(base) == content_key(engine_key_parts("a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", settings))
+    assert content_key(base) == content_key(
+        engine_key_parts("a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", settings)
+    )
     # a smaller extra batch (the last partial batch) needs no other profile, hence no other engine
-    same_profile = engine_key_parts("a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", engine_settings("fp16", (32, 8)))
+    same_profile = engine_key_parts(
+        "a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", engine_settings("fp16", (32, 8))
+    )
     assert content_key(same_profile) == content_key(base)
 
 
@@ -334,7 +338,9 @@ def test_int8_proof_allows_only_the_graphs_unquantized_convolutions(tmp_path):
     onnx_path = tmp_path / "int8.onnx"
     summary = check_engine_precision("int8", layers, GraphConvolutions(total=4, quantized=2), onnx_path)
     assert summary["convolution_precisions"] == {"FP16": 1, "FP32": 1}
-    with pytest.raises(EnginePrecisionError, match=r"int8 engine built with 2 of 2 convolutions in FP16/FP32 .* expected INT8"):
+    with pytest.raises(
+        EnginePrecisionError, match=r"int8 engine built with 2 of 2 convolutions in FP16/FP32 .* expected INT8"
+    ):
         check_engine_precision("int8", layers, GraphConvolutions(total=4, quantized=3), onnx_path)
     with pytest.raises(EnginePrecisionError, match="has no quantized convolution"):
         check_engine_precision("int8", layers, GraphConvolutions(total=4, quantized=0), onnx_path)
@@ -476,7 +482,9 @@ def test_a_plan_edited_behind_the_caches_back_is_rebuilt_by_the_cache(graphs, tm
 
 def test_fp16_engine_with_fp32_convolutions_is_an_error(graphs, tmp_path):
     backend, _, _ = _backend(fp32_convs=1)
-    with pytest.raises(EnginePrecisionError, match="fp16 engine built with 1 of 2 convolutions in FP32 — expected FP16"):
+    with pytest.raises(
+        EnginePrecisionError, match="fp16 engine built with 1 of 2 convolutions in FP32 — expected FP16"
+    ):
         backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
 
 

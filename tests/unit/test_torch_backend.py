@@ -101,7 +101,9 @@ def test_int8_is_refused_with_a_clear_message(model):
 def test_fp16_needs_cuda(model):
     backend = TorchBackend(device="cpu")
     assert "needs a CUDA GPU" in backend.supports("fp16").reason
-    with pytest.raises(ValidateError, match="--backend torch --precision fp16: fp16 with the torch backend needs a CUDA GPU"):
+    with pytest.raises(
+        ValidateError, match="--backend torch --precision fp16: fp16 with the torch backend needs a CUDA GPU"
+    ):
         backend.open(ModelArtifacts(model), "fp16", (32,))
     assert not TorchBackend().supports("bf16")
 
