@@ -60,12 +60,14 @@ class EngineInspectionError(ValueError):
 
 
 def profile_batches(batch_sizes: tuple[int, ...]) -> tuple[int, int, int]:
-    """(min, opt, max) batch of the optimisation profile: min 1, opt the benchmark batch
-    (the first of ``batch_sizes``), max the largest."""
+    """(min, opt, max) batch of the optimisation profile: min 1; opt and max the largest
+    batch asked for, which is the benchmark batch (``--batch-size``).  The smaller ones
+    (single images, the last partial batch) only need to fit in the profile."""
     sizes = tuple(batch_sizes)
     if not sizes or any(not isinstance(b, (int, np.integer)) or isinstance(b, bool) or b < 1 for b in sizes):
         raise ValidateError(f"--batch-size: batch sizes {sizes!r} must be positive integers")
-    return 1, int(sizes[0]), int(max(sizes))
+    largest = int(max(sizes))
+    return 1, largest, largest
 
 
 def engine_settings(precision: str, batch_sizes: tuple[int, ...], workspace_bytes: int | None = None) -> dict:
@@ -526,6 +528,7 @@ class TensorRTBackend:
                 "tensorrt": expected.tensorrt_version,
                 "compute_capability": capability,
                 "engine": str(entry.path / PLAN_NAME),
+                "layers_json": str(entry.path / LAYERS_NAME),  # the inspector output behind the counts
                 "engine_cached": not entry.built,
                 "build_seconds": header.get("build_seconds"),
                 "typing": header.get("typing"),

@@ -130,9 +130,10 @@ def _images(n, seed=0):
 # ----------------------------------------------------------------------------- settings and keys
 
 
-def test_profile_covers_min_one_opt_benchmark_max_largest():
+def test_profile_covers_one_to_the_benchmark_batch():
     assert profile_batches((32,)) == (1, 32, 32)
-    assert profile_batches((32, 16, 64)) == (1, 32, 64)
+    assert profile_batches((1, 32)) == (1, 32, 32)  # what the session asks for: single images and --batch-size
+    assert profile_batches((32, 16, 64)) == (1, 64, 64)
     for bad in ((), (0,), (32, -1), (2.5,), (True,)):
         with pytest.raises(ValidateError, match="--batch-size"):
             profile_batches(bad)
@@ -147,7 +148,6 @@ def test_engine_key_changes_with_graph_bytes_tensorrt_gpu_and_settings():
         engine_key_parts("a" * 64, "10.9.0", "NVIDIA A100-SXM4-80GB", "9.0", settings),
         engine_key_parts("a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "8.0", settings),
         engine_key_parts("a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", engine_settings("fp16", (64,))),
-        engine_key_parts("a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", engine_settings("fp16", (16, 64))),
         engine_key_parts("a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", engine_settings("fp16", (32,), 2**30)),
         engine_key_parts("a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", engine_settings("int8", (32,))),
     ]
@@ -156,11 +156,11 @@ def test_engine_key_changes_with_graph_bytes_tensorrt_gpu_and_settings():
     assert content_key(base) == content_key(
         engine_key_parts("a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", settings)
     )
-    # a smaller extra batch (the last partial batch) needs no other profile, hence no other engine
-    same_profile = engine_key_parts(
-        "a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", engine_settings("fp16", (32, 8))
-    )
-    assert content_key(same_profile) == content_key(base)
+    # smaller extra batches (single images, the last partial batch) need no other profile, so no other engine
+    for same in ((32, 8), (1, 32)):
+        settings_same = engine_settings("fp16", same)
+        same_profile = engine_key_parts("a" * 64, "10.9.0", "NVIDIA H100 80GB HBM3", "9.0", settings_same)
+        assert content_key(same_profile) == content_key(base)
 
 
 def test_timing_cache_is_keyed_by_tensorrt_version_and_gpu(tmp_path):
