@@ -30,6 +30,11 @@ def pytest_addhooks(pluginmanager):
 
 
 def pytest_configure(config):
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # xdist worker: pin one GPU before anything touches CUDA
+        from .devices import assign_gpu_for_worker, visible_gpus
+
+        assign_gpu_for_worker(workerinput["workerid"], visible_gpus())
     for line in (
         "accuracy: Top-1/Top-5 asserted against the YAML thresholds",
         "performance: FPS recorded with pytest-benchmark",
@@ -62,11 +67,14 @@ def pytest_report_header(config):
         return None
     settings = session.settings
     lines = [f"res2net_validate {__version__}: {session.configured_source().describe()}"]
-    described = [f"{o.cli[2:]}={settings.describe(o.name)}" for o in OPTIONS
+    described = [f"{o.cli[2:]}={settings.describe(o.name)}" + _resolved_backend(session, o.name) for o in OPTIONS
                  if settings.values[o.name] is not None or o.name in ("weights", "dataset_dir")]
     for start in range(0, len(described), 4):
         lines.append("  " + "  ".join(described[start:start + 4]))
     lines.append(f"  thresholds file: {session.thresholds_path()}")
+    from .devices import report_header_lines
+
+    lines.extend(report_header_lines())
     return lines
 
 
@@ -110,7 +118,20 @@ class ResultCollector:
 def pytest_benchmark_update_machine_info(config, machine_info):
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
+        from dataclasses import asdict
+
+        from .devices import device_report
+
+        report = device_report()
         machine_info["res2net_validate"] = {"version": __version__, "backend": session.settings.backend}
+        machine_info["gpu"] = [asdict(gpu) for gpu in report.gpus]
+        machine_info["tensorrt"] = getattr(report, "tensorrt", None)
+
+
+def _resolved_backend(session, option_name: str) -> str:
+    if option_name != "backend" or session.settings.backend != "auto":
+        return ""
+    return f" -> {session.backend().name}"
 
 
 def _refuse_misplaced_rootdir(config) -> None:

@@ -181,9 +181,9 @@ class ValidationSession:
     def runner(self, precision: str, artifacts):
         if precision not in self._runners:
             backend = self.backend()
-            available = backend.availability()
-            if not available:
-                raise BackendUnavailable(f"backend {backend.name} unavailable: {available.reason}")
+            usable = backend.supports(precision) if hasattr(backend, "supports") else backend.availability()
+            if not usable:
+                raise BackendUnavailable(f"backend {backend.name} cannot run {precision}: {usable.reason}")
             with self.live_output():  # may export, convert or calibrate first
                 self._runners[precision] = backend.open(artifacts, precision, (1, self.settings.batch_size))
         return self._runners[precision]
