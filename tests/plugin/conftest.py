@@ -39,7 +39,9 @@ def suite(pytester, monkeypatch, shared_cache):
         @staticmethod
         def run(*args, cache: bool = True):
             extra = (f"--checkpoints-dir={shared_cache}",) if cache else ()
-            return pytester.runpytest(*extra, "-p", "no:cacheprovider", *args)
+            # A subprocess per run: each run is a fresh process, as for a user, and a crash in a
+            # native library fails one test instead of the whole self-test session.
+            return pytester.runpytest_subprocess(*extra, "-p", "no:cacheprovider", *args, timeout=1200)
 
     return Suite
 

@@ -34,6 +34,7 @@ def cache_state(cache):
 def test_embedded_default_passes_reports_and_reuses_its_cache(suite):
     args = ("-m", "accuracy or performance", "--embedded", "--precision=fp32,fp16,int8", "--batch-size=16",
             "--perf-rounds=2", "--perf-warmup=1", "--benchmark-json=out/bench.json")
+    (suite.path / "out").mkdir()
     result = suite.run(*args)
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines([
