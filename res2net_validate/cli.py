@@ -12,7 +12,7 @@ import sys
 from . import __version__
 from .errors import ValidateError
 
-STAGE_MODULES = ("dataset", "export", "quantize")
+STAGE_MODULES = ("dataset", "embedded", "export", "quantize")
 
 
 def build_parser() -> argparse.ArgumentParser:
