@@ -65,11 +65,11 @@ def test_embedded_default_passes_reports_and_reuses_its_cache(suite):
 def test_a_shortfall_names_precision_backend_values_threshold_and_images(suite):
     strict = suite.path / "thresholds" / "strict.yaml"
     strict.write_text("accuracy:\n  fp16: {top1: 100, top5: 0}\n")
-    result = suite.run("-m", "accuracy", "--embedded", "--precision=fp16", "--num-images=32",
+    result = suite.run("-m", "accuracy", "--embedded", "--precision=fp16", "--num-images=96",
                        f"--thresholds={strict}")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        [f"*fp16 on onnxruntime (CPU*), 32 images scored, thresholds {strict}: Top-1 *% < threshold 100.00%"])
+        [f"*fp16 on onnxruntime (CPU*), 96 images scored, thresholds {strict}: Top-1 *% < threshold 100.00%"])
     assert "Top-5" not in result.stdout.str().split("short test summary")[1]
 
 
