@@ -108,7 +108,9 @@ class ResultCollector:
         target = self.config.stash[SESSION_KEY].settings.report_json
         benchmark_json = getattr(self.config.option, "benchmark_json", None)
         if target is None and benchmark_json:
-            target = json_path_beside(benchmark_json.name)
+            # pytest-benchmark hands over a path or an open file, depending on its version
+            target = json_path_beside(getattr(benchmark_json, "name", None) if hasattr(benchmark_json, "write")
+                                      else benchmark_json)
         if target is not None:
             self.report.write_json(target)
             terminalreporter.write_line(f"results JSON: {target}")
