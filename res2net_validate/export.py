@@ -38,20 +38,11 @@ class Graph:
 
 
 def _versions() -> dict:
-    import onnx
-    import onnxruntime
-    import onnxsim
-    import timm
-    import torch
+    # Installed versions from package metadata: a cache hit must not import torch or timm.
+    from importlib.metadata import version
 
-    return {
-        "res2net_validate": __version__,
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "onnx": onnx.__version__,
-        "onnxsim": getattr(onnxsim, "__version__", "?"),
-        "onnxruntime": onnxruntime.__version__,
-    }
+    return {"res2net_validate": __version__,
+            **{name: version(name) for name in ("torch", "timm", "onnx", "onnxsim", "onnxruntime")}}
 
 
 def _check_input(seed: int = 0, batch: int = 2) -> np.ndarray:
