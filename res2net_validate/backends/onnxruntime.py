@@ -28,10 +28,9 @@ class OnnxRuntimeRunner:
     def __init__(self, graph_path, precision: str, providers: list[str]):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = os.cpu_count() or 1
-        self.session = ort.InferenceSession(str(graph_path), options, providers=providers)
+        from ..quantize import cpu_session_options  # the options that fuse Q/DQ into QLinearConv
+
+        self.session = ort.InferenceSession(str(graph_path), cpu_session_options(), providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         provider = self.session.get_providers()[0]
