@@ -44,6 +44,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 100.0:  # also rejects nan
+        raise ValueError("expected a percentile in (0, 100], e.g. 99.999")
+    return value
+
+
 def _flag(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -100,6 +107,8 @@ OPTIONS: tuple[Option, ...] = (
            "thresholds/embedded.yaml with --embedded)", metavar="FILE"),
     Option("calib_method", "RES2NET_CALIB_METHOD", _choice(CALIBRATION_METHODS), "INT8 calibration method",
            default="entropy"),
+    Option("calib_percentile", "RES2NET_CALIB_PERCENTILE", _percent, "clip each activation at this percentile of "
+           "|x| (with --calib-method percentile)", default=99.999, metavar="Q"),
     Option("int8_flavour", "RES2NET_INT8_FLAVOUR", _choice(("auto", "onnxruntime", "tensorrt")), "which INT8 Q/DQ "
            "graph to run: auto (the backend's own), onnxruntime (unsigned activations), or tensorrt (signed "
            "symmetric; scores on a CPU the exact graph TensorRT consumes)", default="auto"),

@@ -157,7 +157,7 @@ class ValidationSession:
     def calibration_settings(self):
         from .calibrate import CalibrationSettings
 
-        return CalibrationSettings(method=self.settings.calib_method)
+        return CalibrationSettings(method=self.settings.calib_method, percentile=self.settings.calib_percentile)
 
     def artifacts(self, calibration_images, preprocess):
         key = ("artifacts", id(calibration_images), preprocess)
@@ -223,7 +223,10 @@ class ValidationSession:
                     names = graph.info["unquantized_weights"]
                     coverage = (f"WARNING: {len(names)} Conv/Gemm weights left in float: {', '.join(names[:5])}"
                                 if names else "every Conv/Gemm weight quantized")
-                    notes.append(f"int8 Q/DQ graph, {graph.info['flavour']} flavour, {self.settings.calib_method} "
+                    method = self.settings.calib_method
+                    if method == "percentile":
+                        method = f"percentile {self.settings.calib_percentile:g}"
+                    notes.append(f"int8 Q/DQ graph, {graph.info['flavour']} flavour, {method} "
                                  f"calibration on {graph.info['calibration']}; {coverage}")
         return notes
 

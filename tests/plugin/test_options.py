@@ -32,7 +32,9 @@ def test_env_beats_ini(suite, monkeypatch):
     ini_with(suite, batch_size=8)
     monkeypatch.setenv("RES2NET_BATCH_SIZE", "16")
     monkeypatch.setenv("DATASETS_DIR", str(suite.path))
+    monkeypatch.setenv("RES2NET_CALIB_PERCENTILE", "99.99")
     result = suite.run("--co")
+    assert header_value(result, "calib-percentile") == "99.99 (env RES2NET_CALIB_PERCENTILE)"
     assert header_value(result, "batch-size") == "16 (env RES2NET_BATCH_SIZE)"
     assert header_value(result, "dataset-dir") == f"{suite.path} (env DATASETS_DIR)"
 
@@ -60,6 +62,8 @@ def test_precisions_parametrize_the_tests(suite):
         ((), {"RES2NET_PRECISION": "int4"}, "--precision='int4' (from env RES2NET_PRECISION): expected one or more"),
         (("--backend", "tvm"), {}, "--backend='tvm' (from --backend): expected one of auto, onnxruntime"),
         (("--weights=/nonexistent/w.pth",), {}, "--weights /nonexistent/w.pth (from --weights): not found"),
+        (("--calib-percentile", "100.5"), {}, "--calib-percentile='100.5' (from --calib-percentile): expected a "
+                                               "percentile in (0, 100]"),
     ],
 )
 def test_bad_option_values_are_one_clear_usage_error(suite, monkeypatch, args, env, expected):
