@@ -3,6 +3,7 @@
     python benchmarks/bench_int8.py                      # speed + calibration time + accuracy
     python benchmarks/bench_int8.py --section rss        # peak RSS of calibrating 100..1000 images (minutes)
     python benchmarks/bench_int8.py --section speed --rounds 5
+    python benchmarks/bench_int8.py --section kernel     # INT8/FP32 GEMM ceiling of this CPU (seconds)
 
 The model is the embedded default's stand-in checkpoint when ``embedded.ensure_embedded_default``
 is available, else ``--weights``, else timm's seeded random init (then accuracy is skipped: it
@@ -94,6 +95,60 @@ def bench_speed(graphs: dict[str, Path], batch: int, rounds: int) -> dict:
     }
 
 
+def bench_kernel_ceiling(size: int = 1024, rounds: int = 10) -> dict:
+    """GEMM throughput of ONNX Runtime's integer kernels against its FP32 kernel on this CPU.
+
+    One large square MatMul (FP32) and MatMulInteger (u8 x s8, u8 x u8, s8 x s8) each, with the
+    same session options as the model, interleaved round by round.  Large GEMMs are where INT8
+    gains most, so ``vs_fp32`` bounds what any INT8 graph can gain over FP32 here: on an x86 CPU
+    without VNNI, u8 x s8 runs through vpmaddubsw/vpmaddwd, and s8 x s8 has no fast path at all.
+    """
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    cases = {  # name: (activation dtype, weight dtype, onnx op)
+        "fp32": (np.float32, np.float32, "MatMul"),
+        "u8s8": (np.uint8, np.int8, "MatMulInteger"),
+        "u8u8": (np.uint8, np.uint8, "MatMulInteger"),
+        "s8s8": (np.int8, np.int8, "MatMulInteger"),
+    }
+    runs = {}
+    for name, (a_type, w_type, op) in cases.items():
+        info = np.iinfo(w_type) if w_type != np.float32 else None
+        weight = (rng.standard_normal((size, size)).astype(np.float32) if info is None
+                  else rng.integers(info.min // 2, info.max // 2, (size, size)).astype(w_type))
+        out_type = TensorProto.FLOAT if op == "MatMul" else TensorProto.INT32
+        graph = helper.make_graph(
+            [helper.make_node(op, ["a", "w"], ["y"])], name,
+            [helper.make_tensor_value_info("a", helper.np_dtype_to_tensor_dtype(np.dtype(a_type)), [size, size])],
+            [helper.make_tensor_value_info("y", out_type, [size, size])],
+            [numpy_helper.from_array(weight, "w")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        session = ort.InferenceSession(model.SerializeToString(), cpu_session_options(),
+                                       providers=["CPUExecutionProvider"])
+        activations = (rng.standard_normal((size, size)).astype(np.float32) if a_type == np.float32
+                       else rng.integers(0, 100, (size, size)).astype(a_type))
+        session.run(None, {"a": activations})
+        runs[name] = (session, activations)
+    best = {name: float("inf") for name in runs}
+    for _ in range(3):  # blocks of consecutive runs (warm caches), the blocks alternate between kernels
+        for name, (session, activations) in runs.items():
+            for _ in range(rounds):
+                start = time.perf_counter()
+                session.run(None, {"a": activations})
+                best[name] = min(best[name], time.perf_counter() - start)
+    gmacs = {name: size ** 3 / seconds / 1e9 for name, seconds in best.items()}
+    return {name: {"gmac_per_s": round(g, 1), "vs_fp32": round(g / gmacs["fp32"], 2)} for name, g in gmacs.items()}
+
+
+def print_kernel_ceiling() -> dict:
+    ceiling = bench_kernel_ceiling()
+    print("GEMM 1024^3 kernel ceiling (the most INT8 can gain over FP32 on this CPU):")
+    print(json.dumps(ceiling, indent=1), flush=True)
+    return ceiling
+
+
 def bench_calibration_time(fp32: Path, images: int) -> dict:
     out = {}
     for method in METHODS:
@@ -183,7 +238,7 @@ def bench_accuracy(cache: ArtifactCache, embedded, fp32: Path, fp16: Path, metho
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--section", default="default",
-                        choices=("default", "speed", "calib", "accuracy", "rss", "rss-child"))
+                        choices=("default", "speed", "kernel", "calib", "accuracy", "rss", "rss-child"))
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "res2net-bench-cache")
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--batch", type=int, default=32)
@@ -200,6 +255,10 @@ def main() -> int:
 
     if args.section == "rss-child":
         rss_child(args.graph, args.images, args.method)
+        return 0
+
+    if args.section == "kernel":
+        print_kernel_ceiling()
         return 0
 
     cache = ArtifactCache(args.cache_dir)
@@ -220,6 +279,8 @@ def main() -> int:
                 CalibrationSettings(), flavour, progress=False).path
         report["speed"] = {"batch": args.batch, "rounds": args.rounds, **bench_speed(graphs, args.batch, args.rounds)}
         print(json.dumps(report["speed"], indent=1), flush=True)
+    if args.section in ("default", "speed"):
+        report["kernel_ceiling"] = print_kernel_ceiling()
     if args.section in ("default", "calib"):
         report["calibration_time"] = bench_calibration_time(fp32.path, args.calib_images)
         print(json.dumps(report["calibration_time"], indent=1), flush=True)

@@ -249,6 +249,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--flavour", choices=FLAVOURS, default="onnxruntime",
                         help="onnxruntime (unsigned activations, fastest on ORT CPU) or tensorrt (signed symmetric, "
                         "what TensorRT 11 consumes)")
+    parser.add_argument("--worst-layers", type=int, default=0, metavar="N",
+                        help="also list the N tensors that drift most from FP32 on the sanity images "
+                             "(runs both graphs with every tensor exposed; 0: skip)")
     parser.add_argument("--out", type=Path, metavar="INT8.onnx", help="copy the INT8 graph here")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="artifact cache (default: the user cache dir)")
     parser.set_defaults(func=_run_cli)
@@ -361,6 +364,13 @@ def _run_cli(args: argparse.Namespace) -> int:
     agreement = compare_logits(logits["fp32"], logits["int8"])
     print(f"  sanity vs FP32 on {len(sample)} calibration images (not a score): top-1 agreement "
           f"{agreement['top1_agreement']:.1f} %, logit cosine {agreement['mean_cosine']:.4f}")
+    if args.worst_layers > 0:
+        from .fidelity import layer_comparison
+
+        print(f"  tensors drifting most from FP32 on those {len(sample)} images:")
+        for drift in layer_comparison(args.graph, result.path, sample, top=args.worst_layers):
+            print(f"    {drift.tensor} ({drift.producer}): cosine {drift.cosine:.4f}, "
+                  f"relative error {drift.relative_error:.3f}")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -206,8 +206,11 @@ def test_cli_calibrates_a_directory_and_writes_the_graph(tmp_path_factory, jpeg_
     assert "4/4 Conv/Gemm weights in int8 (left in float: none)" in printed
     assert "peak RSS" in printed and out.is_file()
     onnx.checker.check_model(str(out))
-    assert cli(*args) == 0
-    assert "ranges reused from the cache" in capsys.readouterr().out
+    assert cli(*args, "--worst-layers", 3) == 0
+    printed = capsys.readouterr().out
+    assert "ranges reused from the cache" in printed
+    drift_lines = printed.split("drifting most from FP32")[1].splitlines()[1:4]
+    assert len(drift_lines) == 3 and all("cosine" in line and "relative error" in line for line in drift_lines)
 
     listing = tmp_path / "list.txt"
     listing.write_text("img_3.JPEG\n\nimg_1.JPEG\n")
