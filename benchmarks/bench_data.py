@@ -7,6 +7,7 @@ temporary folder unless --dir names an existing dataset, then prints:
 
 * exact-path img/s on one core (PIL decode + resize + crop; target >= 300),
 * fast-path img/s on one core (decode_jpeg + tensor resize; target >= 500),
+* for each path, decode alone and resize alone on one core: the ceiling those library calls set,
 * the parallel build with ``workers`` threads (what ``preprocess_images`` does on a cache miss),
 * cache read img/s (uint8 from the memory-mapped cache; target >= 10,000) and normalised batches,
 * an estimate of a 50,000-image accuracy run's data stage on a 16-core box, cold and cached.
@@ -50,6 +51,57 @@ def per_image_rate(preprocess: Preprocess, paths, repeats: int = 1) -> float:
         torch.set_num_threads(threads)
 
 
+def stage_rates(paths, method: str) -> tuple[float, float]:
+    """Single-core img/s of decoding alone and of resizing alone (decoded images held in memory),
+    with the library calls each path makes: what bounds that path on this CPU, whatever the code
+    around them does."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    from res2net_validate.preprocess import _PIL_FILTERS, resized_size
+
+    paths = paths[:200]  # decoded images stay in memory
+    blobs = [Path(p).read_bytes() for p in paths]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if method == "exact":
+            def decode(blob):
+                image = Image.open(io.BytesIO(blob))
+                image.load()
+                return image if image.mode == "RGB" else image.convert("RGB")
+
+            def resize(image):
+                height, width = resized_size(image.height, image.width, 256)
+                return image.resize((width, height), _PIL_FILTERS["bilinear"])
+        else:
+            from torchvision.io import ImageReadMode, decode_jpeg
+            from torchvision.transforms.v2 import functional as F
+
+            def decode(blob):
+                return decode_jpeg(torch.frombuffer(bytearray(blob), dtype=torch.uint8), mode=ImageReadMode.RGB)
+
+            def resize(tensor):
+                return F.resize(tensor, list(resized_size(tensor.shape[1], tensor.shape[2], 256)), antialias=True)
+
+        decoded = [decode(blob) for blob in blobs]  # also the warm-up
+        resize(decoded[0])
+        rates = []
+        for stage, inputs in ((decode, blobs), (resize, decoded)):
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                for item in inputs:
+                    stage(item)
+                best = min(best, time.perf_counter() - start)
+            rates.append(len(inputs) / best)
+        return rates[0], rates[1]
+    finally:
+        torch.set_num_threads(threads)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200)
@@ -83,6 +135,11 @@ def main(argv=None) -> int:
         fast_rate = per_image_rate(fast, paths, args.repeats)
         print(f"exact path, 1 core:  {exact_rate:8.0f} img/s   (target >= 300)")
         print(f"fast path, 1 core:   {fast_rate:8.0f} img/s   (target >= 500)")
+        for name, target in (("exact", 300), ("fast", 500)):
+            decode_rate, resize_rate = stage_rates(paths, name)
+            ceiling = 1 / (1 / decode_rate + 1 / resize_rate)
+            print(f"  {name} path stages, 1 core: decode {decode_rate:.0f} img/s, resize {resize_rate:.0f} img/s "
+                  f"-> at most {ceiling:.0f} img/s for decode + resize alone (target {target})")
         print(compare_methods(paths[:50]).describe())
 
         cache = ArtifactCache(scratch / "cache")
