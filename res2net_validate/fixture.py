@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .errors import ValidateError
+from .errors import NotConfigured, ValidateError
 from .report import Report
 from .session import BackendUnavailable, ValidationSession
 
@@ -22,7 +22,7 @@ def _or_fail(build, *args):
         return build(*args)
     except ValidateError as exc:
         outcome, message = pytest.fail, str(exc)
-    except BackendUnavailable as exc:
+    except (BackendUnavailable, NotConfigured) as exc:
         outcome, message = pytest.skip, str(exc)
     if outcome is pytest.fail:
         pytest.fail(message, pytrace=False)

@@ -15,7 +15,7 @@ from typing import Callable, ContextManager
 
 from .backends import get_backend
 from .cache import ArtifactCache
-from .errors import ValidateError
+from .errors import NotConfigured, ValidateError
 from .options import Settings
 from .thresholds import Thresholds, load_thresholds
 
@@ -27,13 +27,16 @@ class Source:
     weights: Path | None
     dataset_dir: Path | None
     embedded: bool
-    skip_reason: str | None = None  # why the real-threshold tests cannot run
+    skip_reason: str | None = None  # why no test can run (no weights)
+    no_data_reason: str | None = None  # why nothing can be scored (no dataset): FPS only
 
     def describe(self) -> str:
         if self.embedded:
             return "embedded default (generated images, stand-in checkpoint)"
         if self.skip_reason:
             return f"not configured: {self.skip_reason}"
+        if self.no_data_reason:
+            return f"weights {self.weights}, no dataset: FPS only, accuracy tests skip"
         return f"weights {self.weights}, dataset {self.dataset_dir}"
 
 
@@ -60,13 +63,15 @@ class ValidationSession:
         weights = s.weights
         if weights is None and (Path(s.checkpoints_dir) / ORIGINAL_CHECKPOINT).is_file():
             weights = Path(s.checkpoints_dir) / ORIGINAL_CHECKPOINT
-        missing = []
-        if weights is None:
-            missing.append(f"no weights: pass --weights FILE ({ORIGINAL_CHECKPOINT}) or put it in CHECKPOINTS_DIR")
+        no_data = None
         if s.dataset_dir is None:
-            missing.append("no ImageNet val: pass --dataset-dir DIR or set DATASETS_DIR")
-        reason = "; ".join(missing) + "; or run the embedded default with --embedded" if missing else None
-        return Source(weights, s.dataset_dir, embedded=False, skip_reason=reason)
+            no_data = "no ImageNet val: pass --dataset-dir DIR or set DATASETS_DIR"
+        if weights is None:
+            missing = [f"no weights: pass --weights FILE ({ORIGINAL_CHECKPOINT}) or put it in CHECKPOINTS_DIR"]
+            reason = "; ".join(missing + ([no_data] if no_data else [])) + "; or run the embedded default with --embedded"
+            return Source(None, s.dataset_dir, embedded=False, skip_reason=reason, no_data_reason=no_data)
+        # Weights alone are enough for FPS: the performance tests run, the accuracy tests skip.
+        return Source(weights, s.dataset_dir, embedded=False, no_data_reason=no_data)
 
     def check_paths(self) -> None:
         """Fail at start-up, not after minutes of work, on paths that do not exist."""
@@ -116,6 +121,9 @@ class ValidationSession:
         return self._memo["dataset"]
 
     def split(self):
+        """Which val images are scored and which calibrate INT8; NotConfigured without a dataset."""
+        if self.source().no_data_reason:
+            raise NotConfigured(self.source().no_data_reason)
         if "split" not in self._memo:
             from .selection import split_images
 
@@ -141,15 +149,23 @@ class ValidationSession:
         return self._memo[key]
 
     def calibration_images(self, preprocess):
+        """The preprocessed INT8 calibration images; None when there are none to take (no dataset
+        and no --calib-dir): then only building the INT8 graph skips, FP16/FP32 still run."""
         key = ("calibration", preprocess)
         if key not in self._memo:
-            split = self.split()
-            if split.calibration_dir_images:
-                from .dataset import LabeledImage
+            from .dataset import LabeledImage
 
-                images = tuple(LabeledImage(path, -1) for path in split.calibration_dir_images)
+            if self.source().no_data_reason and self.settings.calib_dir is None:
+                return None
+            if self.source().no_data_reason:
+                from .selection import calibration_files
+
+                files = calibration_files(self.settings.calib_dir, self.settings.calib_count)
+                images = tuple(LabeledImage(path, -1) for path in files)
+            elif self.split().calibration_dir_images:
+                images = tuple(LabeledImage(path, -1) for path in self.split().calibration_dir_images)
             else:
-                images = split.calibration
+                images = self.split().calibration
             self._memo[key] = self._preprocessed(images, preprocess, "preprocess calibration")
         return self._memo[key]
 
@@ -164,11 +180,20 @@ class ValidationSession:
         if key not in self._memo:
             from .pipeline import Artifacts, CalibrationSource
 
-            split = self.split()
-            description = (f"{len(split.calibration_dir_images)} images from --calib-dir"
-                           if split.calibration_dir_images else f"{len(split.calibration)} held-out val images")
-            calibration = CalibrationSource(calibration_images, preprocess, self.settings.batch_size, description)
-            self._memo[key] = Artifacts(self.cache, self.source().weights, lambda: calibration,
+            if calibration_images is None:
+                def calibration():
+                    raise NotConfigured("INT8 needs calibration images: pass --calib-dir DIR, or --dataset-dir DIR "
+                                        "to carve them out of val")
+            else:
+                if self.settings.calib_dir is not None:
+                    description = f"{len(calibration_images)} images from --calib-dir"
+                else:
+                    description = f"{len(calibration_images)} held-out val images"
+                source = CalibrationSource(calibration_images, preprocess, self.settings.batch_size, description)
+
+                def calibration():
+                    return source
+            self._memo[key] = Artifacts(self.cache, self.source().weights, calibration,
                                         self.calibration_settings(), progress=self.progress,
                                         int8_flavour=self.settings.int8_flavour)
         return self._memo[key]

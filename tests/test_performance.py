@@ -11,7 +11,7 @@ from res2net_validate.fixture import record_result
 
 
 @pytest.mark.performance
-def test_fps(request, benchmark, precision, res2net_session, res2net_runner, res2net_thresholds):
+def test_fps(request, benchmark, precision, res2net_session, res2net_artifacts, res2net_runner, res2net_thresholds):
     settings = res2net_session.settings
     batch_size = settings.batch_size
     images = np.random.default_rng(0).standard_normal((batch_size, 3, 224, 224)).astype(np.float32)
@@ -32,7 +32,7 @@ def test_fps(request, benchmark, precision, res2net_session, res2net_runner, res
     if hasattr(res2net_runner, "benchmark"):  # GPU backends: trtexec-style throughput, latency percentiles, copies
         benchmark.extra_info["trtexec_like"] = res2net_runner.benchmark(images, duration_s=3.0).as_dict()
     record_result(request, {"precision": precision, "backend": info.backend, "batch_size": batch_size,
-                            "fps": fps, "device": info.device})
+                            "fps": fps, "device": info.device, "notes": res2net_session.notes(res2net_artifacts)})
 
     floor = res2net_thresholds.fps_floor(precision, info.device)
     if floor is not None:

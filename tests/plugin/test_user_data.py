@@ -54,3 +54,24 @@ def test_under_xdist_workers_share_one_build_and_the_controller_reports_every_ro
     assert len(setup_notes) == 2, setup_notes  # one per worker
     builders = [note for note in setup_notes if "onnx-fp32" in note.split("built:")[1]]
     assert len(builders) == 1, f"the FP32 export was built by {len(builders)} workers: {setup_notes}"
+
+
+def test_weights_alone_give_fps_and_int8_fps_needs_only_calibration_images(suite, random_weights, tmp_path):
+    common = ("--precision=fp16,int8", f"--weights={random_weights}", "--batch-size=2", "--perf-rounds=1",
+              "--perf-warmup=0", "-rs")
+    result = suite.run(*common)
+    result.assert_outcomes(passed=1, skipped=3)
+    result.stdout.fnmatch_lines([
+        f"res2net_validate *: weights {random_weights}, no dataset: FPS only, accuracy tests skip",
+        "Res2Net50 | 2 * | FP16 *",
+        "SKIPPED*no ImageNet val: pass --dataset-dir DIR or set DATASETS_DIR",
+        "SKIPPED*INT8 needs calibration images: pass --calib-dir DIR, or --dataset-dir DIR*",
+    ])
+    assert "Res2Net50 | 2 * | INT8" not in result.stdout.str()
+
+    calib = tmp_path / "calib"
+    write_sample_dataset(calib, count=3, layout="imagefolder", size=(240, 320), seed=2)
+    with_calibration = suite.run(*common, "-m", "performance", f"--calib-dir={calib}")
+    with_calibration.assert_outcomes(passed=2)
+    with_calibration.stdout.fnmatch_lines(["Res2Net50 | 2 * | INT8 *",
+                                           "note: int8 Q/DQ graph, * calibration on 3 images from --calib-dir*"])
