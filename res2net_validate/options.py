@@ -116,6 +116,9 @@ OPTIONS: tuple[Option, ...] = (
            "fifth of the dataset when carved from val)"),
     Option("calib_dir", "RES2NET_CALIB_DIR", _path, "images to calibrate INT8 on (default: a seeded split of the "
            "val set, disjoint from the scored images)", metavar="DIR"),
+    Option("calib_list", "RES2NET_CALIB_LIST", _path, "a list file of calibration image names, one per line "
+           "(e.g. MLPerf's 500-image list): looked up under --calib-dir, else picked from the val set and held "
+           "out of scoring", metavar="FILE"),
     Option("calib_on_scored", "RES2NET_CALIB_ON_SCORED", _flag, "calibrate on images that are also scored "
            "(the card's leak; flagged in the report)", default=False, flag=True),
     Option("preprocess", "RES2NET_PREPROCESS", _choice(PREPROCESS_METHODS), "exact (PIL, bit-exact to "

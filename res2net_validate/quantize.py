@@ -258,35 +258,16 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def calibration_file_list(calib_dir: Path | None, calib_list: Path | None, count: int | None) -> tuple[Path, ...]:
-    """The calibration images named by the CLI options, in order; one ValidateError per problem."""
+    """The calibration images named by the CLI options, in order; one ValidateError per problem.
+    Names in --calib-list are looked up under --calib-dir, else beside the list file."""
     from .selection import calibration_files
 
     if count is not None and count < 1:
         raise ValidateError(f"--calib-count {count}: must be at least 1")
-    if calib_list is None:
-        if calib_dir is None:
-            raise ValidateError("no calibration images: pass --calib-dir DIR (a folder of images) and/or --calib-list FILE")
-        return calibration_files(calib_dir, count)
-    try:
-        lines = Path(calib_list).read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidateError(f"--calib-list {calib_list}: unreadable ({exc}). Pass a text file with one image name per line.") from None
-    base = Path(calib_dir) if calib_dir is not None else Path(calib_list).parent
-    names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if not names:
-        raise ValidateError(f"--calib-list {calib_list}: no image names in it. Put one file name per line.")
-    if count is not None:
-        if len(names) < count:
-            raise ValidateError(f"--calib-list {calib_list}: {len(names)} images, fewer than --calib-count {count}")
-        names = names[:count]
-    files = tuple(base / name for name in names)
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise ValidateError(
-            f"--calib-list {calib_list}: {len(missing)} listed images do not exist (e.g. {missing[0]}). "
-            f"Names are looked up under {base}; pass --calib-dir to point elsewhere."
-        )
-    return files
+    if calib_list is None and calib_dir is None:
+        raise ValidateError("no calibration images: pass --calib-dir DIR (a folder of images) and/or --calib-list FILE")
+    base = calib_dir if calib_dir is not None else Path(calib_list).parent
+    return calibration_files(base, count, calib_list)
 
 
 def file_calibration_source(files: tuple[Path, ...], preprocess, batch_size: int = 32):

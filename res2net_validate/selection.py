@@ -29,16 +29,37 @@ class Split:
 
 
 def split_images(images, *, num_images: int | None, calib_count: int | None, calib_dir: Path | None,
-                 calib_on_scored: bool, seed: int = SEED) -> Split:
+                 calib_on_scored: bool, calib_list: Path | None = None, seed: int = SEED) -> Split:
     images = tuple(images)
     total = len(images)
     order = np.random.default_rng(seed).permutation(total)
     notes = []
     if calib_dir is not None:
-        files = calibration_files(calib_dir, calib_count)
+        files = calibration_files(calib_dir, calib_count, calib_list)
         scored_idx = order
         calibration: tuple = ()
-        notes.append(f"INT8 calibration: {len(files)} images from --calib-dir {calib_dir}")
+        listed = f" listed in --calib-list {calib_list}" if calib_list is not None else ""
+        notes.append(f"INT8 calibration: {len(files)} images{listed} from --calib-dir {calib_dir}")
+    elif calib_list is not None:
+        # The list names val images (MLPerf-style): they calibrate and are held out of scoring.
+        names = read_image_list(calib_list, calib_count)
+        position = {image.name: i for i, image in enumerate(images)}
+        unknown = [name for name in names if Path(name).name not in position]
+        if unknown:
+            raise ValidateError(f"--calib-list {calib_list}: {len(unknown)} names are not images of the val set "
+                                f"(e.g. {unknown[0]}); pass --calib-dir DIR to take them from another folder")
+        chosen = sorted({position[Path(name).name] for name in names})
+        files = ()
+        calibration = tuple(images[i] for i in chosen)
+        if calib_on_scored:
+            scored_idx = order
+            notes.append(f"WARNING: INT8 calibrated on {len(chosen)} images that are also scored "
+                         f"(--calib-on-scored); INT8 accuracy is optimistic")
+        else:
+            held_out = set(chosen)
+            scored_idx = np.array([i for i in order if i not in held_out], dtype=np.int64)
+            notes.append(f"INT8 calibration: {len(chosen)} val images listed in --calib-list {calib_list}, held "
+                         f"out; the other {total - len(chosen)} are scored")
     else:
         count = calib_count or min(DEFAULT_CALIBRATION_IMAGES, total // 5)
         if count <= 0 or count >= total:
@@ -63,10 +84,38 @@ def split_images(images, *, num_images: int | None, calib_count: int | None, cal
     return Split(scored, calibration, tuple(files), total, tuple(notes))
 
 
-def calibration_files(directory: Path, count: int | None) -> tuple[Path, ...]:
+def read_image_list(listing: Path, count: int | None = None) -> list[str]:
+    """Image names from a list file (one per line, ``#`` comments), the first ``count`` of them."""
+    try:
+        lines = Path(listing).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidateError(f"--calib-list {listing}: unreadable ({exc}). Pass a text file with one image name "
+                            "per line.") from None
+    names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not names:
+        raise ValidateError(f"--calib-list {listing}: no image names in it. Put one file name per line.")
+    if count is not None:
+        if len(names) < count:
+            raise ValidateError(f"--calib-list {listing}: {len(names)} images, fewer than --calib-count {count}")
+        names = names[:count]
+    return names
+
+
+def calibration_files(directory: Path, count: int | None, listing: Path | None = None) -> tuple[Path, ...]:
+    """Calibration image files: those of ``listing`` looked up under ``directory``, or else every
+    image below ``directory`` in sorted order; the first ``count``."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ValidateError(f"--calib-dir {directory}: not a directory of images")
+    if listing is not None:
+        files = tuple(directory / name for name in read_image_list(listing, count))
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise ValidateError(
+                f"--calib-list {listing}: {len(missing)} listed images do not exist (e.g. {missing[0]}). "
+                f"Names are looked up under {directory}; pass --calib-dir to point elsewhere."
+            )
+        return files
     files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise ValidateError(f"--calib-dir {directory}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")

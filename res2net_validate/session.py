@@ -76,7 +76,7 @@ class ValidationSession:
     def check_paths(self) -> None:
         """Fail at start-up, not after minutes of work, on paths that do not exist."""
         s = self.settings
-        checks = [("calib_dir", Path.is_dir, "a directory of images")]
+        checks = [("calib_dir", Path.is_dir, "a directory of images"), ("calib_list", Path.is_file, "a list file")]
         if not s.embedded:  # the embedded default brings its own weights and data
             checks += [("weights", Path.is_file, "a checkpoint file"), ("dataset_dir", Path.is_dir, "a directory")]
         for name, exists, what in checks:
@@ -130,7 +130,7 @@ class ValidationSession:
             s = self.settings
             self._memo["split"] = split_images(
                 self.dataset().images, num_images=s.num_images, calib_count=s.calib_count,
-                calib_dir=s.calib_dir, calib_on_scored=s.calib_on_scored,
+                calib_dir=s.calib_dir, calib_on_scored=s.calib_on_scored, calib_list=s.calib_list,
             )
         return self._memo["split"]
 
@@ -156,11 +156,11 @@ class ValidationSession:
             from .dataset import LabeledImage
 
             if self.source().no_data_reason and self.settings.calib_dir is None:
-                return None
+                return None  # (a --calib-list alone names val images, and there is no val here)
             if self.source().no_data_reason:
                 from .selection import calibration_files
 
-                files = calibration_files(self.settings.calib_dir, self.settings.calib_count)
+                files = calibration_files(self.settings.calib_dir, self.settings.calib_count, self.settings.calib_list)
                 images = tuple(LabeledImage(path, -1) for path in files)
             elif self.split().calibration_dir_images:
                 images = tuple(LabeledImage(path, -1) for path in self.split().calibration_dir_images)
@@ -185,10 +185,11 @@ class ValidationSession:
                     raise NotConfigured("INT8 needs calibration images: pass --calib-dir DIR, or --dataset-dir DIR "
                                         "to carve them out of val")
             else:
+                listed = " listed in --calib-list" if self.settings.calib_list is not None else ""
                 if self.settings.calib_dir is not None:
-                    description = f"{len(calibration_images)} images from --calib-dir"
+                    description = f"{len(calibration_images)} images{listed} from --calib-dir"
                 else:
-                    description = f"{len(calibration_images)} held-out val images"
+                    description = f"{len(calibration_images)} held-out val images{listed}"
                 source = CalibrationSource(calibration_images, preprocess, self.settings.batch_size, description)
 
                 def calibration():

@@ -62,6 +62,8 @@ def test_precisions_parametrize_the_tests(suite):
         ((), {"RES2NET_PRECISION": "int4"}, "--precision='int4' (from env RES2NET_PRECISION): expected one or more"),
         (("--backend", "tvm"), {}, "--backend='tvm' (from --backend): expected one of auto, onnxruntime"),
         (("--weights=/nonexistent/w.pth",), {}, "--weights /nonexistent/w.pth (from --weights): not found"),
+        (("--calib-list=/nonexistent/list.txt",), {}, "--calib-list /nonexistent/list.txt (from --calib-list): "
+                                                       "not found; expected a list file"),
         (("--calib-percentile", "100.5"), {}, "--calib-percentile='100.5' (from --calib-percentile): expected a "
                                                "percentile in (0, 100]"),
     ],

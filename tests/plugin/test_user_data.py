@@ -70,8 +70,11 @@ def test_weights_alone_give_fps_and_int8_fps_needs_only_calibration_images(suite
     assert "Res2Net50 | 2 * | INT8" not in result.stdout.str()
 
     calib = tmp_path / "calib"
-    write_sample_dataset(calib, count=3, layout="imagefolder", size=(240, 320), seed=2)
-    with_calibration = suite.run(*common, "-m", "performance", f"--calib-dir={calib}")
+    pairs = write_sample_dataset(calib, count=3, layout="imagefolder", size=(240, 320), seed=2)
+    listing = tmp_path / "cal_image_list.txt"
+    listing.write_text("".join(f"{next(calib.rglob(name)).relative_to(calib)}\n" for name, _ in pairs[:2]))
+    with_calibration = suite.run(*common, "-m", "performance", f"--calib-dir={calib}", f"--calib-list={listing}")
     with_calibration.assert_outcomes(passed=2)
-    with_calibration.stdout.fnmatch_lines(["Res2Net50 | 2 * | INT8 *",
-                                           "note: int8 Q/DQ graph, * calibration on 3 images from --calib-dir*"])
+    with_calibration.stdout.fnmatch_lines([
+        "Res2Net50 | 2 * | INT8 *",
+        "note: int8 Q/DQ graph, * calibration on 2 images listed in --calib-list from --calib-dir*"])
