@@ -88,3 +88,29 @@ def test_directory_artifacts(tmp_path):
     entry = cache.get_or_build("dir", {"x": 1}, build)
     assert (entry.path / "a.txt").read_text() == "a"
     assert not cache.get_or_build("dir", {"x": 1}, build).built
+
+
+def test_a_hit_is_rehashed_only_when_size_or_mtime_changed(tmp_path, monkeypatch):
+    import os
+
+    import res2net_validate.cache as cache_module
+
+    cache = ArtifactCache(tmp_path)
+    entry = cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt")
+    hashed = []
+    real_digest = cache_module._artifact_digest
+    monkeypatch.setattr(cache_module, "_artifact_digest", lambda path: hashed.append(path) or real_digest(path))
+
+    assert not cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt").built
+    assert hashed == []  # untouched: served from the recorded size and mtime
+
+    stat = entry.path.stat()
+    os.utime(entry.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched, same bytes
+    assert not cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt").built
+    assert hashed == [entry.path]
+    assert not cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt").built
+    assert hashed == [entry.path]  # the manifest took the new mtime
+
+    entry.path.write_text("evil")  # same size; a new mtime forces the re-hash that catches it
+    with pytest.warns(UserWarning, match="does not match its manifest; rebuilding"):
+        assert cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt").built
