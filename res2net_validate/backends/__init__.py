@@ -27,10 +27,7 @@ def get_backend(name: str) -> Backend:
 
 
 def resolve_auto() -> Backend:
-    try:
-        tensorrt = get_backend("tensorrt")
-        if tensorrt.availability():
-            return tensorrt
-    except ImportError:
-        pass
-    return get_backend("onnxruntime")
+    # The TensorRT backend imports tensorrt lazily and reports a missing wheel or GPU through
+    # availability(), so asking it is always safe.
+    tensorrt = get_backend("tensorrt")
+    return tensorrt if tensorrt.availability() else get_backend("onnxruntime")
