@@ -78,6 +78,8 @@ RECIPES: dict[str, dict] = {
             # TensorRT: quantize the inputs of weighted ops and residual adds, not their outputs.
             "OpTypesToExcludeOutputQuantization": ["Conv", "Gemm", "Add"],
         },
+        # ... and of a residual Add, only the shortcut: see keep_shortcut_quantization_only.
+        "residual_add_inputs": "shortcut",
     },
 }
 
@@ -130,10 +132,84 @@ def quantize_graph(fp32_graph: Path, ranges: TensorRanges, flavour: str, output:
         dict(recipe["extra_options"]),
     )
     quantizer.quantize_model()
+    if recipe.get("residual_add_inputs") == "shortcut":
+        keep_shortcut_quantization_only(quantizer.model.model)
     quantizer.model.save_model_to_file(str(output))  # sorts the nodes topologically, as quantize_static does
     import onnx
 
     onnx.checker.check_model(str(output))
+
+
+def keep_shortcut_quantization_only(model) -> int:
+    """Drop the Q/DQ pair on the main-branch input of residual Adds; return how many Adds changed.
+
+    TensorRT's Q/DQ placement advice for residual networks: quantize the shortcut input of the
+    Add and leave the main branch's convolution output in float, so that the Add (and the Relu
+    after it) fuse into that convolution.  A pair on both inputs forces a separate requantize.
+    The main branch is the input written by a Conv, the deeper one when both are (a downsampling
+    shortcut is a Conv too, one step from the block input).  Adds whose inputs do not come
+    straight from a Conv (Res2Net's hierarchical branch sums) keep both pairs: they run as
+    INT8 element-wise adds.
+    """
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    depth = _node_depths(graph)
+    changed = 0
+    for node in graph.node:
+        if node.op_type != "Add" or len(node.input) != 2:
+            continue
+        pairs = []  # (input slot, float tensor before the Q/DQ pair)
+        for slot, name in enumerate(node.input):
+            dequantize = producer.get(name)
+            quantize = producer.get(dequantize.input[0]) if dequantize is not None else None
+            if dequantize is None or dequantize.op_type != "DequantizeLinear" or quantize is None \
+                    or quantize.op_type != "QuantizeLinear":
+                break
+            pairs.append((slot, quantize.input[0]))
+        if len(pairs) != 2:
+            continue
+        from_conv = [(slot, tensor) for slot, tensor in pairs
+                     if tensor in producer and producer[tensor].op_type == "Conv"]
+        if not from_conv:
+            continue
+        slot, tensor = max(from_conv, key=lambda pair: depth[id(producer[pair[1]])])
+        if len(from_conv) == 2 and depth[id(producer[from_conv[0][1]])] == depth[id(producer[from_conv[1][1]])]:
+            continue  # no telling the main branch from the shortcut
+        node.input[slot] = tensor
+        changed += 1
+    _remove_unused(graph, ("QuantizeLinear", "DequantizeLinear"))
+    return changed
+
+
+def _node_depths(graph) -> dict[int, int]:
+    """Longest path (in nodes) from the graph inputs to each node, keyed by id(node)."""
+    producer = {out: node for node in graph.node for out in node.output}
+    depths: dict[int, int] = {}
+    for start in graph.node:  # iterative DFS: deep networks would overflow recursion
+        stack = [(start, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if id(node) in depths:
+                continue
+            parents = [producer[name] for name in node.input if name in producer]
+            if expanded:
+                depths[id(node)] = 1 + max((depths[id(p)] for p in parents), default=0)
+            else:
+                stack.append((node, True))
+                stack.extend((p, False) for p in parents if id(p) not in depths)
+    return depths
+
+
+def _remove_unused(graph, op_types: tuple[str, ...]) -> None:
+    """Remove nodes of ``op_types`` whose outputs nothing reads, until none is left."""
+    outputs = {o.name for o in graph.output}
+    while True:
+        read = {name for node in graph.node for name in node.input} | outputs
+        unused = [n for n in graph.node if n.op_type in op_types and not any(o in read for o in n.output)]
+        if not unused:
+            return
+        for node in unused:
+            graph.node.remove(node)
 
 
 def unquantized_weights(graph) -> tuple[str, ...]:

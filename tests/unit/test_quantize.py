@@ -257,3 +257,15 @@ def test_onnxruntime_flavour_fused_kernels_compute_what_the_graph_means(built):
     literal.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     unfused = ort.InferenceSession(str(path), literal, providers=["CPUExecutionProvider"]).run(["output"], {"input": x})[0]
     np.testing.assert_allclose(run(path, x), unfused, atol=1e-4)
+
+
+def test_tensorrt_flavour_quantizes_only_the_shortcut_of_a_residual_add(built, tiny_graph):
+    """TensorRT's placement advice: Q/DQ on the residual Add's shortcut, the conv output in float
+    (so the Add fuses into the conv); the branch sum (inputs not from a conv) keeps both pairs."""
+    model = onnx.load(str(built[2]["tensorrt"].path))
+    producer = {out: node.op_type for node in model.graph.node for out in node.output}
+    adds = [node for node in model.graph.node if node.op_type == "Add"]
+    kinds = sorted(tuple(sorted(producer.get(name) for name in node.input)) for node in adds)
+    assert kinds == [("Conv", "DequantizeLinear"), ("DequantizeLinear", "DequantizeLinear")]
+    x = images(16, seed=5)
+    assert compare_logits(run(tiny_graph, x), run(built[2]["tensorrt"].path, x))["mean_cosine"] > 0.99
