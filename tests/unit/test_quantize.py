@@ -259,13 +259,25 @@ def test_onnxruntime_flavour_fused_kernels_compute_what_the_graph_means(built):
     np.testing.assert_allclose(run(path, x), unfused, atol=1e-4)
 
 
-def test_tensorrt_flavour_quantizes_only_the_shortcut_of_a_residual_add(built, tiny_graph):
-    """TensorRT's placement advice: Q/DQ on the residual Add's shortcut, the conv output in float
-    (so the Add fuses into the conv); the branch sum (inputs not from a conv) keeps both pairs."""
-    model = onnx.load(str(built[2]["tensorrt"].path))
+def add_input_producers(path):
+    model = onnx.load(str(path))
     producer = {out: node.op_type for node in model.graph.node for out in node.output}
     adds = [node for node in model.graph.node if node.op_type == "Add"]
-    kinds = sorted(tuple(sorted(producer.get(name) for name in node.input)) for node in adds)
-    assert kinds == [("Conv", "DequantizeLinear"), ("DequantizeLinear", "DequantizeLinear")]
+    return sorted(tuple(sorted(producer.get(name) for name in node.input)) for node in adds)
+
+
+def test_tensorrt_flavour_can_quantize_only_the_shortcut_of_a_residual_add(built, tiny_graph):
+    """Default: both inputs of every Add quantized.  --residual-add shortcut: TensorRT's placement
+    advice, Q/DQ on the residual Add's shortcut and the conv output in float (so the Add fuses
+    into the conv), while the branch sum (inputs not from a conv) keeps both pairs."""
+    cache, data, graphs = built
+    assert add_input_producers(graphs["tensorrt"].path) == [("DequantizeLinear", "DequantizeLinear")] * 2
+    shortcut = int8_graph(cache, tiny_graph, lambda: iter([data]), "calib-a", len(data), CalibrationSettings(),
+                          "tensorrt", progress=False, residual_add="shortcut")
+    assert shortcut.built and shortcut.path != graphs["tensorrt"].path  # its own cache entry
+    assert add_input_producers(shortcut.path) == [("Conv", "DequantizeLinear"), ("DequantizeLinear", "DequantizeLinear")]
     x = images(16, seed=5)
-    assert compare_logits(run(tiny_graph, x), run(built[2]["tensorrt"].path, x))["mean_cosine"] > 0.99
+    assert compare_logits(run(tiny_graph, x), run(shortcut.path, x))["mean_cosine"] > 0.99
+    with pytest.raises(ValidateError, match="--residual-add shortcut: only the tensorrt flavour"):
+        int8_graph(cache, tiny_graph, lambda: iter([data]), "calib-a", len(data), CalibrationSettings(),
+                   "onnxruntime", progress=False, residual_add="shortcut")
