@@ -346,8 +346,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                         "what TensorRT 11 consumes)")
     parser.add_argument("--residual-add", choices=RESIDUAL_ADD_CHOICES, default=None,
                         help="tensorrt flavour: Q/DQ on both inputs of residual Adds (default), or on the shortcut "
-                             "only, as TensorRT's placement advice has it (the Add then fuses into the conv; "
-                             "measured here on the embedded default: about 1-2 points lower top-1 on the CPU)")
+                             "only, as TensorRT's placement advice has it (the Add then fuses into the conv)")
     parser.add_argument("--worst-layers", type=int, default=0, metavar="N",
                         help="also list the N tensors that drift most from FP32 on the sanity images "
                              "(runs both graphs with every tensor exposed; 0: skip)")
