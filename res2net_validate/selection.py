@@ -40,41 +40,29 @@ def split_images(images, *, num_images: int | None, calib_count: int | None, cal
         calibration: tuple = ()
         listed = f" listed in --calib-list {calib_list}" if calib_list is not None else ""
         notes.append(f"INT8 calibration: {len(files)} images{listed} from --calib-dir {calib_dir}")
-    elif calib_list is not None:
-        # The list names val images (MLPerf-style): they calibrate and are held out of scoring.
-        names = read_image_list(calib_list, calib_count)
-        position = {image.name: i for i, image in enumerate(images)}
-        unknown = [name for name in names if Path(name).name not in position]
-        if unknown:
-            raise ValidateError(f"--calib-list {calib_list}: {len(unknown)} names are not images of the val set "
-                                f"(e.g. {unknown[0]}); pass --calib-dir DIR to take them from another folder")
-        chosen = sorted({position[Path(name).name] for name in names})
+    else:
+        # Calibration images carved out of val: the ones a list names (MLPerf-style), or a seeded sample.
+        if calib_list is not None:
+            chosen = _listed_val_images(images, calib_list, calib_count)
+            how = f"listed in --calib-list {calib_list},"
+        else:
+            count = calib_count or min(DEFAULT_CALIBRATION_IMAGES, total // 5)
+            if count <= 0 or count >= total:
+                raise ValidateError(f"--calib-count {count}: the val set has {total} images; ask for fewer, "
+                                    "or pass --calib-dir with separate calibration images")
+            chosen = sorted(order[:count])
+            how = f"(seed {seed})"
         files = ()
         calibration = tuple(images[i] for i in chosen)
         if calib_on_scored:
             scored_idx = order
             notes.append(f"WARNING: INT8 calibrated on {len(chosen)} images that are also scored "
-                         f"(--calib-on-scored); INT8 accuracy is optimistic")
+                         "(--calib-on-scored); INT8 accuracy is optimistic")
         else:
             held_out = set(chosen)
             scored_idx = np.array([i for i in order if i not in held_out], dtype=np.int64)
-            notes.append(f"INT8 calibration: {len(chosen)} val images listed in --calib-list {calib_list}, held "
-                         f"out; the other {total - len(chosen)} are scored")
-    else:
-        count = calib_count or min(DEFAULT_CALIBRATION_IMAGES, total // 5)
-        if count <= 0 or count >= total:
-            raise ValidateError(f"--calib-count {count}: the val set has {total} images; ask for fewer, "
-                                "or pass --calib-dir with separate calibration images")
-        files = ()
-        calibration = tuple(images[i] for i in sorted(order[:count]))
-        if calib_on_scored:
-            scored_idx = order
-            notes.append(f"WARNING: INT8 calibrated on {count} images that are also scored (--calib-on-scored); "
-                         "INT8 accuracy is optimistic")
-        else:
-            scored_idx = order[count:]
-            notes.append(f"INT8 calibration: {count} val images (seed {seed}) held out; the other "
-                         f"{total - count} are scored (pass --calib-dir to score all {total})")
+            notes.append(f"INT8 calibration: {len(chosen)} val images {how} held out; the other "
+                         f"{total - len(chosen)} are scored (pass --calib-dir to score all {total})")
     if num_images is not None:
         if num_images > len(scored_idx):
             raise ValidateError(f"--num-images {num_images}: only {len(scored_idx)} images are available to score")
@@ -82,6 +70,17 @@ def split_images(images, *, num_images: int | None, calib_count: int | None, cal
         notes.append(f"scoring a seeded subset of {num_images} images (--num-images)")
     scored = tuple(images[i] for i in sorted(scored_idx))
     return Split(scored, calibration, tuple(files), total, tuple(notes))
+
+
+def _listed_val_images(images, listing: Path, count: int | None) -> list[int]:
+    """Indices of the val images a list file names (by file name), sorted."""
+    names = read_image_list(listing, count)
+    position = {image.name: i for i, image in enumerate(images)}
+    unknown = [name for name in names if Path(name).name not in position]
+    if unknown:
+        raise ValidateError(f"--calib-list {listing}: {len(unknown)} names are not images of the val set "
+                            f"(e.g. {unknown[0]}); pass --calib-dir DIR to take them from another folder")
+    return sorted({position[Path(name).name] for name in names})
 
 
 def read_image_list(listing: Path, count: int | None = None) -> list[str]:
