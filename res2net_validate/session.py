@@ -63,12 +63,10 @@ class ValidationSession:
         weights = s.weights
         if weights is None and (Path(s.checkpoints_dir) / ORIGINAL_CHECKPOINT).is_file():
             weights = Path(s.checkpoints_dir) / ORIGINAL_CHECKPOINT
-        no_data = None
-        if s.dataset_dir is None:
-            no_data = "no ImageNet val: pass --dataset-dir DIR or set DATASETS_DIR"
+        no_data = "no ImageNet val: pass --dataset-dir DIR or set DATASETS_DIR" if s.dataset_dir is None else None
         if weights is None:
-            missing = [f"no weights: pass --weights FILE ({ORIGINAL_CHECKPOINT}) or put it in CHECKPOINTS_DIR"]
-            reason = "; ".join(missing + ([no_data] if no_data else [])) + "; or run the embedded default with --embedded"
+            missing = [f"no weights: pass --weights FILE ({ORIGINAL_CHECKPOINT}) or put it in CHECKPOINTS_DIR", no_data]
+            reason = "; ".join(filter(None, missing)) + "; or run the embedded default with --embedded"
             return Source(None, s.dataset_dir, embedded=False, skip_reason=reason, no_data_reason=no_data)
         # Weights alone are enough for FPS: the performance tests run, the accuracy tests skip.
         return Source(weights, s.dataset_dir, embedded=False, no_data_reason=no_data)
@@ -121,16 +119,17 @@ class ValidationSession:
         return self._memo["dataset"]
 
     def split(self):
-        """Which val images are scored and which calibrate INT8; NotConfigured without a dataset."""
-        if self.source().no_data_reason:
-            raise NotConfigured(self.source().no_data_reason)
+        """Which val images are scored and which calibrate INT8 (without a dataset: only the
+        --calib-dir images, nothing to score)."""
         if "split" not in self._memo:
             from .selection import split_images
 
             s = self.settings
+            has_data = not self.source().no_data_reason
             self._memo["split"] = split_images(
-                self.dataset().images, num_images=s.num_images, calib_count=s.calib_count,
-                calib_dir=s.calib_dir, calib_on_scored=s.calib_on_scored, calib_list=s.calib_list,
+                self.dataset().images if has_data else (), num_images=s.num_images if has_data else None,
+                calib_count=s.calib_count, calib_dir=s.calib_dir, calib_on_scored=s.calib_on_scored,
+                calib_list=s.calib_list,
             )
         return self._memo["split"]
 
@@ -143,6 +142,8 @@ class ValidationSession:
                                      skip_bad=self.settings.skip_bad_images)
 
     def scored_images(self, preprocess):
+        if self.source().no_data_reason:
+            raise NotConfigured(self.source().no_data_reason)
         key = ("scored", preprocess)
         if key not in self._memo:
             self._memo[key] = self._preprocessed(self.split().scored, preprocess, "preprocess val")
@@ -151,21 +152,17 @@ class ValidationSession:
     def calibration_images(self, preprocess):
         """The preprocessed INT8 calibration images; None when there are none to take (no dataset
         and no --calib-dir): then only building the INT8 graph skips, FP16/FP32 still run."""
+        if self.source().no_data_reason and self.settings.calib_dir is None:
+            return None  # (a --calib-list alone names val images, and there is no val here)
         key = ("calibration", preprocess)
         if key not in self._memo:
             from .dataset import LabeledImage
 
-            if self.source().no_data_reason and self.settings.calib_dir is None:
-                return None  # (a --calib-list alone names val images, and there is no val here)
-            if self.source().no_data_reason:
-                from .selection import calibration_files
-
-                files = calibration_files(self.settings.calib_dir, self.settings.calib_count, self.settings.calib_list)
-                images = tuple(LabeledImage(path, -1) for path in files)
-            elif self.split().calibration_dir_images:
-                images = tuple(LabeledImage(path, -1) for path in self.split().calibration_dir_images)
+            split = self.split()
+            if split.calibration_dir_images:
+                images = tuple(LabeledImage(path, -1) for path in split.calibration_dir_images)
             else:
-                images = self.split().calibration
+                images = split.calibration
             self._memo[key] = self._preprocessed(images, preprocess, "preprocess calibration")
         return self._memo[key]
 
@@ -180,11 +177,8 @@ class ValidationSession:
         if key not in self._memo:
             from .pipeline import Artifacts, CalibrationSource
 
-            if calibration_images is None:
-                def calibration():
-                    raise NotConfigured("INT8 needs calibration images: pass --calib-dir DIR, or --dataset-dir DIR "
-                                        "to carve them out of val")
-            else:
+            source = None
+            if calibration_images is not None:
                 listed = " listed in --calib-list" if self.settings.calib_list is not None else ""
                 if self.settings.calib_dir is not None:
                     description = f"{len(calibration_images)} images{listed} from --calib-dir"
@@ -192,8 +186,12 @@ class ValidationSession:
                     description = f"{len(calibration_images)} held-out val images{listed}"
                 source = CalibrationSource(calibration_images, preprocess, self.settings.batch_size, description)
 
-                def calibration():
-                    return source
+            def calibration():  # called only when an INT8 graph is built
+                if source is None:
+                    raise NotConfigured("INT8 needs calibration images: pass --calib-dir DIR, or --dataset-dir DIR "
+                                        "to carve them out of val")
+                return source
+
             self._memo[key] = Artifacts(self.cache, self.source().weights, calibration,
                                         self.calibration_settings(), progress=self.progress,
                                         int8_flavour=self.settings.int8_flavour)
