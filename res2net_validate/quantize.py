@@ -158,8 +158,8 @@ def quantize_graph(fp32_graph: Path, ranges: TensorRanges, flavour: str, output:
     onnx.checker.check_model(str(output))
 
 
-def keep_shortcut_quantization_only(model) -> int:
-    """Drop the Q/DQ pair on the main-branch input of residual Adds; return how many Adds changed.
+def keep_shortcut_quantization_only(model) -> None:
+    """Drop the Q/DQ pair on the main-branch input of residual Adds.
 
     TensorRT's Q/DQ placement advice for residual networks: quantize the shortcut input of the
     Add and leave the main branch's convolution output in float, so that the Add (and the Relu
@@ -171,37 +171,30 @@ def keep_shortcut_quantization_only(model) -> int:
     """
     graph = model.graph
     producer = {out: node for node in graph.node for out in node.output}
-    depth = _node_depths(graph)
-    changed = 0
+    depth = _node_depths(graph, producer)
     for node in graph.node:
         if node.op_type != "Add" or len(node.input) != 2:
             continue
-        pairs = []  # (input slot, float tensor before the Q/DQ pair)
+        before_pair = {}  # input slot -> the float tensor its Q/DQ pair quantizes
         for slot, name in enumerate(node.input):
             dequantize = producer.get(name)
-            quantize = producer.get(dequantize.input[0]) if dequantize is not None else None
-            if dequantize is None or dequantize.op_type != "DequantizeLinear" or quantize is None \
-                    or quantize.op_type != "QuantizeLinear":
-                break
-            pairs.append((slot, quantize.input[0]))
-        if len(pairs) != 2:
+            if dequantize is not None and dequantize.op_type == "DequantizeLinear":
+                quantize = producer.get(dequantize.input[0])
+                if quantize is not None and quantize.op_type == "QuantizeLinear":
+                    before_pair[slot] = quantize.input[0]
+        if len(before_pair) != 2:
             continue
-        from_conv = [(slot, tensor) for slot, tensor in pairs
-                     if tensor in producer and producer[tensor].op_type == "Conv"]
-        if not from_conv:
-            continue
-        slot, tensor = max(from_conv, key=lambda pair: depth[id(producer[pair[1]])])
-        if len(from_conv) == 2 and depth[id(producer[from_conv[0][1]])] == depth[id(producer[from_conv[1][1]])]:
-            continue  # no telling the main branch from the shortcut
-        node.input[slot] = tensor
-        changed += 1
+        conv_depths = {slot: depth[id(producer[tensor])] for slot, tensor in before_pair.items()
+                       if tensor in producer and producer[tensor].op_type == "Conv"}
+        if not conv_depths or len(set(conv_depths.values())) < len(conv_depths):
+            continue  # no conv input, or no telling the main branch from the shortcut
+        main = max(conv_depths, key=conv_depths.get)
+        node.input[main] = before_pair[main]
     _remove_unused(graph, ("QuantizeLinear", "DequantizeLinear"))
-    return changed
 
 
-def _node_depths(graph) -> dict[int, int]:
+def _node_depths(graph, producer: dict) -> dict[int, int]:
     """Longest path (in nodes) from the graph inputs to each node, keyed by id(node)."""
-    producer = {out: node for node in graph.node for out in node.output}
     depths: dict[int, int] = {}
     for start in graph.node:  # iterative DFS: deep networks would overflow recursion
         stack = [(start, False)]
@@ -399,6 +392,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     if not args.graph.is_file():
         raise ValidateError(f"--graph {args.graph}: no such file. Pass an FP32 ONNX graph of res2net50_14w_8s.")
     settings = CalibrationSettings(method=args.method, percentile=args.percentile, batch_size=args.calib_batch)
+    recipe = recipe_for(args.flavour, args.residual_add)  # a wrong combination fails before any image is read
     files = calibration_file_list(args.calib_dir, args.calib_list, args.calib_count)
     preprocess = Preprocess()
     key, batches = file_calibration_source(files, preprocess)
@@ -412,7 +406,6 @@ def _run_cli(args: argparse.Namespace) -> int:
         calibrated.append(True)
         return batches()
 
-    recipe_for(args.flavour, args.residual_add)  # a wrong combination fails before calibrating
     result = int8_graph(ArtifactCache(args.cache_dir), args.graph, tracked_batches, key, len(files), settings,
                         args.flavour, progress=sys.stderr.isatty(), batch_size_hint=32,
                         residual_add=args.residual_add)
@@ -430,8 +423,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     ops = Counter(node.op_type for node in model.graph.node)
     weighted = sum(ops[op] for op in WEIGHTED_OPS)
     left = ", ".join(result.unquantized_weights) or "none"
-    placement = f", residual Adds: {recipe_for(args.flavour, args.residual_add)['residual_add']}" \
-        if args.flavour == "tensorrt" else ""
+    placement = f", residual Adds: {recipe['residual_add']}" if "residual_add" in recipe else ""
     print(f"int8 graph ({args.flavour}{placement}, {'built' if result.built else 'cached'}): {result.path}")
     print(f"  {ops['QuantizeLinear']} QuantizeLinear, {ops['DequantizeLinear']} DequantizeLinear; "
           f"{weighted - len(result.unquantized_weights)}/{weighted} Conv/Gemm weights in int8 (left in float: {left})")
