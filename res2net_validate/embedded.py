@@ -585,14 +585,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    import os
+    from .options import command_cache_dir
 
-    import platformdirs
-
-    cache_dir = args.cache_dir or Path(
-        os.environ.get("CHECKPOINTS_DIR") or platformdirs.user_cache_dir("res2net_validate")
-    )
-    default = ensure_embedded_default(ArtifactCache(cache_dir), progress=not args.quiet, params=DEFAULT_PARAMS)
+    default = ensure_embedded_default(ArtifactCache(command_cache_dir(args.cache_dir)), progress=not args.quiet, params=DEFAULT_PARAMS)
     info = json.loads((default.dataset_dir.parent / INFO_FILE).read_text())
     print(f"dataset:  {default.dataset_dir}  ({default.num_images} images, card layout)")
     print(f"weights:  {default.weights}")

@@ -175,15 +175,12 @@ def register_cli(subparsers) -> None:
 
 
 def _export_command(args) -> int:
-    import os
-
     from .errors import ValidateError
-    from .options import _default_cache_dir
+    from .options import command_cache_dir
 
     if not args.weights.is_file():
         raise ValidateError(f"--weights {args.weights}: no such file")
-    cache_dir = args.cache_dir or Path(os.environ.get("CHECKPOINTS_DIR") or _default_cache_dir())
-    cache = ArtifactCache(cache_dir)
+    cache = ArtifactCache(command_cache_dir(args.cache_dir))
     fp32 = fp32_graph(cache, args.weights)
     fp16 = fp16_graph(cache, fp32)
     for graph in (fp32, fp16):

@@ -70,6 +70,11 @@ def _default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("res2net_validate"))
 
 
+def command_cache_dir(cache_dir: Path | None) -> Path:
+    """A command's --cache-dir, else $CHECKPOINTS_DIR, else the user cache dir: the plugin's order."""
+    return Path(cache_dir) if cache_dir else Path(os.environ.get("CHECKPOINTS_DIR") or _default_cache_dir())
+
+
 @dataclass(frozen=True)
 class Option:
     name: str

@@ -344,7 +344,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="also list the N tensors that drift most from FP32 on the sanity images "
                              "(runs both graphs with every tensor exposed; 0: skip)")
     parser.add_argument("--out", type=Path, metavar="INT8.onnx", help="copy the INT8 graph here")
-    parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="artifact cache (default: the user cache dir)")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR",
+                        help="artifact cache (default: $CHECKPOINTS_DIR, else the user cache dir)")
     parser.set_defaults(func=_run_cli)
 
 
@@ -387,6 +388,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     import onnx
     import onnxruntime as ort
 
+    from .options import command_cache_dir
     from .preprocess import Preprocess
 
     if not args.graph.is_file():
@@ -396,17 +398,14 @@ def _run_cli(args: argparse.Namespace) -> int:
     files = calibration_file_list(args.calib_dir, args.calib_list, args.calib_count)
     preprocess = Preprocess()
     key, batches = file_calibration_source(files, preprocess)
-    if args.cache_dir is None:
-        import platformdirs
-
-        args.cache_dir = Path(platformdirs.user_cache_dir("res2net_validate"))
     calibrated = []
 
     def tracked_batches():
         calibrated.append(True)
         return batches()
 
-    result = int8_graph(ArtifactCache(args.cache_dir), args.graph, tracked_batches, key, len(files), settings,
+    cache = ArtifactCache(command_cache_dir(args.cache_dir))
+    result = int8_graph(cache, args.graph, tracked_batches, key, len(files), settings,
                         args.flavour, progress=sys.stderr.isatty(), batch_size_hint=32,
                         residual_add=args.residual_add)
     ranges = TensorRanges.load(result.ranges_path)
