@@ -132,11 +132,13 @@ class ArtifactCache:
 
 def _file_stats(path: Path) -> dict[str, list[int]]:
     """{relative name: [size, mtime_ns]} of an artifact's files."""
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if not path.is_dir():
+        st = path.stat()
+        return {path.name: [st.st_size, st.st_mtime_ns]}
     stats = {}
-    for file in files:
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
         st = file.stat()
-        stats[str(file.relative_to(path)) if path.is_dir() else file.name] = [st.st_size, st.st_mtime_ns]
+        stats[str(file.relative_to(path))] = [st.st_size, st.st_mtime_ns]
     return stats
 
 
