@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ValidateError
-from .base import PRECISIONS, Availability, Backend, Runner, RunnerInfo  # noqa: F401
+from .base import PRECISIONS, Availability, Backend, PrecisionProof, Runner, RunnerInfo  # noqa: F401
 
 BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt", "torch")
 

@@ -32,9 +32,36 @@ class RunnerInfo:
     extra: dict = field(default_factory=dict)  # backend-specific facts for the report
 
 
+@dataclass
+class PrecisionProof:
+    """What a runner really executes, checked against the precision it was asked for.
+
+    ``offending`` names each compute layer (Conv/Gemm/MatMul, or a TensorRT convolution) that
+    does not run in ``precision``, as "name [what it runs in]"; empty means proven.
+    """
+
+    precision: str
+    checked: str  # what was inspected, e.g. "the optimized model ONNX Runtime executes"
+    layers: int  # compute layers inspected
+    offending: list[str] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)  # backend-specific counts for the report
+
+    @property
+    def proven(self) -> bool:
+        return self.layers > 0 and not self.offending
+
+    def as_dict(self) -> dict:
+        return {"precision": self.precision, "checked": self.checked, "layers": self.layers,
+                "offending": list(self.offending), "proven": self.proven, **self.summary}
+
+
 @runtime_checkable
 class Runner(Protocol):
     info: RunnerInfo
+
+    def precision_proof(self) -> PrecisionProof:
+        """Inspect what this runner executes (never only the file on disk) and list the compute
+        layers that are not in ``info.precision``."""
 
     def infer(self, images: np.ndarray) -> np.ndarray:
         """float32 NCHW normalised images (host) -> float32 logits (host), any batch size."""
