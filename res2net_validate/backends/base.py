@@ -44,15 +44,17 @@ class PrecisionProof:
     checked: str  # what was inspected, e.g. "the optimized model ONNX Runtime executes"
     layers: int  # compute layers inspected
     offending: list[str] = field(default_factory=list)
+    unproven: str = ""  # why nothing could be proven (no layer information), as what to do about it
     summary: dict = field(default_factory=dict)  # backend-specific counts for the report
 
     @property
     def proven(self) -> bool:
-        return self.layers > 0 and not self.offending
+        return self.layers > 0 and not self.offending and not self.unproven
 
     def as_dict(self) -> dict:
         return {"precision": self.precision, "checked": self.checked, "layers": self.layers,
-                "offending": list(self.offending), "proven": self.proven, **self.summary}
+                "offending": list(self.offending), "unproven": self.unproven, "proven": self.proven,
+                **self.summary}
 
 
 @runtime_checkable
