@@ -10,7 +10,7 @@ import pytest
 from res2net_validate.options import OPTIONS
 
 REPO = Path(__file__).resolve().parents[2]
-USER_TESTS = ("test_accuracy.py", "test_performance.py")
+USER_TESTS = ("test_accuracy.py", "test_precision.py", "test_performance.py")
 
 
 @pytest.fixture(scope="session")
