@@ -49,6 +49,7 @@ def pytest_configure(config):
         session = ValidationSession(settings, config.rootpath, progress=_is_controller_or_solo(config),
                                     live_output=lambda: _live_output(config))
         session.check_paths()
+        session.check_batch_size()
         if not session.configured_source().skip_reason:
             session.thresholds()  # a malformed file fails now, not after minutes of work
         if settings.compare_baseline is not None:

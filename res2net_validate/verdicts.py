@@ -156,7 +156,9 @@ def check_fps(precision: str, fps: float, floor: float | None, device_key: str |
 def check_precision(proof) -> Verdict:
     """Precision proof: what the runner executes is in the precision asked for."""
     if proof.proven:
-        message = f"{proof.precision}: all {proof.layers} compute layers proven ({proof.checked})"
+        kinds = proof.summary.get("layer_precisions") or {}
+        runs_in = f": {', '.join(f'{n} {kind}' for kind, n in kinds.items())}" if kinds else ""
+        message = f"{proof.precision}: all {proof.layers} compute layers proven ({proof.checked}){runs_in}"
     elif proof.unproven:
         message = f"{proof.precision}: precision could not be proven ({proof.checked}): {proof.unproven}"
     else:

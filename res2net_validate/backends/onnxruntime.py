@@ -100,34 +100,40 @@ class OnnxRuntimeRunner:
 
 def executed_layer_precisions(model) -> list[tuple[str, str, str]]:
     """(node name, op type, what it computes in) for every compute layer of an ONNX model."""
+    from onnx import TensorProto, numpy_helper
+
     graph = model.graph
-    initializer_types = {tensor.name: tensor.data_type for tensor in graph.initializer}
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
     producers = {output: node for node in graph.node for output in node.output}
 
-    def weight_precision(tensor: str) -> str:
-        from onnx import TensorProto
+    def float_weight(tensor) -> str:
+        # ONNX Runtime's CPU provider has no float16 Conv: it casts an FP16 graph's weights to float32 and
+        # folds the casts away, so float16 survives only as values that float16 represents exactly.
+        values = numpy_helper.to_array(tensor)
+        if values.size and np.array_equal(values, values.astype(np.float16).astype(np.float32)):
+            return "fp16 weights, fp32 arithmetic"
+        return "fp32"
 
-        seen_cast_from_fp16 = False
+    def weight_precision(tensor: str) -> str:
         for _ in range(8):  # a weight reaches its layer through a few reorders at most
-            if tensor in initializer_types:
-                dtype = initializer_types[tensor]
+            if tensor in initializers:
+                dtype = initializers[tensor].data_type
                 if dtype == TensorProto.FLOAT16:
                     return "fp16"
                 if dtype == TensorProto.FLOAT:
-                    return "fp16 weights, fp32 arithmetic" if seen_cast_from_fp16 else "fp32"
+                    return float_weight(initializers[tensor])
                 return TensorProto.DataType.Name(dtype).lower()
             node = producers.get(tensor)
             if node is None:
                 return "unknown (computed at run time)"
             if node.op_type == "DequantizeLinear":
-                source = node.input[0]
-                if initializer_types.get(source) in (TensorProto.INT8, TensorProto.UINT8):
+                source = initializers.get(node.input[0])
+                if source is not None and source.data_type in (TensorProto.INT8, TensorProto.UINT8):
                     return "int8 weights, dequantized to float"
                 return "float, through a run-time DequantizeLinear"
             if node.op_type == "Cast":
-                source_type = initializer_types.get(node.input[0])
-                if source_type == TensorProto.FLOAT16:
-                    seen_cast_from_fp16 = True
+                source = initializers.get(node.input[0])
+                if source is not None and source.data_type == TensorProto.FLOAT16:
                     return "fp16 weights, fp32 arithmetic"
             elif node.op_type not in _PASS_THROUGH_OPS:
                 return f"unknown (weight made by {node.op_type})"
