@@ -3,7 +3,19 @@ the precision proof and accuracy baselines each pass a healthy pipeline and fail
 
 import json
 
-from test_embedded_end_to_end import BGR_CONFTEST, ZERO_CALIBRATION_CONFTEST
+from test_embedded_end_to_end import ZERO_CALIBRATION_CONFTEST
+
+# A data-path bug: the scored pixels reach the model in BGR order, with the preprocessing settings unchanged.
+BGR_PIXELS_CONFTEST = '''
+import dataclasses
+import numpy as np
+import pytest
+
+@pytest.fixture(scope="session")
+def res2net_scored_images(res2net_session, res2net_source, res2net_preprocess):
+    real = res2net_session.scored_images(res2net_preprocess)
+    return dataclasses.replace(real, images=np.ascontiguousarray(np.asarray(real.images)[:, ::-1]), cache_path=None)
+'''
 
 FP32_AS_FP16_CONFTEST = '''
 import pytest
@@ -89,7 +101,7 @@ def test_a_saved_baseline_passes_a_healthy_rerun_and_fails_a_bgr_run_listing_fli
     healthy.assert_outcomes(passed=1)
     healthy.stdout.fnmatch_lines(["PASS baseline fp32: Top-1 vs baseline +0.00 points on 96 images*0 right->wrong*"])
 
-    (suite.path / "conftest.py").write_text(BGR_CONFTEST)
+    (suite.path / "conftest.py").write_text(BGR_PIXELS_CONFTEST)
     swapped = suite.run(*common, f"--compare-baseline={baseline}", "-k", "baseline", "--report-json=out/r.json")
     swapped.assert_outcomes(failed=1)
     swapped.stdout.fnmatch_lines(["*Top-1 vs baseline -* points on 96 images*significantly worse. Right->wrong: "
