@@ -38,6 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..cache import atomic_write_bytes, content_key, file_sha256
+from .. import devices
 from ..devices import TRT_INSTALL_HINT
 from ..errors import ValidateError
 from ..gpu_timing import CudaEventTimer, CudaRuntime, ThroughputReport, run_timed_loop, throughput_report, time_repeated
@@ -508,8 +509,9 @@ class TensorRTBackend:
             return Availability(False, f"needs TensorRT 10 or newer (found {version}); {TRT_INSTALL_HINT}")
         try:
             count = cuda.device_count()
-        except Exception as exc:
-            return Availability(False, f"needs a CUDA GPU: {exc}")
+        except Exception as exc:  # e.g. cudaErrorInsufficientDriver: CUDA 13 wheels on a CUDA 12 driver
+            hint = devices.trt_install_hint(devices.device_report())
+            return Availability(False, f"needs a CUDA GPU: {exc}; wheels matching the driver: {hint}")
         if count < 1:
             return Availability(False, "needs a CUDA GPU: none visible (check CUDA_VISIBLE_DEVICES)")
         return Availability(True)

@@ -691,11 +691,20 @@ def test_cuda_graph_capture_failure_falls_back_to_plain_enqueue(graphs, tmp_path
     runner.close()
 
 
+def test_a_driver_too_old_for_the_wheels_names_the_extra_that_fits(monkeypatch):
+    report = devices.DeviceReport(gpus=[devices.GpuInfo("0", "NVIDIA L4", driver="575.57.08")], cuda_driver="12.9")
+    monkeypatch.setattr(devices, "device_report", lambda: report)
+    broken, _, _ = _backend(cuda=FakeCudaRuntime(device_count=-1))  # CUDA 13 wheels on this driver
+    reason = broken.availability().reason
+    assert reason.startswith("needs a CUDA GPU: cudaGetDeviceCount failed: cudaErrorInsufficientDriver")
+    assert "pip install .[trt-cu12] (driver 575.57.08 supports CUDA up to 12.9" in reason
+
+
 def test_availability_explains_what_is_missing(graphs, tmp_path):
     real = TensorRTBackend()
     if devices.tensorrt_version()[0] == "":
         reason = real.availability().reason
-        assert reason.startswith("needs TensorRT: pip install .[trt]")
+        assert reason.startswith("needs TensorRT: pip install .[trt-cu12]")
         with pytest.raises(ValidateError, match="--backend tensorrt: needs TensorRT"):
             real.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
     no_gpu, _, _ = _backend(cuda=FakeCudaRuntime(device_count=0))
