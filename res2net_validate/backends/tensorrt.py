@@ -207,11 +207,11 @@ def dtype_from_text(text: Any) -> str | None:
     return None
 
 
-def tensor_precision(tensor: Any) -> str | None:
+def tensor_precision(tensor_json: Any) -> str | None:
     """Data type of one entry of a layer's Inputs/Outputs (10.x or 11.x schema)."""
-    if not isinstance(tensor, dict):
+    if not isinstance(tensor_json, dict):
         return None
-    by_key = {str(key).lower(): value for key, value in tensor.items()}
+    by_key = {str(key).lower(): value for key, value in tensor_json.items()}
     for key in _TENSOR_TYPE_KEYS:
         found = dtype_from_text(by_key.get(key))
         if found:
@@ -219,10 +219,10 @@ def tensor_precision(tensor: Any) -> str | None:
     return None
 
 
-def formats_hidden(tensor: Any) -> bool:
+def formats_hidden(tensor_json: Any) -> bool:
     """True when the inspector withheld this tensor's format (no execution context)."""
-    return isinstance(tensor, dict) and any(
-        isinstance(value, str) and FORMATS_HIDDEN.lower() in value.lower() for value in tensor.values()
+    return isinstance(tensor_json, dict) and any(
+        isinstance(value, str) and FORMATS_HIDDEN.lower() in value.lower() for value in tensor_json.values()
     )
 
 
@@ -816,8 +816,8 @@ class TensorRTRunner:
                     "FP16 graph with keep_io_types=True so that inputs and logits stay float32"
                 )
         self.input_chw = tuple(int(d) for d in engine.get_tensor_shape(self.input_name))[1:]
-        profile = engine.get_tensor_profile_shape(self.input_name, 0)
-        self.opt_batch, self.max_batch = int(profile[1][0]), int(profile[2][0])
+        profile_shapes = engine.get_tensor_profile_shape(self.input_name, 0)  # (min, opt, max)
+        self.opt_batch, self.max_batch = int(profile_shapes[1][0]), int(profile_shapes[2][0])
         self.context = engine.create_execution_context()
         self.stream = cuda.stream_create()
         self._closed = False

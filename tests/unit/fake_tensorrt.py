@@ -495,7 +495,7 @@ class FakeInspector:
 
 
 class FakeContext:
-    REAL_NAME, FAKE_ONLY = "IExecutionContext", {"fake", "engine", "shape", "addresses"}
+    REAL_NAME, FAKE_ONLY = "IExecutionContext", {"fake", "shape", "addresses"}
 
     def __init__(self, fake: "FakeTensorRT", engine: "FakeEngine"):
         self.fake, self.engine = fake, engine
