@@ -29,10 +29,12 @@ import importlib.metadata as metadata
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -146,16 +148,31 @@ class Log:
 
 
 def _run(command: list[str], log: Log, timeout: float, env: dict | None = None, label: str = "") -> tuple[int, str]:
-    log(f"$ {label or ' '.join(command)}")
+    """Run ``command``, streaming its output into the log; 124 when it ran past ``timeout``."""
+    log(f"$ {label or shlex.join(command)}")
+    env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        process.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    lines: list[str] = []
     try:
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        log(out)
-        return 124, out + f"\n(timed out after {timeout:.0f} s)"
-    output = done.stdout + done.stderr
-    log(output.rstrip())
-    return done.returncode, output
+        for line in process.stdout:
+            lines.append(line)
+            log(line.rstrip("\n"))
+        code = process.wait()
+    finally:
+        timer.cancel()
+    if killed.is_set():
+        lines.append(f"(killed after {timeout:.0f} s)\n")
+        log(lines[-1].strip())
+        code = 124
+    return code, "".join(lines)
 
 
 def make_venv(venv: Path, log: Log) -> Path:
@@ -255,7 +272,7 @@ try:
 except Exception as exc:
     out["cuda_python_importable"] = False
     out["cuda_python_problem"] = f"{type(exc).__name__}: {exc}"
-print(json.dumps(out))
+print("PROBE_JSON " + json.dumps(out))
 """
 
 _CUDA_GRAPH = r"""
@@ -353,7 +370,8 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
         log(f"setup failed: {exc}")
         return finish(1)
     code, text = _run([str(python), "-c", _PROBE], log, 120, label="python -c <probe: devices, torch, cuda-python>")
-    env_info = json.loads(text.strip().splitlines()[-1]) if code == 0 else {"error": text[-2000:]}
+    line = next((ln for ln in text.splitlines() if ln.startswith("PROBE_JSON ")), "")
+    env_info = json.loads(line.split(" ", 1)[1]) if code == 0 and line else {"error": text[-2000:]}
     record["environment"] = env_info
     no_gpu = env_info.get("gpu_skip") or ("" if code == 0 else "the environment probe failed")
     cpu_ok = None if without_gpu else no_gpu  # --run-without-gpu: the pytest steps run anyway (on the CPU)
@@ -367,7 +385,7 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
             t0 = time.perf_counter()
             returncode, output = _run(command, log, STEP_TIMEOUT_S[name], label=label)
             entry.update(status="passed" if returncode == 0 else "failed", returncode=returncode,
-                         seconds=round(time.perf_counter() - t0, 1), command=label or " ".join(command))  # fmt: skip
+                         seconds=round(time.perf_counter() - t0, 1), command=label or shlex.join(command))  # fmt: skip
             if summarise is not None:
                 entry.update(summarise(output))
             if returncode != 0:

@@ -499,7 +499,8 @@ class TensorRTBackend:
         try:
             trt, cuda = self._modules()
         except Exception as exc:  # ImportError, or a stub wheel failing to load its libraries
-            return Availability(False, f"needs TensorRT: {TRT_INSTALL_HINT} ({type(exc).__name__}: {exc})")
+            hint = devices.trt_install_hint(devices.device_report())  # the extra for this driver, if one is found
+            return Availability(False, f"needs TensorRT: {hint} ({type(exc).__name__}: {exc})")
         version = str(getattr(trt, "__version__", ""))
         if not hasattr(trt, "Builder") or not hasattr(trt, "Runtime"):
             return Availability(
