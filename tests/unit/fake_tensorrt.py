@@ -21,6 +21,8 @@ TensorRT 10/11.  It is honest where the glue's correctness depends on it:
   ``set_tensor_address`` and writes ``fake_logits(input)`` at the output address, and work
   enqueued while a stream is captured runs only when the graph is launched.
 
+Each fake class names the real class it stands for (``REAL_NAME``) and its test hooks
+(``FAKE_ONLY``); test_api_manifest.py checks every other name against the real bindings.
 Nothing here measures or proves anything about real TensorRT; tests marked ``gpu`` do.
 """
 
