@@ -345,7 +345,9 @@ def _benchmark_summary(path: Path) -> list[dict]:
 # ============================================================================ run: steps
 
 
-def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu: bool = False) -> int:
+def run_checks(
+    out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu: bool = False, timeout_scale: float = 1.0
+) -> int:
     out.mkdir(parents=True, exist_ok=True)
     log = Log(out / "gpu-check.log")
     started = time.perf_counter()
@@ -383,7 +385,7 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
             log(f"[{name}] skipped: {skip}")
         else:
             t0 = time.perf_counter()
-            returncode, output = _run(command, log, STEP_TIMEOUT_S[name], label=label)
+            returncode, output = _run(command, log, STEP_TIMEOUT_S[name] * timeout_scale, label=label)
             entry.update(status="passed" if returncode == 0 else "failed", returncode=returncode,
                          seconds=round(time.perf_counter() - t0, 1), command=label or shlex.join(command))  # fmt: skip
             if summarise is not None:
@@ -448,11 +450,12 @@ def main(argv: list[str] | None = None) -> int:
                      help="artifact cache for the embedded default (default: $CHECKPOINTS_DIR or .gpu-check-cache)")
     run.add_argument("--run-without-gpu", action="store_true",
                      help="run the unit-test and torch steps even without a GPU (on the CPU): checks this script")
+    run.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every step's time limit (slow CPUs)")
     args = parser.parse_args(argv)
     if args.command == "wheelhouse":
         return build_wheelhouse(args.dir.resolve(), args.python_version)
     return run_checks(args.out.resolve(), args.wheelhouse.resolve(), args.venv.resolve(), args.cache.resolve(),
-                      args.run_without_gpu)
+                      args.run_without_gpu, args.timeout_scale)
 
 
 if __name__ == "__main__":
