@@ -16,6 +16,7 @@ import pytest
 from fake_tensorrt import FakeCudaRuntime, FakeTensorRT, fake_logits
 
 from res2net_validate import devices
+from res2net_validate.backends.base import Runner
 from res2net_validate.backends.tensorrt import (
     HEADER_NAME,
     PLAN_NAME,
@@ -413,6 +414,7 @@ def test_open_builds_a_strongly_typed_engine_and_runs_it(graphs, tmp_path):
     assert extra["hidden_formats"] == 0  # inspected through a context with the input shape set
     proof = runner.precision_proof()
     assert proof.proven and proof.layers == 2 and proof.precision == "fp16" and "execution context" in proof.checked
+    assert isinstance(runner, Runner)  # the backends' protocol, precision_proof included
     assert extra["profile"] == {"min": 1, "opt": 4, "max": 4}
     assert extra["trtexec"].endswith("--shapes=input:4x3x8x8 --useCudaGraph --noDataTransfers")
     engine_dir = Path(extra["engine"]).parent
