@@ -96,9 +96,22 @@ def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored
     return result
 
 
+JUNIT_PROPERTIES = ("top1", "top5", "fps", "images")
+
+
 def record_result(request, record: dict) -> None:
-    """Attach a result to the test report; the controller's report collects it (xdist-safe)."""
+    """Attach a result to the test report; the controller's report collects it (xdist-safe).
+
+    The numbers also go flat beside it, as junitxml writes each (name, value) as a <property>."""
     request.node.user_properties.append((Report.PROPERTY, record))
+    request.node.user_properties.extend(
+        (name, round(record[name], 2) if isinstance(record[name], float) else record[name])
+        for name in JUNIT_PROPERTIES if record.get(name) is not None)
+    for verdict in record.get("verdicts") or record.get("extra", {}).get("verdicts") or ():
+        interval = verdict.get("interval")
+        if interval and verdict.get("metric"):
+            request.node.user_properties.append(
+                (f"{verdict['metric']}_interval", f"[{interval[0]:.2f}, {interval[1]:.2f}]"))
 
 
 def _fidelity_notes(precision: str, fidelity: dict) -> list[str]:

@@ -135,6 +135,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("perf_warmup", "RES2NET_PERF_WARMUP", int, "warm-up rounds per FPS benchmark", default=3),
     Option("report_json", "RES2NET_REPORT_JSON", _path, "write the results table as JSON here (default: next to "
            "--benchmark-json)", metavar="FILE"),
+    Option("report_dir", "RES2NET_REPORT_DIR", _path, "at the end of the run write report.md and report.html "
+           "(plots need the 'report' extra) here, with the results JSON and, unless --benchmark-json is given, "
+           "benchmark.json", metavar="DIR"),
 )
 
 BY_NAME = {o.name: o for o in OPTIONS}

@@ -5,6 +5,7 @@ The work itself lives in ``session.py`` (what runs) and ``fixture.py`` (what tes
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager, nullcontext
 
@@ -52,6 +53,7 @@ def pytest_configure(config):
     except ValidateError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    _benchmark_json_into_report_dir(config, settings.report_dir)
     config.pluginmanager.register(ResultCollector(config, Report()), "res2net-results")
 
 
@@ -100,6 +102,8 @@ class ResultCollector:
 
     def pytest_terminal_summary(self, terminalreporter):
         if not self.report.rows:
+            if self.config.stash[SESSION_KEY].settings.report_dir is not None:
+                terminalreporter.write_line("report: no results in this run, so no report written")
             return
         terminalreporter.section("res2net_validate")
         terminalreporter.write_line(self.report.table())
@@ -111,9 +115,14 @@ class ResultCollector:
             # pytest-benchmark hands over a path or an open file, depending on its version
             target = json_path_beside(getattr(benchmark_json, "name", None) if hasattr(benchmark_json, "write")
                                       else benchmark_json)
+        report_dir = self.config.stash[SESSION_KEY].settings.report_dir
+        if target is None and report_dir is not None:
+            target = report_dir / "results.json"
         if target is not None:
             self.report.write_json(target)
             terminalreporter.write_line(f"results JSON: {target}")
+        if report_dir is not None:
+            _write_merged_report(terminalreporter, target, self.config.option, report_dir)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -128,6 +137,29 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         machine_info["res2net_validate"] = {"version": __version__, "backend": session.settings.backend}
         machine_info["gpu"] = [asdict(gpu) for gpu in report.gpus]
         machine_info["tensorrt"] = getattr(report, "tensorrt", None)
+
+
+def _benchmark_json_into_report_dir(config, report_dir) -> None:
+    """--report-dir wants the benchmark rounds: ask pytest-benchmark (configured after us) for its JSON there."""
+    if (report_dir is not None and _is_controller_or_solo(config) and hasattr(config.option, "benchmark_json")
+            and not config.option.benchmark_json):
+        report_dir.mkdir(parents=True, exist_ok=True)  # pytest-benchmark does not create folders
+        config.option.benchmark_json = report_dir / "benchmark.json"
+
+
+def _write_merged_report(terminalreporter, results_json, option, report_dir) -> None:
+    from .reports import write_report
+
+    benchmark_json = getattr(option, "benchmark_json", None)
+    benchmark_json = getattr(benchmark_json, "name", benchmark_json)  # a path or an open file, by version
+    benchmarks = [benchmark_json] if benchmark_json and os.path.isfile(benchmark_json) else []
+    try:
+        written = write_report([results_json], benchmarks, report_dir)
+    except ValidateError as exc:
+        terminalreporter.write_line(f"report: not written: {exc}")
+        return
+    terminalreporter.write_line(f"report: {written.markdown}")
+    terminalreporter.write_line(f"report: {written.html}" if written.html else written.skipped)
 
 
 def _resolved_backend(session, option_name: str) -> str:
