@@ -151,7 +151,8 @@ def _write_merged_report(terminalreporter, results_json, option, report_dir) -> 
     from .reports import write_report
 
     benchmark_json = getattr(option, "benchmark_json", None)
-    benchmark_json = getattr(benchmark_json, "name", benchmark_json)  # a path or an open file, by version
+    if hasattr(benchmark_json, "write"):  # a path or an open file, depending on pytest-benchmark's version
+        benchmark_json = benchmark_json.name
     benchmarks = [benchmark_json] if benchmark_json and os.path.isfile(benchmark_json) else []
     try:
         written = write_report([results_json], benchmarks, report_dir)
