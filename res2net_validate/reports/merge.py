@@ -183,6 +183,8 @@ def merge(results: list[ResultFile], benchmarks: list[BenchmarkFile] = (), refus
     for bench in benchmarks:
         kind = _kind_for_benchmark(bench, list(kinds.values()))
         (kind.benchmarks if kind else unmatched).append(bench)
+    for kind in kinds.values():  # oldest first, so a later night's rounds replace an earlier night's
+        kind.benchmarks.sort(key=lambda b: (b.datetime is None, b.datetime or 0))
     return Merged(list(kinds.values()), unmatched)
 
 
@@ -194,7 +196,7 @@ def _kind_for_benchmark(bench: BenchmarkFile, kinds: list[Kind]) -> Kind | None:
     for kind in kinds:
         if any(r.path.resolve() in beside for r in kind.runs):
             return kind
-    if len({id(k) for k in same_folder}) == 1 and len(same_folder) == 1:
+    if len(same_folder) == 1:
         return same_folder[0]
     devices = {e.device for e in bench.entries}
     candidates = [k for k in kinds if devices & set(k.devices())]

@@ -221,3 +221,41 @@ def test_the_report_command_prints_where_and_fails_in_one_line(tmp_path, capsys)
     assert main(["report", str(tmp_path / "absent.json"), f"--out={tmp_path / 'out'}"]) == 2
     assert capsys.readouterr().err.strip() == (f"res2net-validate report: error: results file "
                                                f"{tmp_path / 'absent.json'}: not found.")
+
+
+def gpu_benchmark(path, with_rounds: bool):
+    stats = {"min": 0.0331, "q1": 0.0340, "median": 0.0345, "q3": 0.0350, "max": 0.0402, "rounds": 20}
+    if with_rounds:
+        stats["data"] = [0.0331, 0.0345, 0.0402]
+    doc = {"machine_info": {"node": "box2"}, "datetime": "2026-11-30T01:05:00+00:00", "benchmarks": [
+        {"name": "test_fps[fp16]", "stats": stats,
+         "extra_info": {"precision": "fp16", "device": GPU, "backend": "tensorrt", "batch_size": 32, "fps": 927.5,
+                        "trtexec_like": {"compute_ms": {"count": 900, "mean": 33.1, "median": 33.0, "p90": 33.6,
+                                                        "p95": 33.9, "p99": 34.7, "min": 32.8, "max": 36.0}}}},
+        {"name": "unrelated", "stats": {"min": 1.0}, "extra_info": {}},  # another project's benchmark: skipped
+    ]}
+    return write(path, doc)
+
+
+@pytest.mark.parametrize("with_rounds", [True, False], ids=["rounds", "stored-without-rounds"])
+def test_gpu_latency_comes_from_the_benchmark_json_with_its_percentiles(tmp_path, with_rounds):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "gpu").mkdir()
+    doc = results("2026-11-30T01:05:00+00:00", device=GPU, fps=(500.0, 927.5), host="box2")
+    for row in doc["rows"]:
+        row["backend"] = "tensorrt"
+    result = write(tmp_path / "gpu" / "results.json", doc)
+    bench = gpu_benchmark(tmp_path / "gpu" / "benchmark.json", with_rounds)
+    written = write_report([result], [bench], tmp_path / "out")
+    (row,) = tables(written.markdown.read_text())["Latency per batch (pytest-benchmark)"]
+    assert row == {"Device": GPU, "Precision": "FP16", "Backend": "tensorrt", "Batch": "32",
+                   "Rounds": "3" if with_rounds else "20", "Min (ms)": "33.100", "Median (ms)": "34.500",
+                   "Max (ms)": "40.200", "GPU p99 (ms)": "34.700"}
+    # FPS, latency, Top-1/Top-5, agreement with FP32
+    assert len(IMG.findall(written.html.read_text())) == 4
+
+
+def test_a_benchmark_file_that_is_not_one_is_named(tmp_path):
+    result = write(tmp_path / "r.json", results("2026-11-30T01:05:00+00:00"))
+    with pytest.raises(ValidateError, match=r"benchmark file .*r\.json: not a pytest-benchmark JSON"):
+        write_report([result], [result], tmp_path / "out")
