@@ -87,61 +87,13 @@ def build(merged: Merged, fps_tolerance: float, accuracy_tolerance: float) -> li
 
 def _kind_blocks(kind: Kind, mixed: bool, fps_tolerance: float, accuracy_tolerance: float, plots) -> list[Block]:
     latest = kind.latest()
-    blocks: list[Block] = [Heading(2, kind.title() if mixed else f"Runs: {kind.title()}")]
-    blocks.append(Table(["Run", "File", "Devices", "Rows", "Thresholds", "Source"], [
-        [run.label, f"`{run.path.name}`", ", ".join(dict.fromkeys(str(r.get("device") or "-") for r in run.rows)),
-         str(len(run.rows)), str((run.run.get("thresholds") or {}).get("path") or "-"),
-         str(run.run.get("source") or "-")]
-        for run in kind.runs
-    ]))
-
-    blocks.append(Heading(3, "Failures and regressions"))
-    failures = sorted(kind.failures(), key=lambda f: _series_order(f[0]))
-    regressions = kind.regressions(fps_tolerance, accuracy_tolerance)
-    items = [f"**FAIL** {v.get('metric', '?')} {key.precision.upper()} on {key.device} ({key.backend}): measured "
-             f"{_num(v.get('measured'))}, interval {_interval(v)}, threshold {_num(v.get('threshold'))}"
-             f" ({v.get('kind', 'check')}; run {point.run.label})" + (f": {v['message']}" if v.get("message") else "")
-             for key, point, v in failures]
-    items += [f"**REGRESSION** {r.metric} {r.series.precision.upper()} on {r.series.device} ({r.series.backend}): "
-              f"{_num(r.best)} → {_num(r.latest)} ({r.change}) since {r.since_run}; best was {r.best_run}, latest "
-              f"{r.latest_run}" for r in regressions]
-    if items:
-        blocks.append(Bullets(items))
-    else:
-        checked = any(p.row.get("verdicts") for p in latest.values())
-        blocks.append(Text("None: every verdict passed and nothing regressed." if checked else
-                           "No verdicts recorded in these files (older results JSON); nothing regressed."))
-    blocks.append(Text(f"Regression: the latest run below the best earlier run of the same device, precision and "
-                       f"backend by more than {fps_tolerance:g}% FPS or {accuracy_tolerance:g} points of accuracy."))
-
-    for device in kind.devices():
-        keys = sorted((k for k in latest if k.device == device), key=_series_order)
-        blocks.append(Heading(3, f"Card table: {device}"))
-        blocks.append(Table(CARD_COLUMNS, [
-            [MODEL_LABEL, str(k.batch_size or "-"), k.precision.upper(), k.backend, _num(latest[k].row.get("fps")),
-             _num(latest[k].row.get("top1")), _num(latest[k].row.get("top5")), str(latest[k].row.get("images") or "-"),
-             latest[k].run.label] for k in keys]))
-
-    verdicts = [(key, point, v) for key, point in latest.items() for v in point.row.get("verdicts", ())]
-    if verdicts:
-        verdicts.sort(key=lambda item: (item[2].get("passed") is not False, _series_order(item[0])))
-        blocks.append(Heading(3, "Verdicts"))
-        blocks.append(Table(VERDICT_COLUMNS, [
-            ["FAIL" if v.get("passed") is False else "pass", key.device, (v.get("precision") or key.precision).upper(),
-             str(v.get("kind") or "-"), str(v.get("metric") or "-"), _num(v.get("measured")), _interval(v),
-             _num(v.get("threshold")), "-" if v.get("p_value") is None else f"{v['p_value']:.3g}",
-             str(v.get("images") or "-"), point.run.label] for key, point, v in verdicts]))
-
+    blocks: list[Block] = [Heading(2, kind.title() if mixed else f"Runs: {kind.title()}"), _runs_table(kind)]
+    blocks += _problem_blocks(kind, latest, fps_tolerance, accuracy_tolerance)
+    blocks += _card_tables(kind, latest)
+    blocks += _verdict_blocks(latest)
     blocks += _fidelity_blocks(latest)
     blocks += _latency_blocks(kind)
-    if len(kind.runs) > 1:
-        blocks.append(Heading(3, "History"))
-        history = sorted(((key, p) for key, points in kind.series().items() for p in points),
-                         key=lambda item: _series_order(item[0]))
-        blocks.append(Table(["Device", "Precision", "Backend", "Run", "FPS", "Top-1(%)", "Top-5(%)"], [
-            [key.device, key.precision.upper(), key.backend, p.run.label, _num(p.row.get("fps")),
-             _num(p.row.get("top1")), _num(p.row.get("top5"))] for key, p in history]))
-
+    blocks += _history_blocks(kind)
     blocks.append(Heading(3, "Plots"))
     blocks += [Figure("FPS per precision and device, with the reference figures", plots.fps_by_device, kind),
                Figure("Latency per batch, per precision", plots.latency, kind),
@@ -150,9 +102,72 @@ def _kind_blocks(kind: Kind, mixed: bool, fps_tolerance: float, accuracy_toleran
                Figure("FPS and Top-1 over time", plots.over_time, kind)]
     notes = list(dict.fromkeys(note for run in kind.runs for note in run.notes))
     if notes:
-        blocks.append(Heading(3, "Notes"))
-        blocks.append(Bullets(notes))
+        blocks += [Heading(3, "Notes"), Bullets(notes)]
     return blocks
+
+
+def _runs_table(kind: Kind) -> Table:
+    return Table(["Run", "File", "Devices", "Rows", "Thresholds", "Source"], [
+        [run.label, f"`{run.path.name}`", ", ".join(dict.fromkeys(str(r.get("device") or "-") for r in run.rows)),
+         str(len(run.rows)), str((run.run.get("thresholds") or {}).get("path") or "-"),
+         str(run.run.get("source") or "-")]
+        for run in kind.runs
+    ])
+
+
+def _problem_blocks(kind: Kind, latest: dict, fps_tolerance: float, accuracy_tolerance: float) -> list[Block]:
+    failures = sorted(kind.failures(), key=lambda f: _series_order(f[0]))
+    items = [f"**FAIL** {v.get('metric', '?')} {key.precision.upper()} on {key.device} ({key.backend}): measured "
+             f"{_num(v.get('measured'))}, interval {_interval(v)}, threshold {_num(v.get('threshold'))}"
+             f" ({v.get('kind', 'check')}; run {point.run.label})" + (f": {v['message']}" if v.get("message") else "")
+             for key, point, v in failures]
+    items += [f"**REGRESSION** {r.metric} {r.series.precision.upper()} on {r.series.device} ({r.series.backend}): "
+              f"{_num(r.best)} → {_num(r.latest)} ({r.change}) since {r.since_run}; best was {r.best_run}, latest "
+              f"{r.latest_run}" for r in kind.regressions(fps_tolerance, accuracy_tolerance)]
+    blocks: list[Block] = [Heading(3, "Failures and regressions")]
+    if items:
+        blocks.append(Bullets(items))
+    elif any(p.row.get("verdicts") for p in latest.values()):
+        blocks.append(Text("None: every verdict passed and nothing regressed."))
+    else:
+        blocks.append(Text("No verdicts recorded in these files (older results JSON); nothing regressed."))
+    blocks.append(Text(f"Regression: the latest run below the best earlier run of the same device, precision and "
+                       f"backend by more than {fps_tolerance:g}% FPS or {accuracy_tolerance:g} points of accuracy."))
+    return blocks
+
+
+def _card_tables(kind: Kind, latest: dict) -> list[Block]:
+    blocks: list[Block] = []
+    for device in kind.devices():
+        keys = sorted((k for k in latest if k.device == device), key=_series_order)
+        blocks.append(Heading(3, f"Card table: {device}"))
+        blocks.append(Table(CARD_COLUMNS, [
+            [MODEL_LABEL, str(k.batch_size or "-"), k.precision.upper(), k.backend, _num(latest[k].row.get("fps")),
+             _num(latest[k].row.get("top1")), _num(latest[k].row.get("top5")), str(latest[k].row.get("images") or "-"),
+             latest[k].run.label] for k in keys]))
+    return blocks
+
+
+def _verdict_blocks(latest: dict) -> list[Block]:
+    verdicts = [(key, point, v) for key, point in latest.items() for v in point.row.get("verdicts", ())]
+    if not verdicts:
+        return []
+    verdicts.sort(key=lambda item: (item[2].get("passed") is not False, _series_order(item[0])))  # failures first
+    return [Heading(3, "Verdicts"), Table(VERDICT_COLUMNS, [
+        ["FAIL" if v.get("passed") is False else "pass", key.device, (v.get("precision") or key.precision).upper(),
+         str(v.get("kind") or "-"), str(v.get("metric") or "-"), _num(v.get("measured")), _interval(v),
+         _num(v.get("threshold")), "-" if v.get("p_value") is None else f"{v['p_value']:.3g}",
+         str(v.get("images") or "-"), point.run.label] for key, point, v in verdicts])]
+
+
+def _history_blocks(kind: Kind) -> list[Block]:
+    if len(kind.runs) < 2:
+        return []
+    history = sorted(((key, p) for key, points in kind.series().items() for p in points),
+                     key=lambda item: _series_order(item[0]))
+    return [Heading(3, "History"), Table(["Device", "Precision", "Backend", "Run", "FPS", "Top-1(%)", "Top-5(%)"], [
+        [key.device, key.precision.upper(), key.backend, p.run.label, _num(p.row.get("fps")),
+         _num(p.row.get("top1")), _num(p.row.get("top5"))] for key, p in history])]
 
 
 def _fidelity_blocks(latest: dict) -> list[Block]:
