@@ -51,6 +51,13 @@ def _percent(text: str) -> float:
     return value
 
 
+def _alpha(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 0.5:  # also rejects nan
+        raise ValueError("expected a significance level in (0, 0.5), e.g. 0.05")
+    return value
+
+
 def _flag(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -133,6 +140,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", "RES2NET_WORKERS", _positive_int, "image decoding workers (default: all cores)"),
     Option("perf_rounds", "RES2NET_PERF_ROUNDS", _positive_int, "timed rounds per FPS benchmark", default=20),
     Option("perf_warmup", "RES2NET_PERF_WARMUP", int, "warm-up rounds per FPS benchmark", default=3),
+    Option("alpha", "RES2NET_ALPHA", _alpha, "significance level of every sampled verdict: a run fails only when "
+           "this confident that the population misses a target", default=0.05),
+    Option("allow_untargeted", "RES2NET_ALLOW_UNTARGETED", _flag, "measure and report a selected precision that "
+           "has no accuracy target in the thresholds file (default: its test fails)", default=False, flag=True),
+    Option("save_baseline", "RES2NET_SAVE_BASELINE", _path, "write each precision's per-image top-5 predictions "
+           "here, for --compare-baseline on a later run", metavar="FILE"),
+    Option("compare_baseline", "RES2NET_COMPARE_BASELINE", _path, "fail a precision that is significantly worse "
+           "than this baseline on the same images (exact McNemar at --alpha)", metavar="FILE"),
     Option("report_json", "RES2NET_REPORT_JSON", _path, "write the results table as JSON here (default: next to "
            "--benchmark-json)", metavar="FILE"),
     Option("report_dir", "RES2NET_REPORT_DIR", _path, "at the end of the run write report.md and report.html "

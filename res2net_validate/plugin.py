@@ -40,6 +40,8 @@ def pytest_configure(config):
         "accuracy: Top-1/Top-5 asserted against the YAML thresholds",
         "performance: FPS recorded with pytest-benchmark",
         "gpu: needs a CUDA GPU (and TensorRT for the tensorrt backend)",
+        "res2net_relative: a verdict against FP32 (not collected for fp32 itself)",
+        "res2net_baseline: a verdict against --compare-baseline (collected only with it)",
     ):
         config.addinivalue_line("markers", line)
     _refuse_misplaced_rootdir(config)
@@ -48,8 +50,11 @@ def pytest_configure(config):
         session = ValidationSession(settings, config.rootpath, progress=_is_controller_or_solo(config),
                                     live_output=lambda: _live_output(config))
         session.check_paths()
+        session.check_batch_size()
         if not session.configured_source().skip_reason:
             session.thresholds()  # a malformed file fails now, not after minutes of work
+        if settings.compare_baseline is not None:
+            session.baseline()  # likewise an unreadable baseline
     except ValidateError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
@@ -88,6 +93,25 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("precision", session.settings.precision)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Verdicts that cannot apply are deselected, not skipped: FP32 against itself, and baseline
+    comparisons without a baseline."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        precision = getattr(getattr(item, "callspec", None), "params", {}).get("precision")
+        if (item.get_closest_marker("res2net_relative") and precision == "fp32") or (
+                item.get_closest_marker("res2net_baseline") and session.settings.compare_baseline is None):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 class ResultCollector:
     """Gathers results from test reports, so xdist workers' results reach the controller."""
 
@@ -107,15 +131,25 @@ class ResultCollector:
             return
         terminalreporter.section("res2net_validate")
         terminalreporter.write_line(self.report.table())
+        for line in self.report.verdict_lines():
+            terminalreporter.write_line(line)
         for note in self.report.notes:
             terminalreporter.write_line(f"note: {note}")
-        target = self.config.stash[SESSION_KEY].settings.report_json
+        settings = self.config.stash[SESSION_KEY].settings
+        self.report.run.update(_machine_and_settings(settings))
+        if settings.save_baseline is not None and self.report.baseline_entries:
+            from .predictions import write_baseline
+
+            write_baseline(settings.save_baseline, self.report.run, self.report.baseline_entries)
+            terminalreporter.write_line(f"baseline ({', '.join(self.report.baseline_entries)}): "
+                                        f"{settings.save_baseline}")
+        target = settings.report_json
         benchmark_json = getattr(self.config.option, "benchmark_json", None)
         if target is None and benchmark_json:
             # pytest-benchmark hands over a path or an open file, depending on its version
             target = json_path_beside(getattr(benchmark_json, "name", None) if hasattr(benchmark_json, "write")
                                       else benchmark_json)
-        report_dir = self.config.stash[SESSION_KEY].settings.report_dir
+        report_dir = settings.report_dir
         if target is None and report_dir is not None:
             target = report_dir / "results.json"
         if target is not None:
@@ -137,6 +171,17 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         machine_info["res2net_validate"] = {"version": __version__, "backend": session.settings.backend}
         machine_info["gpu"] = [asdict(gpu) for gpu in report.gpus]
         machine_info["tensorrt"] = getattr(report, "tensorrt", None)
+
+
+def _machine_and_settings(settings) -> dict:
+    import socket
+    from datetime import datetime, timezone
+
+    from .backends.onnxruntime import cpu_description
+
+    return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname(),
+            "cpu": cpu_description(), "alpha": settings.alpha, "batch_size": settings.batch_size,
+            "backend": settings.backend, "precisions": list(settings.precision)}
 
 
 def _benchmark_json_into_report_dir(config, report_dir) -> None:

@@ -21,8 +21,10 @@ def test_accuracy(request, precision):
     record_result(request, {
         "precision": precision, "backend": "onnxruntime", "batch_size": 4, "top1": top1, "top5": top5,
         "images": 256, "device": "CPU (test box)",
-        "extra": {"verdicts": [{"kind": "absolute", "precision": precision, "metric": "top1", "measured": top1,
-                                "interval": [top1 - 2.5, top1 + 1.5], "threshold": 85.0, "passed": True}]}})
+        "verdicts": [{"kind": "absolute", "precision": precision, "metric": "top1", "measured": top1,
+                      "interval": [top1 - 2.5, top1 + 1.5], "threshold": 85.0, "passed": True, "message": "floor met"},
+                     {"kind": "relative_to_fp32", "precision": precision, "metric": "top1", "measured": -0.39,
+                      "interval": [-1.2, 0.4], "threshold": 1.0, "passed": True, "message": "drop within 1 point"}]})
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
@@ -78,6 +80,7 @@ def test_junitxml_carries_each_tests_numbers_as_properties(recording):
     cases = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
              for case in ET.parse(recording.path / "junit.xml").iter("testcase")}
     assert {k: v for k, v in cases["test_accuracy[fp16]"].items() if k != "res2net_result"} == {
-        "top1": "93.75", "top5": "99.61", "images": "256", "top1_interval": "[91.25, 95.25]"}
+        "top1": "93.75", "top5": "99.61", "images": "256", "top1_interval": "[91.25, 95.25]",
+        "top1_relative_to_fp32_interval": "[-1.20, 0.40]"}
     fps_properties = cases["test_fps[fp32]"]
     assert set(fps_properties) == {"res2net_result", "fps"} and float(fps_properties["fps"]) > 0
