@@ -27,7 +27,8 @@ class KindKey:
     def of(result: ResultFile) -> KindKey:
         thresholds = result.run.get("thresholds") or {}
         dataset = result.run.get("dataset") or {}
-        return KindKey(result.model, thresholds.get("sha256") or None, dataset.get("fingerprint") or None)
+        fingerprint = dataset.get("fingerprint") or dataset.get("sha256")  # the plugin writes "sha256"
+        return KindKey(result.model, thresholds.get("sha256") or None, fingerprint or None)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def results(timestamp, device=CPU, fps=(10.0, 8.0), top1=(94.14, 93.75), sha="a"
             "run": {"timestamp": timestamp, "host": host,
                     "thresholds": {"path": "thresholds/embedded.yaml", "sha256": sha, "model": "res2net50_14w_8s",
                                    "batch_size": 32},
-                    "dataset": {"fingerprint": fingerprint, "images": 256, "population": 320},
+                    "dataset": {"sha256": fingerprint, "images": 320}, "population": 320,
                     "model_name": "res2net50_14w_8s", "source": "embedded default"},
             "rows": rows, "notes": ["a note"]}
 
@@ -92,7 +92,7 @@ def test_two_nights_and_a_second_device_give_one_card_table_per_device_with_the_
         ("FP32", "900.00", "2026-11-30 01:05 box2"), ("FP16", "1500.00", "2026-11-30 01:05 box2")]
     assert all(r["Model"] == "Res2Net50" and r["BatchSize"] == "32" and r["Images"] == "256" for r in cpu + gpu)
     runs = found["Runs: res2net50_14w_8s · thresholds embedded.yaml (sha256 aaaaaaaaaaaa) · dataset ffffffffffff, "
-                 "256 images"]
+                 "320 images"]
     assert [r["File"] for r in runs] == ["`night1.json`", "`night2.json`", "`gpu.json`"]  # oldest first
     history = found["History"]
     assert [(r["Run"], r["FPS"]) for r in history if r["Device"] == CPU and r["Precision"] == "FP16"] == [
@@ -161,8 +161,8 @@ def test_runs_of_another_thresholds_file_get_their_own_section_never_one_table(t
     assert "**These runs are of 2 different kinds**" in markdown
     sections = markdown.split("\n## ")[1:]
     assert [s.splitlines()[0] for s in sections] == [
-        "res2net50_14w_8s · thresholds embedded.yaml (sha256 aaaaaaaaaaaa) · dataset ffffffffffff, 256 images",
-        "res2net50_14w_8s · thresholds embedded.yaml (sha256 bbbbbbbbbbbb) · dataset ffffffffffff, 256 images"]
+        "res2net50_14w_8s · thresholds embedded.yaml (sha256 aaaaaaaaaaaa) · dataset ffffffffffff, 320 images",
+        "res2net50_14w_8s · thresholds embedded.yaml (sha256 bbbbbbbbbbbb) · dataset ffffffffffff, 320 images"]
     first, second = (tables("## " + s) for s in sections)
     assert [r["FPS"] for r in first[f"Card table: {CPU}"]] == ["10.20", "6.00"]
     assert [r["FPS"] for r in second[f"Card table: {CPU}"]] == ["5.00", "4.00"]
