@@ -46,7 +46,7 @@ Block = Heading | Text | Bullets | Table | Figure
 
 CARD_COLUMNS = ["Model", "BatchSize", "Precision", "Backend", "FPS", "Top-1(%)", "Top-5(%)", "Images", "Run"]
 VERDICT_COLUMNS = ["Result", "Device", "Precision", "Check", "Metric", "Measured", "Interval", "Threshold",
-                   "p-value", "Images", "Run"]
+                   "p-value", "Images", "Run", "Message"]
 
 
 def _num(value, digits: int = 2) -> str:
@@ -108,7 +108,7 @@ def _kind_blocks(kind: Kind, mixed: bool, fps_tolerance: float, accuracy_toleran
 
 def _runs_table(kind: Kind) -> Table:
     return Table(["Run", "File", "Devices", "Rows", "Thresholds", "Source"], [
-        [run.label, f"`{run.path.name}`", ", ".join(dict.fromkeys(str(r.get("device") or "-") for r in run.rows)),
+        [run.label, f"`{run.path}`", ", ".join(dict.fromkeys(str(r.get("device") or "-") for r in run.rows)),
          str(len(run.rows)), str((run.run.get("thresholds") or {}).get("path") or "-"),
          str(run.run.get("source") or "-")]
         for run in kind.runs
@@ -157,7 +157,8 @@ def _verdict_blocks(latest: dict) -> list[Block]:
         ["FAIL" if v.get("passed") is False else "pass", key.device, (v.get("precision") or key.precision).upper(),
          str(v.get("kind") or "-"), str(v.get("metric") or "-"), _num(v.get("measured")), _interval(v),
          _num(v.get("threshold")), "-" if v.get("p_value") is None else f"{v['p_value']:.3g}",
-         str(v.get("images") or "-"), point.run.label] for key, point, v in verdicts])]
+         str(v.get("images") or "-"), point.run.label, str(v.get("message") or "-")]
+        for key, point, v in verdicts])]
 
 
 def _history_blocks(kind: Kind) -> list[Block]:

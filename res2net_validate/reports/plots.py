@@ -167,9 +167,10 @@ def accuracy(kind: Kind) -> bytes | None:
 
 
 def _interval(row: dict, metric: str) -> tuple[float, float] | None:
-    for verdict in row.get("verdicts", ()):
+    for verdict in row.get("verdicts", ()):  # the floor's verdict: its interval is the accuracy's, not a drop's
         interval = verdict.get("interval")
-        if verdict.get("metric") == metric and isinstance(interval, list) and len(interval) == 2:
+        if (verdict.get("kind") == "absolute" and verdict.get("metric") == metric and isinstance(interval, list)
+                and len(interval) == 2 and None not in interval):
             return float(interval[0]), float(interval[1])
     return None
 

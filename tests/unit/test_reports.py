@@ -32,6 +32,8 @@ def results(timestamp, device=CPU, fps=(10.0, 8.0), top1=(94.14, 93.75), sha="a"
                "verdicts": [verdict(precision, "top1", accuracy, [accuracy - 3, accuracy + 2], 85.0),
                             verdict(precision, "top5", 100.0, [98.6, 100.0], 95.0)]}
         if precision == "fp16":
+            row["verdicts"].append(verdict("fp16", "top1", 0.39, [-1.2, 2.0], 1.0, kind="relative_to_fp32"))
+            row["verdicts"][-1]["passed"] = True  # a drop within the allowance
             row["fidelity_vs_fp32"] = {"images": 256, "top1_agreement": 96.1, "mean_cosine": 0.99991,
                                        "mean_kl": 1.2e-4,
                                        "classes_lost": [{"class": c, "label": f"n0{c:07d}", "lost": 12 - c,
@@ -93,7 +95,7 @@ def test_two_nights_and_a_second_device_give_one_card_table_per_device_with_the_
     assert all(r["Model"] == "Res2Net50" and r["BatchSize"] == "32" and r["Images"] == "256" for r in cpu + gpu)
     runs = found["Runs: res2net50_14w_8s · thresholds embedded.yaml (sha256 aaaaaaaaaaaa) · dataset ffffffffffff, "
                  "320 images"]
-    assert [r["File"] for r in runs] == ["`night1.json`", "`night2.json`", "`gpu.json`"]  # oldest first
+    assert [r["File"] for r in runs] == [f"`{tmp_path / name}`" for name in ("night1.json", "night2.json", "gpu.json")]
     history = found["History"]
     assert [(r["Run"], r["FPS"]) for r in history if r["Device"] == CPU and r["Precision"] == "FP16"] == [
         ("2026-11-29 01:00 box1", "8.00"), ("2026-11-30 01:00 box1", "6.00")]
@@ -102,10 +104,14 @@ def test_two_nights_and_a_second_device_give_one_card_table_per_device_with_the_
 def test_failures_come_first_with_measured_value_interval_and_threshold(tmp_path):
     markdown = write_report(two_nights_and_a_gpu(tmp_path), [], tmp_path / "out").markdown.read_text()
     verdicts = tables(markdown)["Verdicts"]
-    assert len(verdicts) == 8  # 2 precisions x top1/top5 x 2 devices, latest run of each
+    # (2 precisions x top1/top5 + FP16's drop vs FP32) x 2 devices, latest run of each
+    assert len(verdicts) == 10
+    assert [(r["Check"], r["Measured"], r["Interval"], r["Threshold"]) for r in verdicts
+            if r["Device"] == GPU and r["Check"] != "absolute"] == [("relative_to_fp32", "0.39", "[-1.20, 2.00]", "1.00")]
     first = verdicts[0]
     assert (first["Result"], first["Device"], first["Precision"], first["Metric"], first["Measured"],
-            first["Interval"], first["Threshold"]) == ("FAIL", CPU, "FP16", "top1", "84.00", "[81.00, 86.00]", "85.00")
+            first["Interval"], first["Threshold"], first["Message"]) == (
+        "FAIL", CPU, "FP16", "top1", "84.00", "[81.00, 86.00]", "85.00", "top1 84.0 vs 85.0")
     assert all(r["Result"] == "pass" for r in verdicts[1:])
     problems = markdown.split("### Failures and regressions")[1].split("###")[0]
     bullets = [line for line in problems.splitlines() if line.startswith("- ")]
