@@ -9,9 +9,11 @@ import re
 from .document import Block, Bullets, Figure, Heading, Table, Text
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+td { white-space: nowrap; }
+td:last-child { white-space: normal; min-width: 24em; }
 th { background: #f0f0f0; }
 td.fail { background: #fdd; font-weight: bold; }
 figure { margin: 1em 0 2em; }
