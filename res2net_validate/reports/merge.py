@@ -169,13 +169,13 @@ def _order(runs: list[ResultFile]) -> list[ResultFile]:
 
 def merge(results: list[ResultFile], benchmarks: list[BenchmarkFile] = (), refuse_mixed: bool = False) -> Merged:
     if not results:
-        raise ValidateError("report: no results files given (pass one or more RESULTS.json).")
+        raise ValidateError("no results files given (pass one or more RESULTS.json).")
     kinds: dict[KindKey, Kind] = {}
     for result in results:
         kinds.setdefault(KindKey.of(result), Kind(KindKey.of(result))).runs.append(result)
     if refuse_mixed and len(kinds) > 1:
         listing = "; ".join(f"{kind.title()}: {', '.join(str(r.path) for r in kind.runs)}" for kind in kinds.values())
-        raise ValidateError(f"report: these results files are of {len(kinds)} different kinds (model, thresholds "
+        raise ValidateError(f"these results files are of {len(kinds)} different kinds (model, thresholds "
                             f"file, dataset) and cannot share one table: {listing}. Report them separately, or "
                             "drop --one-kind to get one section per kind.")
     for kind in kinds.values():
