@@ -149,7 +149,7 @@ class VerdictChecker:
         self.request = request
         self.alpha = alpha
 
-    def __call__(self, precision: str, backend: str, verdicts) -> list:
+    def __call__(self, precision: str, backend: str, verdicts, where: str = "") -> list:
         verdicts = list(verdicts)
         record_result(self.request, {"precision": precision, "backend": backend,
                                      "verdicts": [v.as_dict() for v in verdicts]})
@@ -157,7 +157,7 @@ class VerdictChecker:
             _attach_property(self.request, f"{verdict.kind}_{verdict.metric}", verdict.message)
         failed = [v.message for v in verdicts if not v.passed]
         if failed:
-            pytest.fail(f"{precision} on {backend}: " + "\n".join(failed), pytrace=False)
+            pytest.fail(f"{precision} on {backend}{where}: " + "\n".join(failed), pytrace=False)
         return verdicts
 
 

@@ -77,7 +77,7 @@ def dataset_identity(dataset) -> dict:
     digest = hashlib.sha256()
     for image in dataset.images:
         digest.update(f"{image.name}\t{image.path.stat().st_size}\t{image.label}\n".encode())
-    return {"sha256": digest.hexdigest(), "images": len(dataset.images)}
+    return {"fingerprint": digest.hexdigest(), "images": len(dataset.images)}
 
 
 def cached_predictions(cache, key_parts: dict, score) -> tuple[np.ndarray, bool]:

@@ -329,8 +329,7 @@ class ValidationSession:
                                "model": thresholds.model, "batch_size": thresholds.batch_size},
                 "model_name": MODEL_NAME,
                 "weights_sha256": file_sha256(self.source().weights),
-                "dataset": dataset_identity(self.dataset()) if has_data else None,
-                "population": self.population() if has_data else None,
+                "dataset": {**dataset_identity(self.dataset()), "population": self.population()} if has_data else None,
                 "preprocess": settings,
             }
         return self._memo["identity"]

@@ -26,7 +26,7 @@ def test_top1_top5_meet_thresholds(request, precision, res2net_session, res2net_
                     res2net_check.alpha),
         check_floor(precision, "top5", result.correct_top5, result.images, population, target.top5,
                     res2net_check.alpha),
-    ])
+    ], where=f" ({result.device}), thresholds {res2net_thresholds.path}")
 
 
 @pytest.mark.accuracy
@@ -43,7 +43,7 @@ def test_drop_vs_fp32_within_allowance(request, precision, res2net_session, res2
         check_drop(precision, metric, reference.correct(metric), candidate.correct(metric), population,
                    getattr(allowance, metric), res2net_check.alpha, candidate.labels, _class_names())
         for metric in ("top1", "top5")
-    ])
+    ], where=f" ({result.device}), thresholds {res2net_thresholds.path}")
 
 
 @pytest.mark.accuracy
@@ -60,7 +60,7 @@ def test_no_regression_vs_baseline(precision, res2net_baseline, res2net_predicti
         check_baseline(precision, metric, baseline.correct(metric), tonight.correct(metric), tonight.names,
                        tonight.labels, res2net_check.alpha, _class_names())
         for metric in ("top1", "top5")
-    ])
+    ], where=f" ({res2net_accuracy.device}), baseline {res2net_baseline.path} of {res2net_baseline.created}")
 
 
 def _class_names():

@@ -73,13 +73,13 @@ def test_predictions_count_skipped_images_wrong_and_align_by_name():
 def test_baseline_files_round_trip_and_bad_ones_are_one_clear_error(tmp_path):
     predictions = Predictions("int8", ("a", "b"), np.array([1, 2]), np.array([[1, 0, 0, 0, 0], [3, 2, 0, 0, 0]]))
     path = tmp_path / "nightly" / "base.json"
-    identity = {"dataset": {"sha256": "d"}, "preprocess": {"crop_pct": 0.875}}
+    identity = {"dataset": {"fingerprint": "d"}, "preprocess": {"crop_pct": 0.875}}
     write_baseline(path, identity, {"int8": baseline_entry(predictions, "g", "onnxruntime", "CPU")})
     baseline = read_baseline(path)
     assert baseline.predictions("int8").correct("top5").tolist() == [True, True]
     baseline.check_comparable(identity)
     with pytest.raises(ValidateError, match="made on another dataset"):
-        baseline.check_comparable({**identity, "dataset": {"sha256": "other"}})
+        baseline.check_comparable({**identity, "dataset": {"fingerprint": "other"}})
     with pytest.raises(ValidateError, match="has no fp16 predictions .it holds int8.; save a baseline with"):
         baseline.predictions("fp16")
     (tmp_path / "junk.json").write_text(json.dumps({"format": "something else"}))
