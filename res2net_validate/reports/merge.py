@@ -27,7 +27,7 @@ class KindKey:
     def of(result: ResultFile) -> KindKey:
         thresholds = result.run.get("thresholds") or {}
         dataset = result.run.get("dataset") or {}
-        fingerprint = dataset.get("fingerprint") or dataset.get("sha256")  # the plugin writes "sha256"
+        fingerprint = dataset.get("fingerprint") or dataset.get("sha256")  # the first run identities said sha256
         return KindKey(result.model, thresholds.get("sha256") or None, fingerprint or None)
 
 

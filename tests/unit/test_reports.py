@@ -43,7 +43,7 @@ def results(timestamp, device=CPU, fps=(10.0, 8.0), top1=(94.14, 93.75), sha="a"
             "run": {"timestamp": timestamp, "host": host,
                     "thresholds": {"path": "thresholds/embedded.yaml", "sha256": sha, "model": "res2net50_14w_8s",
                                    "batch_size": 32},
-                    "dataset": {"sha256": fingerprint, "images": 320}, "population": 320,
+                    "dataset": {"fingerprint": fingerprint, "images": 320, "population": 320},
                     "model_name": "res2net50_14w_8s", "source": "embedded default"},
             "rows": rows, "notes": ["a note"]}
 
