@@ -265,3 +265,19 @@ def test_a_benchmark_file_that_is_not_one_is_named(tmp_path):
     result = write(tmp_path / "r.json", results("2026-11-30T01:05:00+00:00"))
     with pytest.raises(ValidateError, match=r"benchmark file .*r\.json: not a pytest-benchmark JSON"):
         write_report([result], [result], tmp_path / "out")
+
+
+def test_fps_reference_marks_come_from_the_runs_thresholds_file_else_from_the_card(tmp_path):
+    from pathlib import Path
+
+    from res2net_validate.reports.card import CARD_FPS, reference_fps
+
+    thresholds = Path(__file__).resolve().parents[2] / "thresholds"
+    custom = tmp_path / "lab.yaml"
+    custom.write_text("batch_size: 16\naccuracy:\n  fp16: {top1: 70, top5: 90}\nperformance:\n  A100: {fp16: 4000}\n")
+    assert reference_fps({"path": str(custom)}) == ("lab.yaml, batch 16", {"A100": {"fp16": 4000.0}})
+    assert reference_fps({"path": str(thresholds / "res2net50.yaml")})[1] == {"MR-V100": {"fp16": 921.37,
+                                                                                           "int8": 1933.74}}
+    # no floors (embedded), unreadable, or not recorded: the card's own figures
+    for recorded in ({"path": str(thresholds / "embedded.yaml")}, {"path": str(tmp_path / "gone.yaml")}, {}):
+        assert reference_fps(recorded) == ("card, batch 32", CARD_FPS)
