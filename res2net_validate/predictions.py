@@ -123,8 +123,9 @@ class Baseline:
 
     def check_comparable(self, identity: dict) -> None:
         """One clear error when the run is not on the same data and preprocessing as the baseline."""
+        mine, theirs = json.loads(json.dumps(self.identity)), json.loads(json.dumps(identity))  # tuples -> lists
         for key, what in MUST_MATCH.items():
-            if self.identity.get(key) != identity.get(key):
+            if mine.get(key) != theirs.get(key):
                 raise ValidateError(
                     f"--compare-baseline {self.path}: made on another {what} than this run "
                     f"(baseline {_short(self.identity.get(key))}, this run {_short(identity.get(key))}); "

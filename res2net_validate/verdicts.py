@@ -158,11 +158,11 @@ def check_precision(proof) -> Verdict:
     if proof.proven:
         kinds = proof.summary.get("layer_precisions") or {}
         runs_in = f": {', '.join(f'{n} {kind}' for kind, n in kinds.items())}" if kinds else ""
-        message = f"{proof.precision}: all {proof.layers} compute layers proven ({proof.checked}){runs_in}"
+        message = f"all {proof.layers} compute layers proven ({proof.checked}){runs_in}"
     elif proof.unproven:
-        message = f"{proof.precision}: precision could not be proven ({proof.checked}): {proof.unproven}"
+        message = f"precision could not be proven ({proof.checked}): {proof.unproven}"
     else:
-        message = (f"{proof.precision}: {len(proof.offending)} of {proof.layers} compute layers are not "
+        message = (f"{len(proof.offending)} of {proof.layers} compute layers are not "
                    f"{proof.precision} ({proof.checked}): " + "; ".join(proof.offending[:MAX_LISTED_FLIPS])
                    + (" ..." if len(proof.offending) > MAX_LISTED_FLIPS else ""))
     return Verdict("precision", proof.precision, "precision", proof.proven, message,

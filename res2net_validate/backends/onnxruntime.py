@@ -22,7 +22,8 @@ INTEGER_COMPUTE_OPS = {"QLinearConv", "NhwcQLinearConv", "ConvInteger", "QLinear
                        "MatMulIntegerToFloat", "QGemm", "DynamicQuantizeMatMul"}
 _PASS_THROUGH_OPS = {"Transpose", "Reshape", "Identity", "ReorderInput", "Squeeze", "Unsqueeze", "Flatten"}
 # What a compute layer runs in, by how its weight reaches it; and which of those prove each precision.
-PROVING = {"fp32": {"fp32"}, "fp16": {"fp16", "fp16 weights, fp32 arithmetic"},
+UNDECIDED = "fp32 or fp16 (too few non-zero weights to tell)"
+PROVING = {"fp32": {"fp32", UNDECIDED}, "fp16": {"fp16", "fp16 weights, fp32 arithmetic", UNDECIDED},
            "int8": {"int8", "int8 weights, dequantized to float"}}
 
 
@@ -110,9 +111,11 @@ def executed_layer_precisions(model) -> list[tuple[str, str, str]]:
         # ONNX Runtime's CPU provider has no float16 Conv: it casts an FP16 graph's weights to float32 and
         # folds the casts away, so float16 survives only as values that float16 represents exactly.
         values = numpy_helper.to_array(tensor)
-        if values.size and np.array_equal(values, values.astype(np.float16).astype(np.float32)):
-            return "fp16 weights, fp32 arithmetic"
-        return "fp32"
+        if not np.array_equal(values, values.astype(np.float16).astype(np.float32)):
+            return "fp32"
+        # A few exact values say nothing (zero-initialised layers are exact in any precision); a float32
+        # weight is exact in float16 with probability about 2**-13 per value.
+        return "fp16 weights, fp32 arithmetic" if np.count_nonzero(values) >= 8 else UNDECIDED
 
     def weight_precision(tensor: str) -> str:
         for _ in range(8):  # a weight reaches its layer through a few reorders at most

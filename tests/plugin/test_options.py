@@ -87,13 +87,15 @@ def test_markers_are_registered_and_strict(suite):
 
 def test_marker_selection(suite):
     result = suite.run("--co", "-m", "performance")
-    result.stdout.fnmatch_lines(["*test_fps[[]fp16[]]*", "*2/4 tests collected (2 deselected)*"])
+    # FPS and the precision proofs of fp16 and int8; baselines are deselected without --compare-baseline
+    result.stdout.fnmatch_lines(["*test_precision_is_proven[[]fp16[]]*", "*test_fps[[]int8[]]*",
+                                 "*4/10 tests collected (6 deselected)*"])
     assert "test_top1_top5" not in result.stdout.str()
 
 
 def test_without_weights_or_data_the_real_tests_skip_saying_what_to_pass(suite):
     result = suite.run("-m", "accuracy", "-rs")
-    result.assert_outcomes(skipped=2)
+    result.assert_outcomes(skipped=6)  # floors, drops vs FP32, precision proofs
     result.stdout.fnmatch_lines(["*no weights: pass --weights FILE (res2net50_14w_8s-6527dddc.pth)*--embedded*"])
 
 

@@ -25,7 +25,7 @@ def test_fps_floors_apply_only_at_the_thresholds_batch_size():
 
 def test_precision_verdict_lists_offending_layers_and_refuses_an_empty_proof():
     bad = check_precision(PrecisionProof("fp16", "what runs", 3, ["conv1 (Conv) [fp32]", "fc (Gemm) [fp32]"]))
-    assert not bad.passed and "fp16: 2 of 3 compute layers are not fp16 (what runs): conv1 (Conv) [fp32]; fc" in (
+    assert not bad.passed and "2 of 3 compute layers are not fp16 (what runs): conv1 (Conv) [fp32]; fc" in (
         bad.message)
     empty = check_precision(PrecisionProof("int8", "what runs", 0, unproven="no layer information"))
     assert not empty.passed and "could not be proven" in empty.message
