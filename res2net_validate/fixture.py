@@ -165,9 +165,24 @@ def _attach_property(request, name: str, value) -> None:
     request.node.user_properties.append((f"res2net_{name}", value))
 
 
+JUNIT_PROPERTIES = ("top1", "top5", "fps", "images")
+
+
 def record_result(request, record: dict) -> None:
-    """Attach a result to the test report; the controller's report collects it (xdist-safe)."""
+    """Attach a result to the test report; the controller's report collects it (xdist-safe).
+
+    The numbers also go flat beside it, as junitxml writes each (name, value) as a <property>."""
     request.node.user_properties.append((Report.PROPERTY, record))
+    request.node.user_properties.extend(
+        (name, round(record[name], 2) if isinstance(record[name], float) else record[name])
+        for name in JUNIT_PROPERTIES if record.get(name) is not None)
+    for verdict in record.get("verdicts", ()):
+        interval = verdict.get("interval")
+        if interval and None not in interval and verdict.get("metric"):
+            # top1_interval for the floor's interval; others name their kind (top1_relative_to_fp32_interval)
+            kind = "" if verdict.get("kind") == "absolute" else f"_{verdict.get('kind')}"
+            request.node.user_properties.append(
+                (f"{verdict['metric']}{kind}_interval", f"[{interval[0]:.2f}, {interval[1]:.2f}]"))
 
 
 def _fidelity_notes(precision: str, fidelity: dict) -> list[str]:

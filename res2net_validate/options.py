@@ -150,6 +150,9 @@ OPTIONS: tuple[Option, ...] = (
            "than this baseline on the same images (exact McNemar at --alpha)", metavar="FILE"),
     Option("report_json", "RES2NET_REPORT_JSON", _path, "write the results table as JSON here (default: next to "
            "--benchmark-json)", metavar="FILE"),
+    Option("report_dir", "RES2NET_REPORT_DIR", _path, "at the end of the run write report.md and report.html "
+           "(plots need the 'report' extra) here, with the results JSON and, unless --benchmark-json is given, "
+           "benchmark.json", metavar="DIR"),
 )
 
 BY_NAME = {o.name: o for o in OPTIONS}

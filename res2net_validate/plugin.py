@@ -5,6 +5,7 @@ The work itself lives in ``session.py`` (what runs) and ``fixture.py`` (what tes
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager, nullcontext
 
@@ -57,6 +58,7 @@ def pytest_configure(config):
     except ValidateError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    _benchmark_json_into_report_dir(config, settings.report_dir)
     config.pluginmanager.register(ResultCollector(config, Report()), "res2net-results")
 
 
@@ -124,6 +126,8 @@ class ResultCollector:
 
     def pytest_terminal_summary(self, terminalreporter):
         if not self.report.rows:
+            if self.config.stash[SESSION_KEY].settings.report_dir is not None:
+                terminalreporter.write_line("report: no results in this run, so no report written")
             return
         terminalreporter.section("res2net_validate")
         terminalreporter.write_line(self.report.table())
@@ -145,9 +149,14 @@ class ResultCollector:
             # pytest-benchmark hands over a path or an open file, depending on its version
             target = json_path_beside(getattr(benchmark_json, "name", None) if hasattr(benchmark_json, "write")
                                       else benchmark_json)
+        report_dir = settings.report_dir
+        if target is None and report_dir is not None:
+            target = report_dir / "results.json"
         if target is not None:
             self.report.write_json(target)
             terminalreporter.write_line(f"results JSON: {target}")
+        if report_dir is not None:
+            _write_merged_report(terminalreporter, target, self.config.option, report_dir)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -173,6 +182,30 @@ def _machine_and_settings(settings) -> dict:
     return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname(),
             "cpu": cpu_description(), "alpha": settings.alpha, "batch_size": settings.batch_size,
             "backend": settings.backend, "precisions": list(settings.precision)}
+
+
+def _benchmark_json_into_report_dir(config, report_dir) -> None:
+    """--report-dir wants the benchmark rounds: ask pytest-benchmark (configured after us) for its JSON there."""
+    if (report_dir is not None and _is_controller_or_solo(config) and hasattr(config.option, "benchmark_json")
+            and not config.option.benchmark_json):
+        report_dir.mkdir(parents=True, exist_ok=True)  # pytest-benchmark does not create folders
+        config.option.benchmark_json = report_dir / "benchmark.json"
+
+
+def _write_merged_report(terminalreporter, results_json, option, report_dir) -> None:
+    from .reports import write_report
+
+    benchmark_json = getattr(option, "benchmark_json", None)
+    if hasattr(benchmark_json, "write"):  # a path or an open file, depending on pytest-benchmark's version
+        benchmark_json = benchmark_json.name
+    benchmarks = [benchmark_json] if benchmark_json and os.path.isfile(benchmark_json) else []
+    try:
+        written = write_report([results_json], benchmarks, report_dir)
+    except ValidateError as exc:
+        terminalreporter.write_line(f"report: not written: {exc}")
+        return
+    terminalreporter.write_line(f"report: {written.markdown}")
+    terminalreporter.write_line(f"report: {written.html}" if written.html else written.skipped)
 
 
 def _resolved_backend(session, option_name: str) -> str:
