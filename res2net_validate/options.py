@@ -12,11 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .backends import BACKEND_NAMES, PRECISIONS
+from .constants import BACKEND_NAMES, CALIBRATION_METHODS, INT8_FLAVOURS, PRECISIONS, PREPROCESS_METHODS
 from .errors import ValidateError
-
-CALIBRATION_METHODS = ("entropy", "minmax", "percentile")
-PREPROCESS_METHODS = ("exact", "fast")
 
 
 def _precisions(text: str) -> tuple[str, ...]:
@@ -121,7 +118,7 @@ OPTIONS: tuple[Option, ...] = (
            default="entropy"),
     Option("calib_percentile", "RES2NET_CALIB_PERCENTILE", _percent, "clip each activation at this percentile of "
            "|x| (with --calib-method percentile)", default=99.999, metavar="Q"),
-    Option("int8_flavour", "RES2NET_INT8_FLAVOUR", _choice(("auto", "onnxruntime", "tensorrt")), "which INT8 Q/DQ "
+    Option("int8_flavour", "RES2NET_INT8_FLAVOUR", _choice(INT8_FLAVOURS), "which INT8 Q/DQ "
            "graph to run: auto (the backend's own), onnxruntime (unsigned activations), or tensorrt (signed "
            "symmetric; scores on a CPU the exact graph TensorRT consumes)", default="auto"),
     Option("calib_count", "RES2NET_CALIB_COUNT", _positive_int, "INT8 calibration images (default: 500, at most a "
