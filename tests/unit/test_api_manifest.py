@@ -125,7 +125,7 @@ def missing(used: set[tuple[str, str]], names: dict) -> set[tuple[str, str]]:
 # ----------------------------------------------------------------------------- the backend
 
 
-BACKEND = ROOT / "res2net_validate" / "backends" / "tensorrt.py"
+BACKEND = ROOT / "res2net_validate" / "backends" / "tensorrt" / "backend.py"
 
 
 def test_the_collector_sees_the_backends_tensorrt_calls():

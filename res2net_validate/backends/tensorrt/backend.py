@@ -37,12 +37,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..cache import atomic_write_bytes, content_key, file_sha256
-from .. import devices
-from ..devices import TRT_INSTALL_HINT
-from ..errors import ValidateError
-from ..gpu_timing import CudaEventTimer, CudaRuntime, ThroughputReport, run_timed_loop, throughput_report, time_repeated
-from .base import PRECISIONS, Availability, PrecisionProof, RunnerInfo
+from ...cache import atomic_write_bytes, content_key, file_sha256
+from ... import devices
+from ...devices import TRT_INSTALL_HINT
+from ...errors import ValidateError
+from ...gpu_timing import CudaEventTimer, CudaRuntime, ThroughputReport, run_timed_loop, throughput_report, time_repeated
+from ..base import PRECISIONS, Availability, PrecisionProof, RunnerInfo
 
 ENGINE_FORMAT = 1  # bump when the engine directory layout or the build recipe changes
 PLAN_NAME = "model.engine"
