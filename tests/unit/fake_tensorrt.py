@@ -1,7 +1,7 @@
 """FAKE TensorRT and FAKE CUDA runtime for the TensorRT backend's glue tests (no GPU here).
 
 ``FakeTensorRT`` implements just the slice of the ``tensorrt`` module that
-``res2net_validate.backends.tensorrt`` touches, with the same names and call shapes as
+``res2net_validate.backends.tensorrt`` (its modules) touches, with the same names and call shapes as
 TensorRT 10/11.  It is honest where the glue's correctness depends on it:
 
 * the "builder" reads the real ONNX file and derives each convolution's precision from the

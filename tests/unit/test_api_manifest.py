@@ -125,11 +125,17 @@ def missing(used: set[tuple[str, str]], names: dict) -> set[tuple[str, str]]:
 # ----------------------------------------------------------------------------- the backend
 
 
-BACKEND = ROOT / "res2net_validate" / "backends" / "tensorrt" / "backend.py"
+# Every module of the backends/tensorrt subpackage (engine, inspector, builder, runner, backend).
+BACKEND_MODULES = sorted((ROOT / "res2net_validate" / "backends" / "tensorrt").glob("*.py"))
+
+
+def backend_names(receivers: dict[str, str]) -> set[tuple[str, str]]:
+    return set().union(*(used_names(module, receivers) for module in BACKEND_MODULES))
 
 
 def test_the_collector_sees_the_backends_tensorrt_calls():
-    used = used_names(BACKEND, TRT_RECEIVERS)
+    assert {m.name for m in BACKEND_MODULES} >= {"backend.py", "builder.py", "inspector.py", "runner.py"}
+    used = backend_names(TRT_RECEIVERS)
     for expected in [
         ("EngineInspector", "execution_context"), ("IBuilderConfig", "set_timing_cache"),
         ("IExecutionContext", "execute_async_v3"), ("NetworkDefinitionCreationFlag", "STRONGLY_TYPED"),
@@ -137,14 +143,14 @@ def test_the_collector_sees_the_backends_tensorrt_calls():
         ("ITimingCache", "combine"), ("BuilderFlag", "FP16"),
     ]:  # fmt: skip
         assert expected in used, expected
-    seen = {_receiver(node) for node in ast.walk(ast.parse(BACKEND.read_text()))}
+    seen = {_receiver(node) for module in BACKEND_MODULES for node in ast.walk(ast.parse(module.read_text()))}
     stale = [name for name in TRT_RECEIVERS if name not in seen]
     assert not stale, f"receivers no longer used in the backend (update TRT_RECEIVERS): {stale}"
 
 
 @pytest.mark.parametrize("version", TRT_VERSIONS)
 def test_every_tensorrt_name_the_backend_uses_exists(version):
-    gone = missing(used_names(BACKEND, TRT_RECEIVERS), manifest("tensorrt", version))
+    gone = missing(backend_names(TRT_RECEIVERS), manifest("tensorrt", version))
     unexpected = sorted(gone - EXPECTED_ABSENT[version])
     assert not unexpected, f"TensorRT {version} bindings have no " + ", ".join(f"{o}.{m}" for o, m in unexpected)
     assert gone == EXPECTED_ABSENT[version], "an expected absence is back or no longer used: update EXPECTED_ABSENT"
