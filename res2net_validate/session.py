@@ -128,7 +128,7 @@ class ValidationSession:
         if self.settings.thresholds is not None:
             return Path(self.settings.thresholds)
         name = "embedded.yaml" if self.settings.embedded else "res2net50.yaml"
-        return self.rootpath / "thresholds" / name
+        return Path(__file__).resolve().parent / "acceptance" / "thresholds" / name  # package data
 
     def thresholds(self) -> Thresholds:
         if "thresholds" not in self._memo:

@@ -10,6 +10,7 @@ import pytest
 from res2net_validate.options import OPTIONS
 
 REPO = Path(__file__).resolve().parents[2]
+ACCEPTANCE = REPO / "res2net_validate" / "acceptance"  # the user-facing tests and thresholds (package data)
 USER_TESTS = ("test_accuracy.py", "test_precision.py", "test_performance.py")
 
 
@@ -32,9 +33,11 @@ def suite(pytester, monkeypatch, shared_cache):
     tests_dir = pytester.path / "tests"
     tests_dir.mkdir()
     for name in USER_TESTS:
-        shutil.copy(REPO / "tests" / name, tests_dir / name)
-    shutil.copytree(REPO / "thresholds", pytester.path / "thresholds")
-    shutil.copy(REPO / "pytest.ini", pytester.path / "pytest.ini")
+        shutil.copy(ACCEPTANCE / name, tests_dir / name)
+    shutil.copytree(ACCEPTANCE / "thresholds", pytester.path / "thresholds")
+    # Our pytest.ini, its testpaths (same files, same order) pointed at the scratch project's copies.
+    ini = (REPO / "pytest.ini").read_text()
+    (pytester.path / "pytest.ini").write_text(ini.replace("res2net_validate/acceptance/", "tests/"))
 
     class Suite:
         path = pytester.path

@@ -13,7 +13,8 @@ def write(tmp_path, text):
 
 
 def test_the_shipped_card_thresholds_load(request):
-    thresholds = load_thresholds(request.config.rootpath / "thresholds" / "res2net50.yaml")
+    shipped = request.config.rootpath / "res2net_validate" / "acceptance" / "thresholds"  # package data
+    thresholds = load_thresholds(shipped / "res2net50.yaml")
     assert thresholds.accuracy_for("fp16").top1 == 77.92
     assert thresholds.accuracy_for("int8").top5 == 93.62
     assert thresholds.fps_floor("int8", "MR-V100 (16 GB)") == ("MR-V100", 1933.74)
