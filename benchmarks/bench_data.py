@@ -26,7 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from res2net_validate.cache import ArtifactCache  # noqa: E402
-from res2net_validate.dataset import discover, write_sample_dataset  # noqa: E402
+from res2net_validate.dataset import discover  # noqa: E402
+from res2net_validate.sample_data import write_sample_dataset  # noqa: E402
 from res2net_validate.loader import default_workers, preprocess_images  # noqa: E402
 from res2net_validate.preprocess import Preprocess, compare_methods  # noqa: E402
 

@@ -17,9 +17,9 @@ from res2net_validate.dataset import (
     discover,
     fingerprint_images,
     register_cli,
-    write_sample_dataset,
 )
 from res2net_validate.errors import ValidateError
+from res2net_validate.sample_data import write_sample_dataset
 
 COUNT = 24
 
@@ -31,6 +31,17 @@ def test_canonical_tables():
     truth = canonical_val_labels()
     assert len(truth) == 50_000
     assert truth["ILSVRC2012_val_00000001"] == 65  # the card's own example line
+
+
+def test_the_sample_writer_moved_to_sample_data_and_the_old_import_still_works():
+    import res2net_validate.dataset as dataset
+    import res2net_validate.sample_data as sample_data
+
+    from res2net_validate.dataset import SAMPLE_LAYOUTS, write_sample_dataset as old_name
+
+    assert old_name is sample_data.write_sample_dataset and SAMPLE_LAYOUTS == sample_data.SAMPLE_LAYOUTS
+    with pytest.raises(AttributeError, match="no attribute 'write_sample_datasets'"):
+        dataset.write_sample_datasets  # noqa: B018  (a misspelling is still an AttributeError)
 
 
 @pytest.mark.parametrize("layout", ["card", "card-flat"])
