@@ -56,3 +56,19 @@ def test_a_malformed_file_stops_the_run_before_any_work(suite):
     result = suite.run("--embedded", f"--thresholds={bad}", "-m", "accuracy")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*thresholds file {bad}: accuracy.int8: expected exactly {{top1*"])
+
+
+def test_every_shipped_thresholds_file_is_package_data(request):
+    """pip install (not -e) copies only what pyproject's package-data names: the defaults must be in it."""
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")
+    root = request.config.rootpath
+    package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    patterns = package_data["res2net_validate.acceptance"]
+    acceptance = root / "res2net_validate" / "acceptance"
+    files = [p for p in (acceptance / "thresholds").rglob("*") if p.is_file()]
+    shipped = sorted(p.relative_to(acceptance).as_posix() for p in files)
+    assert {"thresholds/embedded.yaml", "thresholds/res2net50.yaml"} <= set(shipped)
+    left_out = [name for name in shipped if not any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)]
+    assert not left_out, f"not shipped by pyproject.toml's package-data {patterns}: {left_out}"
