@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager, nullcontext
 
+from pathlib import Path
+
 import pytest
 
 from . import __version__
@@ -47,6 +49,11 @@ def pytest_configure(config):
         session = ValidationSession(settings, config.rootpath, progress=_is_controller_or_solo(config),
                                     live_output=lambda: _live_output(config))
         session.check_paths()
+        benchmark_json = getattr(config.option, "benchmark_json", None)
+        if benchmark_json is not None and not hasattr(benchmark_json, "write"):
+            from .session import check_output_file
+
+            check_output_file(Path(benchmark_json), f"--benchmark-json {benchmark_json}")
         if not session.configured_source().skip_reason:
             session.thresholds()  # a malformed file fails now, not after minutes of work
     except ValidateError as exc:
