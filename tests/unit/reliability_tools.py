@@ -17,9 +17,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def python(code: str, *args: str, **popen) -> subprocess.Popen:
+def python(code: str, *args: str, extra_env: dict | None = None, **popen) -> subprocess.Popen:
     """Start ``code`` in a fresh interpreter that imports this checkout's package."""
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests' / 'unit'}"}
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests' / 'unit'}", **(extra_env or {})}
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
@@ -99,3 +99,19 @@ def read_only_view(source: Path, view: Path):
         yield view
     finally:
         _umount(view)
+
+
+# -- importable by spawned decode workers ----------------------------------------------------------
+
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+from res2net_validate.preprocess import Preprocess as _Preprocess  # noqa: E402
+
+
+@_dataclass(frozen=True)
+class SlowPreprocess(_Preprocess):
+    """The real transform, a quarter of a second per image: workers stay busy long enough to be killed."""
+
+    def load_uint8(self, path):
+        time.sleep(0.25)
+        return super().load_uint8(path)
