@@ -179,3 +179,12 @@ def test_waiting_is_announced_only_after_a_few_seconds(tmp_path):
     cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("abc"), ".txt")
     cache.get_or_build("kind", {"x": 2}, lambda out: out.write_text("abc"), ".txt")
     assert notes == []  # nobody held the lock: nothing to say
+
+
+def test_data_on_a_file_says_it_is_a_file(tmp_path, capsys):
+    from res2net_validate.cli import main
+
+    listed = tmp_path / "val.txt"
+    listed.write_text("x")
+    assert main(["data", str(listed)]) == 2
+    assert f"dataset directory {listed} is a file, not a directory" in capsys.readouterr().err
