@@ -241,12 +241,13 @@ class ArtifactCache:
                 build(tmp)
                 if not tmp.exists():
                     raise RuntimeError(f"builder for {kind} did not write {tmp}")
+                hashes = {name: _hash_file(file) for name, file in _files(tmp)}
                 record = {"format": MANIFEST_FORMAT, "kind": kind, "key": key, "key_parts": key_parts,
-                          "file_sha256": {name: _hash_file(file) for name, file in _files(tmp)},
-                          "sizes": {name: file.stat().st_size for name, file in _files(tmp)}}
+                          "file_sha256": hashes, "sizes": {name: file.stat().st_size for name, file in _files(tmp)}}
                 _remove(manifest)  # never a manifest that describes other bytes than the artifact's
                 _remove(path)
                 os.replace(tmp, path)
+                record.update(_legacy_fields(path, hashes))
                 atomic_write_bytes(manifest, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
             except BaseException as exc:
                 out_of_space = not isinstance(exc, ValidateError) and _is_out_of_space(exc, path.parent)
@@ -277,7 +278,7 @@ class ArtifactCache:
         except (OSError, ValueError):
             return "has an unreadable manifest"
         if record.get("format") != MANIFEST_FORMAT:
-            return "was written by an older version"
+            return self._upgrade(path, manifest, record)
         hashes, sizes = record.get("file_sha256", {}), record.get("sizes", {})
         try:
             files = dict(_files(path))
@@ -293,6 +294,24 @@ class ArtifactCache:
             return f"cannot be read ({exc})"
         if usable is not None and not usable(path):
             return "is in an older format"
+        return None
+
+    def _upgrade(self, path: Path, manifest: Path, record: dict) -> str | None:
+        """A format-1 entry (one digest, trusted by size and mtime) is hashed in full once: the same
+        bytes get a format-2 manifest where the cache is writable, anything else is rebuilt."""
+        try:
+            hashes = {name: _hash_file(file) for name, file in _files(path)}
+        except OSError as exc:
+            return f"cannot be read ({exc})"
+        if record.get("sha256") != _legacy_digest(path, hashes):
+            return "was written by an older version and does not match its manifest"
+        upgraded = {**record, "format": MANIFEST_FORMAT, "file_sha256": hashes,
+                    "sizes": {name: file.stat().st_size for name, file in _files(path)}, **_legacy_fields(path, hashes)}
+        try:
+            atomic_write_bytes(manifest, json.dumps(upgraded, indent=2, sort_keys=True, default=str).encode())
+        except OSError as exc:
+            if not _is_read_only(exc):
+                raise  # read-only: served as verified now, hashed again next time
         return None
 
     # -- writing -----------------------------------------------------------------------------------
@@ -358,6 +377,22 @@ class _OwnedLock:
             return f"held by pid {owner['pid']} on {owner['host']} since {since}"
         except (OSError, ValueError, KeyError, TypeError):
             return f"held by another process (lock file {self.lock.lock_file})"
+
+
+def _legacy_digest(path: Path, hashes: dict[str, str]) -> str:
+    """The format-1 "sha256" of an artifact, from its files' hashes."""
+    if not path.is_dir():
+        return hashes["."]
+    return content_key(sorted(hashes.items()))
+
+
+def _legacy_fields(path: Path, hashes: dict[str, str]) -> dict:
+    """Format-1 fields, so that older versions sharing this cache still accept the entry."""
+    files = {}
+    for name, file in _files(path):
+        st = file.stat()
+        files[path.name if name == "." else name] = [st.st_size, st.st_mtime_ns]
+    return {"sha256": _legacy_digest(path, hashes), "files": files}
 
 
 def _print_to_stderr(message: str) -> None:

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 def python(code: str, *args: str, extra_env: dict | None = None, **popen) -> subprocess.Popen:
     """Start ``code`` in a fresh interpreter that imports this checkout's package."""
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests' / 'unit'}", **(extra_env or {})}
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env, text=True, **streams)
 
 
 def finish(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:

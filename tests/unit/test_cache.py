@@ -120,16 +120,22 @@ def test_self_checked_files_are_only_size_checked_here(tmp_path):
         assert cache.get_or_build("dir", {"x": 1}, build, self_checked=("big.bin",)).built
 
 
-def test_an_entry_of_the_old_manifest_format_is_rebuilt(tmp_path):
+def test_an_entry_of_the_old_manifest_format_is_upgraded_if_intact_else_rebuilt(tmp_path):
     import json
 
     cache = ArtifactCache(tmp_path)
     entry = cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt")
     manifest = entry.path.with_name(entry.path.name + ".json")
-    manifest.write_text(json.dumps({"kind": "kind", "sha256": "x", "files": {}}))  # format 1
-    with pytest.warns(UserWarning, match="older version; rebuilding"):
-        assert cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt").built
+    record = json.loads(manifest.read_text())
+    legacy = {k: record[k] for k in ("kind", "key", "key_parts", "sha256", "files")}  # what version 1 wrote
+    assert legacy["sha256"] == file_sha256(entry.path)
+    manifest.write_text(json.dumps(legacy))
+    assert not cache.get_or_build("kind", {"x": 1}, pytest.fail, ".txt").built
     assert json.loads(manifest.read_text())["format"] == 2
+
+    manifest.write_text(json.dumps({**legacy, "sha256": "0" * 64}))
+    with pytest.warns(UserWarning, match="older version and does not match its manifest; rebuilding"):
+        assert cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt").built
 
 
 def test_usable_false_rebuilds(tmp_path):

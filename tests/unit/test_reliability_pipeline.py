@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import numpy as np
@@ -157,15 +158,19 @@ def _decode_workers(pid):
 
 
 def test_decode_workers_end_with_their_sigkilled_parent(photo_root):
-    parent = python(DECODE_WITH_WORKERS, str(photo_root))
+    # No pipes: workers that outlive their parent would hold them open, and reading them would hang.
+    parent = python(DECODE_WITH_WORKERS, str(photo_root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
     try:
         wait_for(lambda: len(_decode_workers(parent.pid)) == 2, timeout=60, what="two decode workers")
         workers = _decode_workers(parent.pid)
         time.sleep(1.5)  # let them start on their chunks
         parent.send_signal(signal.SIGKILL)
-        finish(parent)
+        parent.wait(timeout=10)
         wait_for(lambda: not any(alive(pid) for pid in workers), timeout=8,
                  what=f"the workers {workers} of the killed parent to end")
     finally:
-        for pid in _decode_workers(parent.pid):
-            os.kill(pid, signal.SIGKILL)
+        parent.kill()
+        for pid in workers:  # orphans now: their parent pid is no longer ours to search by
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
