@@ -66,6 +66,26 @@ def test_an_int8_build_writes_nothing_into_the_fp32_entry(fp32_entry, tmp_path):
     assert graph.built and graph.unquantized_weights == ()
 
 
+def test_an_int8_graph_corrupted_in_place_is_rebuilt_not_scored(fp32_entry, tmp_path):
+    """Bit rot (or a copy that keeps timestamps) in a cached INT8 graph: same size, same mtime."""
+    data = np.random.default_rng(0).standard_normal((8, 3, 32, 32), dtype=np.float32)
+
+    def build():
+        return int8_graph(ArtifactCache(tmp_path), fp32_entry, lambda: [data], "k", 8, CalibrationSettings("minmax"),
+                          "onnxruntime", progress=False)
+
+    graph = build()
+    genuine = graph.path.read_bytes()
+    stat = graph.path.stat()
+    with open(graph.path, "r+b") as f:  # one byte in the middle: a weight, most likely
+        f.seek(len(genuine) // 2)
+        f.write(bytes([genuine[len(genuine) // 2] ^ 0x01]))
+    os.utime(graph.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.warns(UserWarning, match=r"cached int8 artifact .* does not match its manifest \(bytes changed\)"):
+        again = build()
+    assert again.built and again.path.read_bytes() == genuine
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     root = tmp_path_factory.mktemp("val")
