@@ -194,3 +194,12 @@ def test_decode_workers_end_with_their_sigkilled_parent(photo_root):
         for pid in workers:  # orphans now: their parent pid is no longer ours to search by
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_replaced_image_array_is_the_users_own_data_and_not_checked(photos, tmp_path):
+    import dataclasses
+
+    real = preprocess_images(photos, Preprocess(), ArtifactCache(tmp_path), workers=1, progress=False)
+    zeros = dataclasses.replace(real, images=np.zeros_like(np.asarray(real.images)))
+    assert sum(len(labels) for _, labels in zeros.batches(32, Preprocess(), prefetch=1)) == len(photos)
+    assert real.cache_path.is_dir()  # not discarded as corrupt
