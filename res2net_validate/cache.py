@@ -277,21 +277,10 @@ class ArtifactCache:
             record = json.loads(manifest.read_text())
         except (OSError, ValueError):
             return "has an unreadable manifest"
-        if record.get("format") != MANIFEST_FORMAT:
-            return self._upgrade(path, manifest, record)
-        hashes, sizes = record.get("file_sha256", {}), record.get("sizes", {})
-        try:
-            files = dict(_files(path))
-            if set(files) != set(hashes):
-                return "does not match its manifest (files added or missing)"
-            for name, file in files.items():
-                shown = "" if name == "." else f"{name}: "
-                if file.stat().st_size != sizes.get(name):
-                    return f"does not match its manifest ({shown}size changed)"
-                if name not in self_checked and _hash_file(file) != hashes[name]:
-                    return f"does not match its manifest ({shown}bytes changed)"
-        except OSError as exc:
-            return f"cannot be read ({exc})"
+        problem = (self._upgrade(path, manifest, record) if record.get("format") != MANIFEST_FORMAT
+                   else _mismatch(path, record, self_checked))
+        if problem is not None:
+            return problem
         if usable is not None and not usable(path):
             return "is in an older format"
         return None
@@ -377,6 +366,24 @@ class _OwnedLock:
             return f"held by pid {owner['pid']} on {owner['host']} since {since}"
         except (OSError, ValueError, KeyError, TypeError):
             return f"held by another process (lock file {self.lock.lock_file})"
+
+
+def _mismatch(path: Path, record: dict, self_checked: frozenset) -> str | None:
+    """What differs between an artifact's files and its format-2 manifest, or None."""
+    hashes, sizes = record.get("file_sha256", {}), record.get("sizes", {})
+    try:
+        files = dict(_files(path))
+        if set(files) != set(hashes):
+            return "does not match its manifest (files added or missing)"
+        for name, file in files.items():
+            shown = "" if name == "." else f"{name}: "
+            if file.stat().st_size != sizes.get(name):
+                return f"does not match its manifest ({shown}size changed)"
+            if name not in self_checked and _hash_file(file) != hashes[name]:
+                return f"does not match its manifest ({shown}bytes changed)"
+    except OSError as exc:
+        return f"cannot be read ({exc})"
+    return None
 
 
 def _legacy_digest(path: Path, hashes: dict[str, str]) -> str:

@@ -132,6 +132,10 @@ def test_an_entry_of_the_old_manifest_format_is_upgraded_if_intact_else_rebuilt(
     manifest.write_text(json.dumps(legacy))
     assert not cache.get_or_build("kind", {"x": 1}, pytest.fail, ".txt").built
     assert json.loads(manifest.read_text())["format"] == 2
+    manifest.write_text(json.dumps(legacy))
+    with pytest.warns(UserWarning, match="older format; rebuilding"):  # upgraded, then the caller's own test
+        assert cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("v2"), ".txt",
+                                  usable=lambda path: path.read_text() == "v2").built
 
     manifest.write_text(json.dumps({**legacy, "sha256": "0" * 64}))
     with pytest.warns(UserWarning, match="older version and does not match its manifest; rebuilding"):
