@@ -250,7 +250,9 @@ class ArtifactCache:
                 record.update(_legacy_fields(path, hashes))
                 atomic_write_bytes(manifest, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
             except BaseException as exc:
-                out_of_space = not isinstance(exc, ValidateError) and _is_out_of_space(exc, path.parent)
+                # (Ctrl-C and the user's own errors stay what they are, even on a nearly full disk)
+                out_of_space = (isinstance(exc, Exception) and not isinstance(exc, ValidateError)
+                                and _is_out_of_space(exc, path.parent))
                 _remove(tmp)
                 if out_of_space:
                     raise DiskFullError(
