@@ -131,7 +131,7 @@ class DiskFullError(ValidateError):
     """Not enough space in the cache folder for a build."""
 
 
-def _human(size: float) -> str:
+def human_size(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(size) < 1024 or unit == "TB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -149,8 +149,9 @@ def check_free_space(folder: Path, needed: int, what: str) -> None:
     """One clear error, before writing, when ``folder`` cannot hold ``needed`` more bytes."""
     free = free_bytes(folder)
     if needed > free:
-        raise DiskFullError(f"not enough space in {folder} for {what}: {_human(free)} free, {_human(needed)} needed. "
-                            "Free some space, or point --checkpoints-dir (CHECKPOINTS_DIR) at a larger disk.")
+        raise DiskFullError(f"not enough space in {folder} for {what}: {human_size(free)} free, "
+                            f"{human_size(needed)} needed. Free some space, or point --checkpoints-dir "
+                            "(CHECKPOINTS_DIR) at a larger disk.")
 
 
 def _is_out_of_space(exc: BaseException, folder: Path) -> bool:
@@ -256,8 +257,8 @@ class ArtifactCache:
                 _remove(tmp)
                 if out_of_space:
                     raise DiskFullError(
-                        f"ran out of space in {path.parent} while building {what}: {_human(free_bytes(path.parent))} "
-                        f"free after removing the partial ({type(exc).__name__}: {exc}). Free some space, or point "
+                        f"ran out of space in {path.parent} while building {what}: "
+                        f"{human_size(free_bytes(path.parent))} free after removing the partial ({type(exc).__name__}: {exc}). Free some space, or point "
                         "--checkpoints-dir (CHECKPOINTS_DIR) at a larger disk.") from None
                 raise
             self.built.append(kind)

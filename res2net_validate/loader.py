@@ -38,7 +38,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cache import ArtifactCache, DiskFullError, check_free_space
+from .cache import ArtifactCache, DiskFullError, check_free_space, human_size
 from .dataset import LabeledImage, fingerprint_images
 from .errors import ValidateError
 from .preprocess import BadImageError, Preprocess
@@ -269,7 +269,7 @@ def _allocate_npy(path: Path, shape: tuple) -> np.memmap:
     try:
         os.posix_fallocate(fd, 0, total)
     except OSError as exc:
-        raise DiskFullError(f"cannot allocate {total / 2**30:.2f} GB for {path} ({exc.strerror}): free some space "
+        raise DiskFullError(f"cannot allocate {human_size(total)} for {path} ({exc.strerror}): free some space "
                             "in that folder or point --checkpoints-dir (CHECKPOINTS_DIR) at a larger disk") from None
     finally:
         os.close(fd)
