@@ -311,9 +311,9 @@ class ArtifactCache:
     def _require_writable(self, folder: Path, what: str, problem: str) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            probe = partial_path(folder / "write-probe")
+            probe = partial_path(folder / "write-probe", tag=os.urandom(4).hex())  # unique per thread too
             probe.touch()
-            probe.unlink()
+            probe.unlink(missing_ok=True)
         except OSError as exc:
             if not _is_read_only(exc):
                 raise
