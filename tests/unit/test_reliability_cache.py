@@ -148,7 +148,7 @@ def test_running_out_of_space_mid_build_is_one_clear_error_and_leaves_no_partial
             for _ in range(8):
                 f.write(b"x" * (1 << 20))
 
-    def write_onnx(out):  # a C++ writer: its error is "basic_ios::clear: iostream error", no errno
+    def write_onnx(out):  # the exporter's own writer (ENOSPC here; C++ writers lose the errno, see cache.py)
         import numpy as np
         import onnx
         from onnx import helper, numpy_helper
