@@ -4,8 +4,11 @@ Discovery never initialises CUDA in the calling process when ``nvidia-smi`` can 
 (so the pytest controller can print its header before xdist workers pick their GPUs);
 torch.cuda is the fallback.  Every probe degrades to a sentence saying what is missing.
 
-Under pytest-xdist each worker pins one visible GPU by setting ``CUDA_VISIBLE_DEVICES``
-in its own process before anything touches CUDA (see ``assign_gpu_for_worker``).
+nvidia-smi ignores ``CUDA_VISIBLE_DEVICES``, so its list is filtered by that variable the
+way CUDA reads it ("" or "-1": no GPU).  Under pytest-xdist each worker pins one visible GPU
+by UUID (nvidia-smi numbers GPUs in PCI order, CUDA fastest first) by setting
+``CUDA_VISIBLE_DEVICES`` in its own process before anything touches CUDA (see
+``assign_gpu_for_worker``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,41 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, MutableMapping, Sequence
 
-TRT_INSTALL_HINT = "pip install .[trt] (the tensorrt and cuda-python wheels; needs an NVIDIA driver)"
+TRT_INSTALL_HINT = (
+    "pip install .[trt-cu12] (NVIDIA driver 525+) or .[trt-cu13] (driver 580+): the tensorrt and cuda-python "
+    "wheels for one CUDA major"
+)
+CUDA13_MIN_DRIVER = 580  # CUDA 13.x wheels need driver 580 or newer; CUDA 12.x ones 525 or newer
+CUDA12_MIN_DRIVER = 525
+
+
+def recommended_trt_extra(cuda_driver: str = "", driver: str = "") -> str:
+    """The extra matching the driver: from the highest CUDA it supports (nvidia-smi banner,
+    or cuDriverGetVersion as "13.0"), else from the driver version ("580.65.06"); "" if unknown."""
+    major = re.match(r"\s*(\d+)", cuda_driver or "")
+    if major:
+        cuda_major = int(major.group(1))
+        return "trt-cu13" if cuda_major >= 13 else "trt-cu12" if cuda_major == 12 else ""
+    branch = re.match(r"\s*(\d+)", driver or "")
+    if branch:
+        number = int(branch.group(1))
+        return "trt-cu13" if number >= CUDA13_MIN_DRIVER else "trt-cu12" if number >= CUDA12_MIN_DRIVER else ""
+    return ""
+
+
+def trt_install_hint(report: "DeviceReport | None" = None) -> str:
+    """What to pip install for TensorRT on this machine, named from the driver found."""
+    if report is None:
+        return TRT_INSTALL_HINT
+    driver = report.driver or report.all_driver
+    extra = recommended_trt_extra(report.cuda_driver, driver)
+    found = f"driver {driver}" if driver else "the driver"
+    found += f" supports CUDA up to {report.cuda_driver}" if report.cuda_driver else ""
+    if extra:
+        return f"pip install .[{extra}] ({found}; the CUDA {extra[-2:]} tensorrt and cuda-python wheels)"
+    if driver or report.cuda_driver:
+        return f"update the NVIDIA driver to {CUDA12_MIN_DRIVER}+ ({found}), then pip install .[trt-cu12]"
+    return TRT_INSTALL_HINT
 
 
 @dataclass(frozen=True)
@@ -43,6 +80,7 @@ class DeviceReport:
     cuda_python: str = ""
     source: str = ""  # "nvidia-smi" or "torch.cuda"
     problem: str = ""  # why no GPU was found
+    all_driver: str = ""  # the driver nvidia-smi reports even when CUDA_VISIBLE_DEVICES hides every GPU
 
     @property
     def has_gpu(self) -> bool:
@@ -121,6 +159,43 @@ def query_nvidia_smi(run: Runner = subprocess.run, which: Callable[[str], str | 
     return gpus, parse_cuda_version(banner), "" if gpus else "nvidia-smi lists no GPU"
 
 
+def cuda_visible_entries(env: Mapping[str, str] | None = None) -> list[str] | None:
+    """``CUDA_VISIBLE_DEVICES`` as CUDA reads it: None when unset, else the entries up to the
+    first invalid one ("" and "-1" hide every GPU)."""
+    env = os.environ if env is None else env
+    if "CUDA_VISIBLE_DEVICES" not in env:
+        return None
+    visible = []
+    for entry in (e.strip() for e in env["CUDA_VISIBLE_DEVICES"].split(",")):
+        if not entry or entry.startswith("-"):
+            break  # CUDA stops at the first invalid entry
+        visible.append(entry)
+    return visible
+
+
+def filter_visible(gpus: list[GpuInfo], entries: list[str] | None) -> list[GpuInfo]:
+    """The nvidia-smi GPUs that ``CUDA_VISIBLE_DEVICES`` leaves visible, in its order.
+
+    UUID entries (or their unique prefixes) name one GPU exactly; integer entries are CUDA
+    ordinals, matched to nvidia-smi's index (the same GPU under CUDA_DEVICE_ORDER=PCI_BUS_ID;
+    otherwise at least the same count).  A MIG entry keeps its parent unknown: every GPU stays."""
+    if entries is None:
+        return list(gpus)
+    chosen: list[GpuInfo] = []
+    for entry in entries:
+        if entry.upper().startswith("MIG-"):
+            return list(gpus)
+        if entry.isdigit():
+            match = [g for g in gpus if g.index == entry]
+        else:
+            match = [g for g in gpus if g.uuid and g.uuid.lower().startswith(entry.lower())]
+        if len(match) != 1:
+            break  # an entry CUDA cannot resolve ends the list, as in CUDA
+        if match[0] not in chosen:
+            chosen.append(match[0])
+    return chosen
+
+
 # ----------------------------------------------------------------------------- probes
 
 
@@ -171,11 +246,21 @@ def _torch_gpus() -> tuple[list[GpuInfo], str, str]:
     return gpus, built_with, ""
 
 
-def probe_devices(run: Runner = subprocess.run, which=shutil.which, use_torch: bool = True) -> DeviceReport:
+def probe_devices(
+    run: Runner = subprocess.run, which=shutil.which, use_torch: bool = True, env: Mapping[str, str] | None = None
+) -> DeviceReport:
     """Everything the report header shows.  Uncached; see ``device_report``."""
     report = DeviceReport()
     gpus, cuda_driver, smi_problem = query_nvidia_smi(run, which)
     report.cuda_driver = cuda_driver
+    report.all_driver = gpus[0].driver if gpus else ""
+    entries = cuda_visible_entries(env)
+    if gpus and entries is not None:
+        gpus = filter_visible(gpus, entries)
+        if not gpus:
+            value = (os.environ if env is None else env)["CUDA_VISIBLE_DEVICES"]
+            smi_problem = f"CUDA_VISIBLE_DEVICES={value!r} hides every GPU nvidia-smi lists"
+            use_torch = False  # torch would only confirm it, after initialising CUDA here
     torch_problem = ""
     if use_torch:
         try:
@@ -237,7 +322,7 @@ def report_header_lines(report: DeviceReport | None = None) -> list[str]:
         extra = f", cuda-python {report.cuda_python}" if report.cuda_python else ", cuda-python missing"
         lines.append(f"res2net_validate TensorRT: {report.tensorrt}{extra}")
     else:
-        lines.append(f"res2net_validate TensorRT: not available ({TRT_INSTALL_HINT})")
+        lines.append(f"res2net_validate TensorRT: not available ({trt_install_hint(report)})")
     return lines
 
 
@@ -256,9 +341,9 @@ def tensorrt_skip_reason(report: DeviceReport | None = None) -> str | None:
     if no_gpu:
         return no_gpu
     if not report.tensorrt:
-        return f"needs TensorRT: {TRT_INSTALL_HINT}; {report.tensorrt_problem}"
+        return f"needs TensorRT: {trt_install_hint(report)}; {report.tensorrt_problem}"
     if not report.cuda_python:
-        return f"needs cuda-python for TensorRT's buffers and streams: {TRT_INSTALL_HINT}"
+        return f"needs cuda-python for TensorRT's buffers and streams: {trt_install_hint(report)}"
     return None
 
 
@@ -266,25 +351,22 @@ def tensorrt_skip_reason(report: DeviceReport | None = None) -> str | None:
 
 
 def visible_gpus(env: Mapping[str, str] | None = None, report: DeviceReport | None = None) -> list[str]:
-    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries (indices or UUIDs).
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries.
 
-    An existing ``CUDA_VISIBLE_DEVICES`` wins ("" or "-1" means none); otherwise every GPU
-    nvidia-smi lists.  Call it before CUDA is initialised.
+    An existing ``CUDA_VISIBLE_DEVICES`` wins ("" or "-1" means none) and is kept as written,
+    since CUDA reads a worker's entry the way it read the parent's; otherwise every GPU
+    nvidia-smi lists, by UUID: nvidia-smi's index is PCI order, but CUDA's default order
+    (CUDA_DEVICE_ORDER=FASTEST_FIRST) may differ, so an index could pin the wrong GPU.
+    Call it before CUDA is initialised.
     """
-    env = os.environ if env is None else env
-    if "CUDA_VISIBLE_DEVICES" in env:
-        entries = [e.strip() for e in env["CUDA_VISIBLE_DEVICES"].split(",")]
-        visible = []
-        for entry in entries:
-            if not entry or entry.startswith("-"):
-                break  # CUDA stops at the first invalid entry
-            visible.append(entry)
-        return visible
+    entries = cuda_visible_entries(env)
+    if entries is not None:
+        return entries
     if report is None:
         gpus, _, _ = query_nvidia_smi()
     else:
         gpus = report.gpus
-    return [gpu.index for gpu in gpus]
+    return [gpu.uuid or gpu.index for gpu in gpus]
 
 
 def worker_index(worker_id: str) -> int:

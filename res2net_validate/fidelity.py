@@ -50,6 +50,26 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict:
     }
 
 
+def compare_runs(reference, candidate) -> dict:
+    """Fidelity of ``candidate`` predictions to ``reference`` (both ``predictions.Predictions`` on
+    the same images): top-1 agreement and the classes that lost most; logit cosine and KL too when
+    both runs' logits are at hand (a cached reference keeps only its top-5)."""
+    from .dataset import canonical_wnids
+    from .verdicts import classes_lost
+
+    if reference.names != candidate.names:
+        raise ValidateError("fidelity: the reference and the candidate were scored on different images")
+    decoded = len(candidate.top5)
+    agreement = float(np.mean(reference.top5[:decoded, 0] == candidate.top5[:, 0]) * 100.0) if decoded else 0.0
+    reference_right, candidate_right = reference.correct("top1"), candidate.correct("top1")
+    summary = {"images": len(candidate.names), "top1_agreement": agreement,
+               "classes_lost": classes_lost(reference_right & ~candidate_right, candidate_right & ~reference_right,
+                                            candidate.labels, canonical_wnids())}
+    if reference.logits is not None and candidate.logits is not None:
+        summary = {**compare_logits(reference.logits, candidate.logits), **summary}
+    return summary
+
+
 @dataclass(frozen=True)
 class LayerDrift:
     tensor: str

@@ -79,34 +79,120 @@ def res2net_runner(res2net_session, res2net_artifacts, precision):
     return _or_fail(res2net_session.runner, precision, res2net_artifacts)
 
 
+def _scored(session, precision, artifacts, images, preprocess):
+    return _or_fail(session.accuracy, precision, artifacts, images, preprocess)
+
+
 @pytest.fixture
 def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored_images, res2net_preprocess,
                      precision):
     """The AccuracyResult for ``precision``; also recorded for the closing table."""
-    result, _logits = _or_fail(res2net_session.accuracy, precision, res2net_artifacts, res2net_scored_images,
-                               res2net_preprocess)
-    record_result(request, {
-        "precision": precision, "backend": result.backend, "batch_size": res2net_session.settings.batch_size,
+    scored = _scored(res2net_session, precision, res2net_artifacts, res2net_scored_images, res2net_preprocess)
+    result = scored.result
+    settings = res2net_session.settings
+    record = {
+        "precision": precision, "backend": result.backend, "batch_size": settings.batch_size,
         "top1": result.top1, "top5": result.top5, "images": result.images, "device": result.device,
+        "run": _or_fail(res2net_session.identity, res2net_preprocess),
         "extra": {"accuracy_seconds": round(result.seconds, 2), "skipped_images": result.skipped,
                   **({"fidelity_vs_fp32": result.fidelity} if result.fidelity else {})},
         "notes": res2net_session.notes(res2net_artifacts) + _fidelity_notes(precision, result.fidelity)
         + _skipped_notes(res2net_scored_images),
-    })
+    }
+    if settings.save_baseline is not None:
+        from .predictions import baseline_entry
+
+        from .cache import file_sha256
+
+        graph = res2net_session.runner(precision, res2net_artifacts).info.extra
+        graph = graph.get("onnx") or graph.get("graph")
+        record["baseline"] = baseline_entry(scored.predictions, file_sha256(graph) if graph else "",
+                                            result.backend, result.device)
+    record_result(request, record)
     return result
 
 
+@pytest.fixture
+def res2net_predictions(res2net_session, res2net_accuracy, res2net_artifacts, res2net_scored_images,
+                        res2net_preprocess, precision):
+    """Per-image top-5 predictions of ``precision`` (``predictions.Predictions``)."""
+    return _scored(res2net_session, precision, res2net_artifacts, res2net_scored_images,
+                   res2net_preprocess).predictions
+
+
+@pytest.fixture
+def res2net_reference(res2net_session, res2net_artifacts, res2net_scored_images, res2net_preprocess):
+    """FP32 predictions on the same images: the reference of the relative gates."""
+    return _or_fail(res2net_session.reference, res2net_artifacts, res2net_scored_images, res2net_preprocess)
+
+
+@pytest.fixture(scope="session")
+def res2net_baseline(res2net_session, res2net_source, res2net_preprocess):
+    """The ``--compare-baseline`` file, checked to be comparable with this run."""
+    if res2net_session.settings.compare_baseline is None:
+        pytest.skip("no baseline: pass --compare-baseline=FILE (saved by a run with --save-baseline=FILE)")
+    baseline = _or_fail(res2net_session.baseline)
+    _or_fail(baseline.check_comparable, res2net_session.identity(res2net_preprocess))
+    return baseline
+
+
+@pytest.fixture
+def res2net_check(request, res2net_session):
+    """Runs verdicts (``verdicts.check_*``), records them for the report and fails on any that fail."""
+    return VerdictChecker(request, res2net_session.settings.alpha)
+
+
+class VerdictChecker:
+    """One place where verdicts become test outcomes: every check is recorded, then asserted."""
+
+    def __init__(self, request, alpha: float):
+        self.request = request
+        self.alpha = alpha
+
+    def __call__(self, precision: str, backend: str, verdicts, where: str = "") -> list:
+        verdicts = list(verdicts)
+        record_result(self.request, {"precision": precision, "backend": backend,
+                                     "verdicts": [v.as_dict() for v in verdicts]})
+        for verdict in verdicts:
+            _attach_property(self.request, f"{verdict.kind}_{verdict.metric}", verdict.message)
+        failed = [v.message for v in verdicts if not v.passed]
+        if failed:
+            pytest.fail(f"{precision} on {backend}{where}: " + "\n".join(failed), pytrace=False)
+        return verdicts
+
+
+def _attach_property(request, name: str, value) -> None:
+    request.node.user_properties.append((f"res2net_{name}", value))
+
+
+JUNIT_PROPERTIES = ("top1", "top5", "fps", "images")
+
+
 def record_result(request, record: dict) -> None:
-    """Attach a result to the test report; the controller's report collects it (xdist-safe)."""
+    """Attach a result to the test report; the controller's report collects it (xdist-safe).
+
+    The numbers also go flat beside it, as junitxml writes each (name, value) as a <property>."""
     request.node.user_properties.append((Report.PROPERTY, record))
+    request.node.user_properties.extend(
+        (name, round(record[name], 2) if isinstance(record[name], float) else record[name])
+        for name in JUNIT_PROPERTIES if record.get(name) is not None)
+    for verdict in record.get("verdicts", ()):
+        interval = verdict.get("interval")
+        if interval and None not in interval and verdict.get("metric"):
+            # top1_interval for the floor's interval; others name their kind (top1_relative_to_fp32_interval)
+            kind = "" if verdict.get("kind") == "absolute" else f"_{verdict.get('kind')}"
+            request.node.user_properties.append(
+                (f"{verdict['metric']}{kind}_interval", f"[{interval[0]:.2f}, {interval[1]:.2f}]"))
 
 
 def _fidelity_notes(precision: str, fidelity: dict) -> list[str]:
     if not fidelity:
         return []
+    logits = (f", mean logit cosine {fidelity['mean_cosine']:.5f}, mean KL {fidelity['mean_kl']:.3g}"
+              if "mean_cosine" in fidelity else " (logit cosine/KL need fp32 scored in this run)")
+    lost = ", ".join(f"{c['label']} -{c['lost']}/+{c['gained']}" for c in fidelity.get("classes_lost", [])[:3])
     return [f"{precision} vs fp32 on the same {fidelity['images']} images: top-1 agreement "
-            f"{fidelity['top1_agreement']:.2f}%, mean logit cosine {fidelity['mean_cosine']:.5f}, "
-            f"mean KL {fidelity['mean_kl']:.3g}"]
+            f"{fidelity['top1_agreement']:.2f}%{logits}" + (f"; classes that lost most: {lost}" if lost else "")]
 
 
 def _skipped_notes(images) -> list[str]:

@@ -384,17 +384,31 @@ class CudaRuntime:
         self._check(self.rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
         try:
             enqueue()
-        finally:
-            graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
+        except BaseException:
+            self._abandon_capture(stream)
+            raise
+        graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
         try:
-            result = self.rt.cudaGraphInstantiate(graph, 0)
-        except TypeError:  # cuda-python 11.x: (graph, error-node buffer, flags)
-            result = self.rt.cudaGraphInstantiate(graph, b"", 0)
-        graph_exec = self._check(result, "cudaGraphInstantiate")
+            try:
+                result = self.rt.cudaGraphInstantiate(graph, 0)
+            except TypeError:  # cuda-python 11.x: (graph, error-node buffer, flags)
+                result = self.rt.cudaGraphInstantiate(graph, b"", 0)
+            graph_exec = self._check(result, "cudaGraphInstantiate")
+        finally:
+            self.rt.cudaGraphDestroy(graph)  # the executable graph does not need it
         if isinstance(graph_exec, tuple):
             graph_exec = graph_exec[0]
-        self._check(self.rt.cudaGraphDestroy(graph), "cudaGraphDestroy")
         return graph_exec
+
+    def _abandon_capture(self, stream) -> None:
+        """What trtexec does when enqueueing fails under capture: end the capture, destroy
+        whatever graph it returned and clear the error it left, so the stream is usable for
+        plain launches afterwards.  Errors here are not reported: the enqueue error is."""
+        result = self.rt.cudaStreamEndCapture(stream)
+        err, graph = (result[0], result[1] if len(result) > 1 else None) if isinstance(result, tuple) else (result, None)
+        if int(err) == 0 and graph is not None:
+            self.rt.cudaGraphDestroy(graph)
+        self.rt.cudaGetLastError()
 
     def graph_launch(self, graph_exec, stream) -> None:
         self._check(self.rt.cudaGraphLaunch(graph_exec, stream), "cudaGraphLaunch")

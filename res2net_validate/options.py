@@ -12,11 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .backends import BACKEND_NAMES, PRECISIONS
+from .constants import BACKEND_NAMES, CALIBRATION_METHODS, INT8_FLAVOURS, PRECISIONS, PREPROCESS_METHODS
 from .errors import ValidateError
-
-CALIBRATION_METHODS = ("entropy", "minmax", "percentile")
-PREPROCESS_METHODS = ("exact", "fast")
 
 
 def _precisions(text: str) -> tuple[str, ...]:
@@ -55,6 +52,13 @@ def _percent(text: str) -> float:
     value = float(text)
     if not 0.0 < value <= 100.0:  # also rejects nan
         raise ValueError("expected a percentile in (0, 100], e.g. 99.999")
+    return value
+
+
+def _alpha(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 0.5:  # also rejects nan
+        raise ValueError("expected a significance level in (0, 0.5), e.g. 0.05")
     return value
 
 
@@ -121,7 +125,7 @@ OPTIONS: tuple[Option, ...] = (
            default="entropy"),
     Option("calib_percentile", "RES2NET_CALIB_PERCENTILE", _percent, "clip each activation at this percentile of "
            "|x| (with --calib-method percentile)", default=99.999, metavar="Q"),
-    Option("int8_flavour", "RES2NET_INT8_FLAVOUR", _choice(("auto", "onnxruntime", "tensorrt")), "which INT8 Q/DQ "
+    Option("int8_flavour", "RES2NET_INT8_FLAVOUR", _choice(INT8_FLAVOURS), "which INT8 Q/DQ "
            "graph to run: auto (the backend's own), onnxruntime (unsigned activations), or tensorrt (signed "
            "symmetric; scores on a CPU the exact graph TensorRT consumes)", default="auto"),
     Option("calib_count", "RES2NET_CALIB_COUNT", _positive_int, "INT8 calibration images (default: 500, at most a "
@@ -140,10 +144,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", "RES2NET_WORKERS", _positive_int, "image decoding workers (default: all cores)"),
     Option("perf_rounds", "RES2NET_PERF_ROUNDS", _positive_int, "timed rounds per FPS benchmark", default=20),
     Option("perf_warmup", "RES2NET_PERF_WARMUP", int, "warm-up rounds per FPS benchmark", default=3),
+    Option("alpha", "RES2NET_ALPHA", _alpha, "significance level of every sampled verdict: a run fails only when "
+           "this confident that the population misses a target", default=0.05),
+    Option("allow_untargeted", "RES2NET_ALLOW_UNTARGETED", _flag, "measure and report a selected precision that "
+           "has no accuracy target in the thresholds file (default: its test fails)", default=False, flag=True),
+    Option("save_baseline", "RES2NET_SAVE_BASELINE", _path, "write each precision's per-image top-5 predictions "
+           "here, for --compare-baseline on a later run", metavar="FILE"),
+    Option("compare_baseline", "RES2NET_COMPARE_BASELINE", _path, "fail a precision that is significantly worse "
+           "than this baseline on the same images (exact McNemar at --alpha)", metavar="FILE"),
     Option("report_json", "RES2NET_REPORT_JSON", _path, "write the results table as JSON here (default: next to "
            "--benchmark-json)", metavar="FILE"),
     Option("lock_timeout", "RES2NET_LOCK_TIMEOUT", _seconds, "give up after this many seconds waiting for another "
            "process that builds the same cached artifact (default: wait)", metavar="SECONDS"),
+    Option("report_dir", "RES2NET_REPORT_DIR", _path, "at the end of the run write report.md and report.html "
+           "(plots need the 'report' extra) here, with the results JSON and, unless --benchmark-json is given, "
+           "benchmark.json", metavar="DIR"),
 )
 
 BY_NAME = {o.name: o for o in OPTIONS}

@@ -5,6 +5,7 @@ The work itself lives in ``session.py`` (what runs) and ``fixture.py`` (what tes
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager, nullcontext
 
@@ -41,6 +42,8 @@ def pytest_configure(config):
         "accuracy: Top-1/Top-5 asserted against the YAML thresholds",
         "performance: FPS recorded with pytest-benchmark",
         "gpu: needs a CUDA GPU (and TensorRT for the tensorrt backend)",
+        "res2net_relative: a verdict against FP32 (not collected for fp32 itself)",
+        "res2net_baseline: a verdict against --compare-baseline (collected only with it)",
     ):
         config.addinivalue_line("markers", line)
     _refuse_misplaced_rootdir(config)
@@ -54,11 +57,15 @@ def pytest_configure(config):
             from .session import check_output_file
 
             check_output_file(Path(benchmark_json), f"--benchmark-json {benchmark_json}")
+        session.check_batch_size()
         if not session.configured_source().skip_reason:
             session.thresholds()  # a malformed file fails now, not after minutes of work
+        if settings.compare_baseline is not None:
+            session.baseline()  # likewise an unreadable baseline
     except ValidateError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    _benchmark_json_into_report_dir(config, settings.report_dir)
     config.pluginmanager.register(ResultCollector(config, Report()), "res2net-results")
 
 
@@ -93,6 +100,25 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("precision", session.settings.precision)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Verdicts that cannot apply are deselected, not skipped: FP32 against itself, and baseline
+    comparisons without a baseline."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        precision = getattr(getattr(item, "callspec", None), "params", {}).get("precision")
+        if (item.get_closest_marker("res2net_relative") and precision == "fp32") or (
+                item.get_closest_marker("res2net_baseline") and session.settings.compare_baseline is None):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 class ResultCollector:
     """Gathers results from test reports, so xdist workers' results reach the controller."""
 
@@ -107,20 +133,37 @@ class ResultCollector:
 
     def pytest_terminal_summary(self, terminalreporter):
         if not self.report.rows:
+            if self.config.stash[SESSION_KEY].settings.report_dir is not None:
+                terminalreporter.write_line("report: no results in this run, so no report written")
             return
         terminalreporter.section("res2net_validate")
         terminalreporter.write_line(self.report.table())
+        for line in self.report.verdict_lines():
+            terminalreporter.write_line(line)
         for note in self.report.notes:
             terminalreporter.write_line(f"note: {note}")
-        target = self.config.stash[SESSION_KEY].settings.report_json
+        settings = self.config.stash[SESSION_KEY].settings
+        self.report.run.update(_machine_and_settings(settings))
+        if settings.save_baseline is not None and self.report.baseline_entries:
+            from .predictions import write_baseline
+
+            write_baseline(settings.save_baseline, self.report.run, self.report.baseline_entries)
+            terminalreporter.write_line(f"baseline ({', '.join(self.report.baseline_entries)}): "
+                                        f"{settings.save_baseline}")
+        target = settings.report_json
         benchmark_json = getattr(self.config.option, "benchmark_json", None)
         if target is None and benchmark_json:
             # pytest-benchmark hands over a path or an open file, depending on its version
             target = json_path_beside(getattr(benchmark_json, "name", None) if hasattr(benchmark_json, "write")
                                       else benchmark_json)
+        report_dir = settings.report_dir
+        if target is None and report_dir is not None:
+            target = report_dir / "results.json"
         if target is not None:
             self.report.write_json(target)
             terminalreporter.write_line(f"results JSON: {target}")
+        if report_dir is not None:
+            _write_merged_report(terminalreporter, target, self.config.option, report_dir)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -135,6 +178,41 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         machine_info["res2net_validate"] = {"version": __version__, "backend": session.settings.backend}
         machine_info["gpu"] = [asdict(gpu) for gpu in report.gpus]
         machine_info["tensorrt"] = getattr(report, "tensorrt", None)
+
+
+def _machine_and_settings(settings) -> dict:
+    import socket
+    from datetime import datetime, timezone
+
+    from .backends.onnxruntime import cpu_description
+
+    return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname(),
+            "cpu": cpu_description(), "alpha": settings.alpha, "batch_size": settings.batch_size,
+            "backend": settings.backend, "precisions": list(settings.precision)}
+
+
+def _benchmark_json_into_report_dir(config, report_dir) -> None:
+    """--report-dir wants the benchmark rounds: ask pytest-benchmark (configured after us) for its JSON there."""
+    if (report_dir is not None and _is_controller_or_solo(config) and hasattr(config.option, "benchmark_json")
+            and not config.option.benchmark_json):
+        report_dir.mkdir(parents=True, exist_ok=True)  # pytest-benchmark does not create folders
+        config.option.benchmark_json = report_dir / "benchmark.json"
+
+
+def _write_merged_report(terminalreporter, results_json, option, report_dir) -> None:
+    from .reports import write_report
+
+    benchmark_json = getattr(option, "benchmark_json", None)
+    if hasattr(benchmark_json, "write"):  # a path or an open file, depending on pytest-benchmark's version
+        benchmark_json = benchmark_json.name
+    benchmarks = [benchmark_json] if benchmark_json and os.path.isfile(benchmark_json) else []
+    try:
+        written = write_report([results_json], benchmarks, report_dir)
+    except ValidateError as exc:
+        terminalreporter.write_line(f"report: not written: {exc}")
+        return
+    terminalreporter.write_line(f"report: {written.markdown}")
+    terminalreporter.write_line(f"report: {written.html}" if written.html else written.skipped)
 
 
 def _resolved_backend(session, option_name: str) -> str:

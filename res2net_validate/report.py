@@ -25,6 +25,7 @@ class ReportRow:
     images: int | None = None
     device: str = ""
     extra: dict = field(default_factory=dict)
+    verdicts: list = field(default_factory=list)  # verdicts.Verdict.as_dict() records
 
 
 class Report:
@@ -35,6 +36,8 @@ class Report:
     def __init__(self):
         self.rows: dict[tuple[str, str], ReportRow] = {}
         self.notes: list[str] = []
+        self.run: dict = {}  # what identifies the run: model, weights, dataset, preprocessing, machine
+        self.baseline_entries: dict[str, dict] = {}  # per precision, with --save-baseline
 
     def add(self, record: dict) -> None:
         key = (record["precision"], record["backend"])
@@ -43,6 +46,10 @@ class Report:
             if record.get(name) is not None:
                 setattr(row, name, record[name])
         row.extra.update(record.get("extra", {}))
+        row.verdicts.extend(record.get("verdicts", ()))
+        self.run.update(record.get("run") or {})
+        if "baseline" in record:
+            self.baseline_entries[record["precision"]] = record["baseline"]
         for note in record.get("notes", ()):
             if note not in self.notes:
                 self.notes.append(note)
@@ -70,12 +77,22 @@ class Report:
         lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells[1:]]
         return "\n".join(lines)
 
+    def verdicts(self) -> list[dict]:
+        """Every verdict, failures first."""
+        return sorted((v for row in self.sorted_rows() for v in row.verdicts), key=lambda v: v["passed"])
+
+    def verdict_lines(self) -> list[str]:
+        return [f"{'PASS' if v['passed'] else 'FAIL'} {v['kind']} {v['precision']}: {v['message']}"
+                for v in self.verdicts()]
+
     def to_json(self) -> dict:
         return {
             "model": MODEL_LABEL,
+            "run": self.run,
             "rows": [
                 {"precision": r.precision, "backend": r.backend, "batch_size": r.batch_size, "fps": r.fps,
-                 "top1": r.top1, "top5": r.top5, "images": r.images, "device": r.device, **r.extra}
+                 "top1": r.top1, "top5": r.top5, "images": r.images, "device": r.device, **r.extra,
+                 "verdicts": r.verdicts}
                 for r in self.sorted_rows()
             ],
             "notes": self.notes,

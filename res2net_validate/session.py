@@ -20,6 +20,18 @@ from .options import Settings
 from .thresholds import Thresholds, load_thresholds
 
 ORIGINAL_CHECKPOINT = "res2net50_14w_8s-6527dddc.pth"
+# Host memory one more image in a batch costs: ONNX Runtime FP32 on CPU peaks 12.6 MiB higher per image
+# (batch 16 -> 48: 476 -> 881 MiB RSS); the input batch itself is 0.6 MiB of it.
+BYTES_PER_IMAGE = 13 * 2**20
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None  # not Linux: nothing to check against
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,8 @@ class ValidationSession:
         self.setup_note: str | None = None  # start of the run -> first scored batch, and what the cache did
         self._memo: dict = {}
         self._runners: dict[str, object] = {}
-        self._accuracy: dict[str, tuple] = {}
+        self._accuracy: dict[str, Scored] = {}
+        self._reference_note: str | None = None
 
     # -- where things come from -------------------------------------------------
     def configured_source(self) -> Source:
@@ -83,7 +96,8 @@ class ValidationSession:
             raise ValidateError(f"--embedded (from {s.sources['embedded']}) runs on its own generated images and "
                                 f"stand-in checkpoint, but {others} {'were' if len(given) > 1 else 'was'} also "
                                 "given: use one or the other")
-        checks = [("calib_dir", True, "a directory of images"), ("calib_list", False, "a list file")]
+        checks = [("calib_dir", True, "a directory of images"), ("calib_list", False, "a list file"),
+                  ("compare_baseline", False, "a baseline file written by --save-baseline=FILE")]
         checks += [("weights", False, "a checkpoint file (.pth or .safetensors)"),
                    ("dataset_dir", True, "the ImageNet validation folder")]
         for name, want_dir, what in checks:
@@ -101,6 +115,17 @@ class ValidationSession:
                                 f"expected {what}")
         if s.values.get("report_json") is not None:
             check_output_file(Path(s.report_json), f"--report-json {s.report_json} (from {s.sources['report_json']})")
+
+    def check_batch_size(self) -> None:
+        """A batch that cannot fit in memory is a usage error now, not a MemoryError mid-run."""
+        available = _available_memory()
+        batch = self.settings.batch_size
+        if available is not None and batch * BYTES_PER_IMAGE > available:
+            raise ValidateError(
+                f"--batch-size {batch} (from {self.settings.sources['batch_size']}): needs about "
+                f"{batch * BYTES_PER_IMAGE / 2**30:.1f} GiB of memory ({BYTES_PER_IMAGE / 2**20:.0f} MiB per image), "
+                f"but {available / 2**30:.1f} GiB are available; use --batch-size {max(1, available // BYTES_PER_IMAGE)} "
+                "or less")
 
     def source(self) -> Source:
         if "source" not in self._memo:
@@ -244,32 +269,116 @@ class ValidationSession:
                 self._runners[precision] = backend.open(artifacts, precision, (1, self.settings.batch_size))
         return self._runners[precision]
 
-    def accuracy(self, precision: str, artifacts, images, preprocess):
-        """(AccuracyResult, logits) for ``precision``, scored once per session."""
+    def population(self) -> int:
+        """How many images the thresholds speak for: the 50,000 val images (any dataset here is a
+        subset of them, by the canonical cross-check), or the embedded default's whole set."""
+        from .dataset import NUM_VAL_IMAGES
+
+        return len(self.dataset()) if self.source().embedded else NUM_VAL_IMAGES
+
+    def wants_reference(self, precision: str) -> bool:
+        """FP32 is scored beside ``precision`` when selected, or when a relative gate needs it."""
+        if precision == "fp32":
+            return False
+        return "fp32" in self.settings.precision or self.thresholds().drop_allowance(precision) is not None
+
+    def _score(self, precision: str, artifacts, images, preprocess):
+        from .evaluate import score
+
+        runner = self.runner(precision, artifacts)
+        if self.setup_note is None:
+            built = sorted(set(self.cache.built))
+            self.setup_note = (f"setup before the first scored batch: {time.perf_counter() - self.started:.1f} s "
+                               f"(artifacts reused: {len(self.cache.reused)}, built: {len(self.cache.built)}"
+                               + (f" - {', '.join(built)}" if built else "") + ")")
+        with self.live_output():
+            return score(runner, images, self.settings.batch_size, preprocess, self.progress)
+
+    def accuracy(self, precision: str, artifacts, images, preprocess) -> "Scored":
+        """``precision``'s AccuracyResult and per-image predictions, scored once per session."""
         if precision not in self._accuracy:
-            from .evaluate import score
+            from .predictions import Predictions
 
-            if precision != "fp32" and "fp32" in self.settings.precision:
-                self.accuracy("fp32", artifacts, images, preprocess)  # the reference for fidelity
-            runner = self.runner(precision, artifacts)
-            if self.setup_note is None:
-                built = sorted(set(self.cache.built))
-                self.setup_note = (f"setup before the first scored batch: {time.perf_counter() - self.started:.1f} s "
-                                   f"(artifacts reused: {len(self.cache.reused)}, built: {len(self.cache.built)}"
-                                   + (f" - {', '.join(built)}" if built else "") + ")")
-            with self.live_output():
-                result, logits = score(runner, images, self.settings.batch_size, preprocess, self.progress)
-            if precision != "fp32" and "fp32" in self._accuracy:
-                from .fidelity import compare_logits
+            reference = self.reference(artifacts, images, preprocess) if self.wants_reference(precision) else None
+            result, logits = self._score(precision, artifacts, images, preprocess)
+            predictions = Predictions.from_logits(precision, logits, images)
+            if reference is not None:
+                from .fidelity import compare_runs
 
-                result.fidelity = compare_logits(self._accuracy["fp32"][1], logits)
-            self._accuracy[precision] = (result, logits)
+                result.fidelity = compare_runs(reference, predictions)
+            self._accuracy[precision] = Scored(result, predictions)
         return self._accuracy[precision]
+
+    def reference(self, artifacts, images, preprocess):
+        """FP32 predictions on the same images: scored (when fp32 is under test) or cached per
+        graph + images + backend + machine (when only a relative gate needs them)."""
+        if "fp32" in self.settings.precision:
+            return self.accuracy("fp32", artifacts, images, preprocess).predictions
+        if "reference" not in self._memo:
+            from .predictions import Predictions, cached_predictions, top_classes
+
+            logits: list = []
+
+            def score_fp32():
+                logits.append(self._score("fp32", artifacts, images, preprocess)[1])
+                return top_classes(logits[0])
+
+            top5, reused = cached_predictions(self.cache, self._reference_key(artifacts, images, preprocess),
+                                              score_fp32)
+            self._memo["reference"] = Predictions.from_top5("fp32", top5, images, logits[0] if logits else None)
+            self._reference_note = (
+                f"fp32 reference for relative gates: {'reused from the cache' if reused else 'scored'} on the same "
+                f"{len(self._memo['reference'].names)} images (fp32 is not under test: add it to --precision)")
+        return self._memo["reference"]
+
+    def _reference_key(self, artifacts, images, preprocess) -> dict:
+        from .backends.onnxruntime import cpu_description
+        from .cache import file_sha256
+        from .devices import describe_gpus, device_report
+        from .predictions import images_identity
+
+        backend = self.backend()
+        model = (self.source().weights if backend.name == "torch"
+                 else artifacts.graph("fp32", target="tensorrt" if backend.name == "tensorrt" else "onnxruntime"))
+        return {"model_sha256": file_sha256(model), "images": images_identity(images),
+                "preprocess": preprocess.key_parts(), "backend": backend.name, "runtime": _runtime_versions(),
+                "cpu": cpu_description(), "gpus": describe_gpus(device_report()), "batch_size": self.settings.batch_size}
+
+    def identity(self, preprocess) -> dict:
+        """What identifies this run's inputs, for baselines and merged reports."""
+        if "identity" not in self._memo:
+            from . import MODEL_NAME
+            from .cache import file_sha256
+            from .predictions import dataset_identity
+
+            settings = {k: v for k, v in preprocess.key_parts().items()
+                        if k not in ("pillow", "res2net_validate", "torch", "torchvision")}
+            has_data = not self.source().no_data_reason
+            thresholds = self.thresholds()
+            self._memo["identity"] = {
+                "source": self.source().describe(),
+                "thresholds": {"path": str(thresholds.path), "sha256": file_sha256(thresholds.path),
+                               "model": thresholds.model, "batch_size": thresholds.batch_size},
+                "model_name": MODEL_NAME,
+                "weights_sha256": file_sha256(self.source().weights),
+                "dataset": {**dataset_identity(self.dataset()), "population": self.population()} if has_data else None,
+                "preprocess": settings,
+            }
+        return self._memo["identity"]
+
+    def baseline(self):
+        if "baseline" not in self._memo:
+            from .predictions import read_baseline
+
+            self._memo["baseline"] = read_baseline(self.settings.compare_baseline)
+        return self._memo["baseline"]
 
     def notes(self, artifacts=None) -> list[str]:
         notes = list(self.split().notes) if "split" in self._memo else []
         if self.setup_note is not None:
             notes.append(self.setup_note)
+        if self._reference_note:
+            notes.append(self._reference_note)
         if artifacts is not None:
             for (precision, target), graph in artifacts.graphs.items():
                 if "max_abs_diff" in graph.info:
@@ -307,6 +416,24 @@ def check_output_file(path: Path, label: str) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValidateError(f"{label}: cannot write into {folder} (read-only or no permission); "
                             "pick a writable location")
+
+
+@dataclass
+class Scored:
+    result: object  # evaluate.AccuracyResult
+    predictions: object  # predictions.Predictions
+
+
+def _runtime_versions() -> dict:
+    from importlib import metadata
+
+    versions = {}
+    for package in ("onnxruntime", "onnxruntime-gpu", "torch", "tensorrt"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
 
 
 class BackendUnavailable(Exception):

@@ -4,8 +4,10 @@
 model: res2net50_14w_8s
 source: where the numbers come from
 batch_size: 32
-accuracy:                 # percent; a run passes when measured >= value
+accuracy:                 # percent floors for the population (all 50,000 images)
   fp16: {top1: 77.92, top5: 93.71}
+max_drop_vs_fp32:         # optional: points a precision may lose against FP32 on the same images
+  int8: {top1: 0.78, top5: 0.50}
 performance:              # FPS floors at batch_size, per device (matched in the device name)
   MR-V100: {fp16: 921.37}
 ```
@@ -21,7 +23,7 @@ import yaml
 from .backends import PRECISIONS
 from .errors import ValidateError
 
-_TOP_LEVEL = {"model", "source", "batch_size", "accuracy", "performance"}
+_TOP_LEVEL = {"model", "source", "batch_size", "accuracy", "max_drop_vs_fp32", "performance"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class Thresholds:
     batch_size: int
     accuracy: dict[str, AccuracyTarget]
     performance: dict[str, dict[str, float]] = field(default_factory=dict)
+    max_drop_vs_fp32: dict[str, AccuracyTarget] = field(default_factory=dict)  # allowances in points
+
+    def drop_allowance(self, precision: str) -> AccuracyTarget | None:
+        return self.max_drop_vs_fp32.get(precision)
 
     def accuracy_for(self, precision: str) -> AccuracyTarget | None:
         return self.accuracy.get(precision)
@@ -79,6 +85,7 @@ def load_thresholds(path: str | Path) -> Thresholds:
             raise ValidateError(f"{here}: expected exactly {{top1: <percent>, top5: <percent>}}, got {target!r}")
         accuracy[precision] = AccuracyTarget(_percent(target["top1"], f"{here}.top1"),
                                              _percent(target["top5"], f"{here}.top5"))
+    max_drop = _max_drop(doc.get("max_drop_vs_fp32"), where)
     performance_doc = doc.get("performance") or {}
     if not isinstance(performance_doc, dict):
         raise ValidateError(f"{where}: 'performance' must map device names to {{precision: fps}}")
@@ -96,7 +103,27 @@ def load_thresholds(path: str | Path) -> Thresholds:
     batch_size = doc.get("batch_size", 32)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
         raise ValidateError(f"{where}: batch_size must be a positive integer, got {batch_size!r}")
-    return Thresholds(path, str(doc.get("model", "")), str(doc.get("source", "")), batch_size, accuracy, performance)
+    return Thresholds(path, str(doc.get("model", "")), str(doc.get("source", "")), batch_size, accuracy, performance,
+                      max_drop)
+
+
+def _max_drop(section, where: str) -> dict[str, AccuracyTarget]:
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ValidateError(f"{where}: 'max_drop_vs_fp32' must map fp16/int8 to {{top1: <points>, top5: <points>}}")
+    allowances = {}
+    for precision, allowance in section.items():
+        here = f"{where}: max_drop_vs_fp32.{precision}"
+        if precision == "fp32":
+            raise ValidateError(f"{here}: fp32 is the reference; allowances are for fp16 and int8")
+        if precision not in PRECISIONS:
+            raise ValidateError(f"{here}: unknown precision; use fp16 or int8")
+        if not isinstance(allowance, dict) or set(allowance) != {"top1", "top5"}:
+            raise ValidateError(f"{here}: expected exactly {{top1: <points>, top5: <points>}}, got {allowance!r}")
+        allowances[precision] = AccuracyTarget(_percent(allowance["top1"], f"{here}.top1"),
+                                               _percent(allowance["top5"], f"{here}.top5"))
+    return allowances
 
 
 def _percent(value, where: str) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import ValidateError
 from .base import PRECISIONS, Availability, Backend, PrecisionProof, Runner, RunnerInfo  # noqa: F401
 
-BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt", "torch")
+from ..constants import BACKEND_NAMES  # noqa: F401
 
 
 def get_backend(name: str) -> Backend:

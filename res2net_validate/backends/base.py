@@ -12,7 +12,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-PRECISIONS = ("fp32", "fp16", "int8")
+from ..constants import PRECISIONS  # noqa: F401 - re-exported: backends speak of precisions
 
 
 @dataclass

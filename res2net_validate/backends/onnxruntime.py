@@ -7,11 +7,24 @@ fuses Q/DQ pairs into quantized kernels at load time, so every graph runs here.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .base import Availability, RunnerInfo
+from .base import Availability, PrecisionProof, RunnerInfo
+
+# Compute layers whose precision is proven, as ONNX Runtime names them after its fusions.
+FLOAT_COMPUTE_OPS = {"Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
+INTEGER_COMPUTE_OPS = {"QLinearConv", "NhwcQLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger",
+                       "MatMulIntegerToFloat", "QGemm", "DynamicQuantizeMatMul"}
+_PASS_THROUGH_OPS = {"Transpose", "Reshape", "Identity", "ReorderInput", "Squeeze", "Unsqueeze", "Flatten"}
+# What a compute layer runs in, by how its weight reaches it; and which of those prove each precision.
+UNDECIDED = "fp32 or fp16 (too few non-zero weights to tell)"
+PROVING = {"fp32": {"fp32", UNDECIDED}, "fp16": {"fp16", "fp16 weights, fp32 arithmetic", UNDECIDED},
+           "int8": {"int8", "int8 weights, dequantized to float"}}
 
 
 def cpu_description() -> str:
@@ -30,7 +43,12 @@ class OnnxRuntimeRunner:
 
         from ..quantize import cpu_session_options  # the options that fuse Q/DQ into QLinearConv
 
-        self.session = ort.InferenceSession(str(graph_path), cpu_session_options(), providers=providers)
+        options = cpu_session_options()
+        # The model the session really executes (after fusions and inserted casts), for precision_proof().
+        self._optimized_dir = Path(tempfile.mkdtemp(prefix="res2net_validate_ort_"))
+        options.optimized_model_filepath = str(self._optimized_dir / "executed.onnx")
+        self.session = ort.InferenceSession(str(graph_path), options, providers=providers)
+        self._proof: PrecisionProof | None = None
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         provider = self.session.get_providers()[0]
@@ -61,8 +79,88 @@ class OnnxRuntimeRunner:
         run_once.keepalive = (binding, resident)  # the binding must outlive the callable
         return run_once
 
+    def precision_proof(self) -> PrecisionProof:
+        if self._proof is None:
+            import onnx
+
+            executed = self._optimized_dir / "executed.onnx"
+            if not executed.is_file():
+                return PrecisionProof(self.info.precision, "the model ONNX Runtime executes", 0,
+                                      unproven=f"ONNX Runtime did not write its optimized model to {executed}")
+            layers = executed_layer_precisions(onnx.load(str(executed), load_external_data=False))
+            self._proof = proof_from_layers(self.info.precision, layers,
+                                            "the optimized model ONNX Runtime executes (SessionOptions."
+                                            "optimized_model_filepath)")
+            shutil.rmtree(self._optimized_dir, ignore_errors=True)
+        return self._proof
+
     def close(self) -> None:
         self.session = None
+        shutil.rmtree(self._optimized_dir, ignore_errors=True)
+
+
+def executed_layer_precisions(model) -> list[tuple[str, str, str]]:
+    """(node name, op type, what it computes in) for every compute layer of an ONNX model."""
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    producers = {output: node for node in graph.node for output in node.output}
+
+    def float_weight(tensor) -> str:
+        # ONNX Runtime's CPU provider has no float16 Conv: it casts an FP16 graph's weights to float32 and
+        # folds the casts away, so float16 survives only as values that float16 represents exactly.
+        values = numpy_helper.to_array(tensor)
+        if not np.array_equal(values, values.astype(np.float16).astype(np.float32)):
+            return "fp32"
+        # A few exact values say nothing (zero-initialised layers are exact in any precision); a float32
+        # weight is exact in float16 with probability about 2**-13 per value.
+        return "fp16 weights, fp32 arithmetic" if np.count_nonzero(values) >= 8 else UNDECIDED
+
+    def weight_precision(tensor: str) -> str:
+        for _ in range(8):  # a weight reaches its layer through a few reorders at most
+            if tensor in initializers:
+                dtype = initializers[tensor].data_type
+                if dtype == TensorProto.FLOAT16:
+                    return "fp16"
+                if dtype == TensorProto.FLOAT:
+                    return float_weight(initializers[tensor])
+                return TensorProto.DataType.Name(dtype).lower()
+            node = producers.get(tensor)
+            if node is None:
+                return "unknown (computed at run time)"
+            if node.op_type == "DequantizeLinear":
+                source = initializers.get(node.input[0])
+                if source is not None and source.data_type in (TensorProto.INT8, TensorProto.UINT8):
+                    return "int8 weights, dequantized to float"
+                return "float, through a run-time DequantizeLinear"
+            if node.op_type == "Cast":
+                source = initializers.get(node.input[0])
+                if source is not None and source.data_type == TensorProto.FLOAT16:
+                    return "fp16 weights, fp32 arithmetic"
+            elif node.op_type not in _PASS_THROUGH_OPS:
+                return f"unknown (weight made by {node.op_type})"
+            tensor = node.input[0]
+        return "unknown"
+
+    layers = []
+    for node in graph.node:
+        if node.op_type in INTEGER_COMPUTE_OPS:
+            layers.append((node.name, node.op_type, "int8"))
+        elif node.op_type in FLOAT_COMPUTE_OPS and len(node.input) > 1:
+            layers.append((node.name, node.op_type, weight_precision(node.input[1])))
+    return layers
+
+
+def proof_from_layers(precision: str, layers: list[tuple[str, str, str]], checked: str) -> PrecisionProof:
+    from collections import Counter
+
+    offending = [f"{name or '?'} ({op}) [{runs_in}]" for name, op, runs_in in layers
+                 if runs_in not in PROVING[precision]]
+    counts = Counter(runs_in for _name, _op, runs_in in layers)
+    unproven = "" if layers else "no Conv/Gemm/MatMul layer found in the executed model"
+    return PrecisionProof(precision, checked, len(layers), offending, unproven=unproven,
+                          summary={"layer_precisions": dict(counts)})
 
 
 class OnnxRuntimeBackend:

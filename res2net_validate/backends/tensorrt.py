@@ -2,9 +2,11 @@
 
 Precision lives in the graph, so engines are built strongly typed
 (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``) and no precision builder flag is ever
-set, except in the weakly typed fallback that only TensorRT 10.x still has.  After a
-build the engine inspector's JSON proves what the convolutions actually run in; an FP16
-engine with FP32 convolutions is an error, not a slow pass.
+set, except in the weakly typed fallback that only TensorRT 10.x still has (11.x
+deprecates the flag: without it, flags 0 is strongly typed).  The runner's
+``precision_proof()`` reads the engine inspector's JSON, through an execution context with
+the input shapes set, and names every convolution that does not run in the asked
+precision; an FP16 engine with FP32 convolutions fails the precision test, not a slow pass.
 
 Engines live in the artifact cache as a directory ``engine/<key>.trt/`` holding
 ``model.engine`` (the plan, loadable by trtexec), ``header.json`` (what it was built from
@@ -36,16 +38,17 @@ from typing import Any, Callable
 import numpy as np
 
 from ..cache import atomic_write_bytes, content_key, file_sha256
+from .. import devices
 from ..devices import TRT_INSTALL_HINT
 from ..errors import ValidateError
 from ..gpu_timing import CudaEventTimer, CudaRuntime, ThroughputReport, run_timed_loop, throughput_report, time_repeated
-from .base import PRECISIONS, Availability, RunnerInfo
+from .base import PRECISIONS, Availability, PrecisionProof, RunnerInfo
 
 ENGINE_FORMAT = 1  # bump when the engine directory layout or the build recipe changes
 PLAN_NAME = "model.engine"
 HEADER_NAME = "header.json"
 LAYERS_NAME = "layers.json"
-EXPECTED_CONV_PRECISION = {"fp16": "FP16", "int8": "INT8"}
+EXPECTED_CONV_PRECISION = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
 
 
 class EnginePrecisionError(ValidateError):
@@ -180,13 +183,19 @@ _DTYPE_WORDS = {
     "UInt8": "UINT8", "Bool": "BOOL", "BOOL": "BOOL", "Double": "FP64",
 }  # fmt: skip
 # Kernel names when no tensor says it (e.g. sm80_xmma_fprop_implicit_gemm_i8i8_i8i32_f32_...).
+# Int8 kernels name their A/B types first: i8i8_..., i8f32_i8i32_f32_... (int8 in, int32 accumulate).
 _TACTIC_HINTS = (
-    (re.compile(r"i8i8|int8|imma", re.I), "INT8"),
+    (re.compile(r"i8i8|i8f32|i8i32|int8|imma", re.I), "INT8"),
     (re.compile(r"f16f16|fp16|h884|h1688|h16816|hmma", re.I), "FP16"),
     (re.compile(r"bf16", re.I), "BF16"),
     (re.compile(r"f32f32|tf32|s884|s1688|sgemm|fp32", re.I), "FP32"),
 )
 _OTHER_PROFILE = re.compile(r"\[profile +([1-9][0-9]*)\]")
+# What the inspector prints for shape-dependent formats when no execution context is attached.
+FORMATS_HIDDEN = "N/A due to dynamic shapes"
+# Tensor keys that carry a data type: 10.x "Format/Datatype"; 11.x "Datatype" and "Format".
+# Matched case-insensitively: NVIDIA's own 11.x scripts read "Datatype", older notes say "DataType".
+_TENSOR_TYPE_KEYS = ("datatype", "format/datatype", "format")
 
 
 def dtype_from_text(text: Any) -> str | None:
@@ -198,15 +207,23 @@ def dtype_from_text(text: Any) -> str | None:
     return None
 
 
-def tensor_precision(tensor: Any) -> str | None:
+def tensor_precision(tensor_json: Any) -> str | None:
     """Data type of one entry of a layer's Inputs/Outputs (10.x or 11.x schema)."""
-    if not isinstance(tensor, dict):
+    if not isinstance(tensor_json, dict):
         return None
-    for key in ("DataType", "Format/Datatype", "Format/DataType", "Format"):
-        found = dtype_from_text(tensor.get(key))
+    by_key = {str(key).lower(): value for key, value in tensor_json.items()}
+    for key in _TENSOR_TYPE_KEYS:
+        found = dtype_from_text(by_key.get(key))
         if found:
             return found
     return None
+
+
+def formats_hidden(tensor_json: Any) -> bool:
+    """True when the inspector withheld this tensor's format (no execution context)."""
+    return isinstance(tensor_json, dict) and any(
+        isinstance(value, str) and FORMATS_HIDDEN.lower() in value.lower() for value in tensor_json.values()
+    )
 
 
 @dataclass(frozen=True)
@@ -224,6 +241,7 @@ class EngineLayers:
     layers: list[LayerInfo]
     schema: str  # "10.x" (Bindings), "11.x" (I/O Tensors) or "unknown"
     io_tensors: list[str] = field(default_factory=list)
+    hidden_formats: int = 0  # tensors shown as "N/A due to dynamic shapes" (inspected without a context)
 
     @property
     def convolutions(self) -> list[LayerInfo]:
@@ -273,6 +291,7 @@ def parse_engine_information(text: str) -> EngineLayers:
     else:
         schema, io_tensors = "unknown", []
     layers = []
+    hidden = 0
     for raw in data["Layers"]:
         if not isinstance(raw, dict):
             raise EngineInspectionError(
@@ -289,8 +308,10 @@ def parse_engine_information(text: str) -> EngineLayers:
         else:
             is_conv = "conv" in layer_type.lower() and "deconv" not in layer_type.lower()
         is_opaque = layer_type.lower().startswith("myelin") or "ForeignNode" in name
+        tensors = [t for key in ("Inputs", "Outputs") for t in (raw.get(key) or [])]
+        hidden += sum(formats_hidden(t) for t in tensors)
         layers.append(LayerInfo(name, layer_type, parameter_type, _layer_precision(raw, is_conv), is_conv, is_opaque))
-    return EngineLayers(layers, schema, io_tensors)
+    return EngineLayers(layers, schema, io_tensors, hidden)
 
 
 @dataclass(frozen=True)
@@ -314,25 +335,10 @@ def count_graph_convolutions(onnx_path: Path) -> GraphConvolutions:
     return GraphConvolutions(total, quantized)
 
 
-def _describe_counts(counts: Counter) -> str:
-    if len(counts) == 1:
-        return next(iter(counts))
-    return "/".join(counts) + " (" + ", ".join(f"{n} {p}" for p, n in counts.most_common()) + ")"
-
-
-def check_engine_precision(
-    precision: str,
-    layers: EngineLayers,
-    graph: GraphConvolutions,
-    onnx_path: Path,
-    engine_path: Path | None = None,
-    typing: str = "strong",
-) -> dict:
-    """Layer counts per precision; raises EnginePrecisionError when the convolutions do not
-    run in the precision the graph asks for (FP16 for fp16, INT8 for int8)."""
-    convs = layers.convolutions
-    summary = {
-        "convolutions": len(convs),
+def engine_precision_summary(layers: EngineLayers, graph: GraphConvolutions) -> dict:
+    """Layer counts per precision, for the report and the benchmark JSON."""
+    return {
+        "convolutions": len(layers.convolutions),
         "convolution_precisions": layers.precision_counts(convolutions_only=True),
         "layer_precisions": layers.precision_counts(),
         "layers": len(layers.layers),
@@ -340,43 +346,71 @@ def check_engine_precision(
         "graph_convolutions": graph.total,
         "graph_quantized_convolutions": graph.quantized,
         "inspector_schema": layers.schema,
+        "hidden_formats": layers.hidden_formats,
     }
-    expected = EXPECTED_CONV_PRECISION.get(precision)
-    if expected is None:
-        return summary  # fp32: nothing to prove beyond the report
-    where = f" ({engine_path})" if engine_path else ""
+
+
+def check_int8_graph(precision: str, graph: GraphConvolutions, onnx_path: Path) -> None:
+    """An int8 graph without one quantized convolution is a broken graph, not an engine problem."""
     if precision == "int8" and graph.quantized == 0:
         raise EnginePrecisionError(
             f"int8 graph {onnx_path} has no quantized convolution (no Conv fed by DequantizeLinear on both "
             f"input and weight, of {graph.total}) — regenerate the INT8 Q/DQ graph (quantize_static, QDQ format)."
         )
+
+
+def engine_precision_proof(
+    precision: str,
+    layers: EngineLayers,
+    graph: GraphConvolutions,
+    onnx_path: Path,
+    typing: str = "strong",
+) -> PrecisionProof:
+    """Which convolutions of the engine do not run in ``precision`` (FP32/FP16/INT8).
+
+    For int8, as many non-INT8 convolutions as the graph has unquantized Conv nodes are
+    the graph's own choice, not the engine's, and are not offending."""
+    convs = layers.convolutions
+    summary = engine_precision_summary(layers, graph)
+    proof = PrecisionProof(
+        precision=precision,
+        checked="the TensorRT engine's own layer information (IEngineInspector, DETAILED, with an execution context)",
+        layers=len(convs),
+        summary=summary,
+    )
     if not convs:
-        raise EnginePrecisionError(
-            f"{precision} engine{where} shows no convolution layer in its inspector output "
-            f"({len(layers.layers)} layers, {len(layers.opaque)} opaque Myelin regions), so its precision "
-            "cannot be proven — rebuild it with a TensorRT that reports layers (ProfilingVerbosity.DETAILED)."
+        proof.unproven = (
+            f"the engine's inspector output shows no convolution layer ({len(layers.layers)} layers, "
+            f"{len(layers.opaque)} opaque Myelin regions): rebuild the engine with a TensorRT that reports "
+            "layers (ProfilingVerbosity.DETAILED)"
         )
-    off = [c for c in convs if c.precision != expected]
-    allowed = 0 if precision == "fp16" else max(graph.total - graph.quantized, 0)
+        return proof
+    expected = EXPECTED_CONV_PRECISION[precision]
+    unknown = [c for c in convs if c.precision == "UNKNOWN"]
+    if unknown:
+        why = (
+            f"{layers.hidden_formats} tensors read {FORMATS_HIDDEN!r}: the inspector ran without an execution "
+            "context whose input shapes are set"
+            if layers.hidden_formats
+            else "neither tensor formats, weights nor kernel names name a type"
+        )
+        proof.unproven = f"{len(unknown)} of {len(convs)} convolutions show no data type ({why})"
+    off = [c for c in convs if c.precision not in (expected, "UNKNOWN")]
+    allowed = max(graph.total - graph.quantized, 0) if precision == "int8" else 0
     if len(off) > allowed:
-        examples = "; ".join(f"{c.name} [{c.precision}]" for c in off[:3])
+        proof.offending = [f"{c.name} [{c.precision}]" for c in off]
         if precision == "fp16":
-            fix = (
+            summary["fix"] = (
                 f"the graph {onnx_path} must carry FP16 weights and activations "
                 "(onnxruntime.transformers.float16.convert_float_to_float16, keep_io_types=True) and the "
                 f"engine must be strongly typed (this one: {typing})"
             )
-        else:
-            fix = (
+        elif precision == "int8":
+            summary["fix"] = (
                 f"every Conv of {onnx_path} needs QuantizeLinear/DequantizeLinear on its input and weight "
                 f"({graph.quantized} of {graph.total} are quantized, so at most {allowed} may run unquantized)"
             )
-        raise EnginePrecisionError(
-            f"{precision} engine built with {len(off)} of {len(convs)} convolutions in "
-            f"{_describe_counts(Counter(c.precision for c in off))} — expected {expected}: {fix}. "
-            f"First offenders: {examples}.{' Engine' + where if where else ''}"
-        )
-    return summary
+    return proof
 
 
 # ============================================================================ TensorRT glue
@@ -465,7 +499,8 @@ class TensorRTBackend:
         try:
             trt, cuda = self._modules()
         except Exception as exc:  # ImportError, or a stub wheel failing to load its libraries
-            return Availability(False, f"needs TensorRT: {TRT_INSTALL_HINT} ({type(exc).__name__}: {exc})")
+            hint = devices.trt_install_hint(devices.device_report())  # the extra for this driver, if one is found
+            return Availability(False, f"needs TensorRT: {hint} ({type(exc).__name__}: {exc})")
         version = str(getattr(trt, "__version__", ""))
         if not hasattr(trt, "Builder") or not hasattr(trt, "Runtime"):
             return Availability(
@@ -475,8 +510,9 @@ class TensorRTBackend:
             return Availability(False, f"needs TensorRT 10 or newer (found {version}); {TRT_INSTALL_HINT}")
         try:
             count = cuda.device_count()
-        except Exception as exc:
-            return Availability(False, f"needs a CUDA GPU: {exc}")
+        except Exception as exc:  # e.g. cudaErrorInsufficientDriver: CUDA 13 wheels on a CUDA 12 driver
+            hint = devices.trt_install_hint(devices.device_report())
+            return Availability(False, f"needs a CUDA GPU: {exc}; wheels matching the driver: {hint}")
         if count < 1:
             return Availability(False, "needs a CUDA GPU: none visible (check CUDA_VISIBLE_DEVICES)")
         return Availability(True)
@@ -513,16 +549,13 @@ class TensorRTBackend:
             self._build_engine_dir(tmp, onnx_path, precision, batches, expected, timing_cache)
 
         entry, engine, header = self._load_or_build(artifacts.cache, key_parts, build, expected)
-        layers = parse_engine_information(self._engine_information(engine))
-        summary = check_engine_precision(
-            precision,
-            layers,
-            count_graph_convolutions(onnx_path),
-            onnx_path,
-            entry.path / PLAN_NAME,
-            typing=header.get("typing", ""),
-        )
+        graph = count_graph_convolutions(onnx_path)
+        check_int8_graph(precision, graph, onnx_path)
         runner = TensorRTRunner(trt, cuda, engine, precision, gpu_name)
+        # A wrong-precision engine is not refused here: its proof lists the layers, and the
+        # precision test fails on it (the counts are in info.extra either way).
+        runner.bind_proof(graph, onnx_path, header.get("typing", ""))
+        summary = runner.precision_proof().summary
         runner.info.extra.update(
             {
                 "tensorrt": expected.tensorrt_version,
@@ -585,9 +618,6 @@ class TensorRTBackend:
         except Exception:  # some versions raise instead of returning None
             return None
 
-    def _engine_information(self, engine) -> str:
-        inspector = engine.create_engine_inspector()
-        return inspector.get_engine_information(self._trt.LayerInformationFormat.JSON)
 
     # -- build ------------------------------------------------------------------------
 
@@ -612,22 +642,25 @@ class TensorRTBackend:
         header.build_seconds = round(time.perf_counter() - started, 3)
         tmp.mkdir(parents=True)
         (tmp / PLAN_NAME).write_bytes(plan)
-        (tmp / LAYERS_NAME).write_text(self._engine_information(engine))
+        (tmp / LAYERS_NAME).write_text(engine_information(self._trt, engine))
         (tmp / HEADER_NAME).write_text(header.to_json())
 
     def _typing_modes(self) -> list[str]:
         trt = self._trt
-        modes = []
-        if hasattr(getattr(trt, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED"):
-            modes.append("strong")
-        if hasattr(getattr(trt, "BuilderFlag", None), "FP16"):
-            modes.append("weak")  # 10.x only: removed with the precision flags in 11.x
-        return modes
+        has_strong_flag = hasattr(getattr(trt, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED")
+        has_precision_flags = hasattr(getattr(trt, "BuilderFlag", None), "FP16")  # 10.x; gone in 11.x
+        if not has_strong_flag and not has_precision_flags:
+            # TensorRT 11 deprecated STRONGLY_TYPED ("always enabled"); without it and without
+            # precision flags, every network is strongly typed: flags 0 means strong.
+            return ["strong"]
+        return (["strong"] if has_strong_flag else []) + (["weak"] if has_precision_flags else [])
+
+    def _network_flags(self, mode: str) -> int:
+        flag = getattr(getattr(self._trt, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED", None)
+        return 1 << int(flag) if mode == "strong" and flag is not None else 0
 
     def _build_plan(self, onnx_path: Path, precision: str, batches, timing_cache: Path) -> tuple[bytes, str]:
         modes = self._typing_modes()
-        if not modes:
-            raise RuntimeError(f"TensorRT {self._trt.__version__} offers neither strong nor weak typing")
         if "strong" not in modes:
             warnings.warn(
                 f"TensorRT {self._trt.__version__} has no NetworkDefinitionCreationFlag.STRONGLY_TYPED; building "
@@ -644,11 +677,12 @@ class TensorRTBackend:
             except _BuildFailure as exc:
                 failures.append(f"{mode}ly typed: {exc}")
             else:
-                typing = (
-                    "strong"
-                    if mode == "strong"
-                    else f"weak (fallback: {failures[0] if failures else 'no STRONGLY_TYPED flag'})"
-                )
+                if mode == "weak":
+                    typing = f"weak (fallback: {failures[0] if failures else 'no STRONGLY_TYPED flag'})"
+                elif self._network_flags(mode) == 0:
+                    typing = "strong (implicit: no STRONGLY_TYPED flag, this TensorRT is always strongly typed)"
+                else:
+                    typing = "strong"
                 return plan, typing
             if mode != modes[-1]:
                 warnings.warn(
@@ -665,8 +699,7 @@ class TensorRTBackend:
         trt = self._trt
         logger = _logger(trt)
         builder = trt.Builder(logger)
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if mode == "strong" else 0
-        network = builder.create_network(flags)
+        network = builder.create_network(self._network_flags(mode))
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(onnx_path)):
             errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
@@ -703,28 +736,64 @@ class TensorRTBackend:
         self._save_timing_cache(config, timing_cache)
         return bytes(memoryview(serialized))
 
+    @staticmethod
+    def _read_timing_cache(config, data: bytes):
+        """create_timing_cache returns None for a blob it cannot read (some builds raise)."""
+        try:
+            return config.create_timing_cache(data)
+        except Exception:
+            return None
+
     def _load_timing_cache(self, config, path: Path) -> None:
         data = path.read_bytes() if path.is_file() else b""
-        try:
-            cache = config.create_timing_cache(data)
-        except Exception as exc:
-            warnings.warn(f"TensorRT timing cache {path} is unreadable ({exc}); starting a new one", stacklevel=2)
-            cache = config.create_timing_cache(b"")
+        cache = self._read_timing_cache(config, data) if data else None
+        if data and cache is None:
+            warnings.warn(f"TensorRT timing cache {path} is unreadable; starting a new one", stacklevel=3)
+        if cache is None:
+            cache = self._read_timing_cache(config, b"")
         # ignore_mismatch=False: the file is already specific to this TensorRT and GPU
-        config.set_timing_cache(cache, False)
+        if cache is None or not config.set_timing_cache(cache, False):
+            warnings.warn(f"TensorRT refused the timing cache {path}; building without one", stacklevel=3)
 
     def _save_timing_cache(self, config, path: Path) -> None:
         from filelock import FileLock
 
+        current = config.get_timing_cache()
+        if current is None:  # no cache was attached (see _load_timing_cache): nothing to keep
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):  # another worker may have added entries meanwhile
-            current = config.get_timing_cache()
             if path.is_file():
-                try:
-                    current.combine(config.create_timing_cache(path.read_bytes()), False)
-                except Exception:  # an unreadable old file is simply replaced
-                    pass
-            atomic_write_bytes(path, bytes(memoryview(current.serialize())))
+                old = self._read_timing_cache(config, path.read_bytes())
+                if old is not None:  # an unreadable old file is simply replaced
+                    current.combine(old, False)
+            blob = current.serialize()
+            if blob is not None:
+                atomic_write_bytes(path, bytes(memoryview(blob)))
+
+
+def engine_information(trt, engine, context=None) -> str:
+    """The inspector's JSON for ``engine``, inspected through an execution context whose input
+    shapes are set (the opt batch of profile 0): without one TensorRT prints -1 for
+    shape-dependent values and "N/A due to dynamic shapes" for every format of a
+    dynamic-batch engine.  ``context`` is used as it is; else a temporary one is made."""
+    own = context is None
+    if own:
+        context = engine.create_execution_context()
+        if context is not None:
+            for index in range(engine.num_io_tensors):
+                name = engine.get_tensor_name(index)
+                if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                    context.set_input_shape(name, tuple(engine.get_tensor_profile_shape(name, 0)[1]))
+    inspector = engine.create_engine_inspector()
+    try:
+        if context is not None:
+            inspector.execution_context = context
+        return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+    finally:
+        del inspector  # the inspector must not outlive a context it points to
+        if own:
+            del context
 
 
 # ============================================================================ runner
@@ -748,7 +817,8 @@ class TensorRTRunner:
                     "FP16 graph with keep_io_types=True so that inputs and logits stay float32"
                 )
         self.input_chw = tuple(int(d) for d in engine.get_tensor_shape(self.input_name))[1:]
-        self.max_batch = int(engine.get_tensor_profile_shape(self.input_name, 0)[2][0])
+        profile_shapes = engine.get_tensor_profile_shape(self.input_name, 0)  # (min, opt, max)
+        self.opt_batch, self.max_batch = int(profile_shapes[1][0]), int(profile_shapes[2][0])
         self.context = engine.create_execution_context()
         self.stream = cuda.stream_create()
         self._closed = False
@@ -763,6 +833,25 @@ class TensorRTRunner:
         self.host_input = self._pinned_empty((self.max_batch, *self.input_chw))
         self.host_output = self._pinned_empty((self.max_batch, *self.output_item_shape))
         self.info = RunnerInfo(backend="tensorrt", precision=precision, device=device_name, extra={})
+        self._proof_inputs: tuple[GraphConvolutions, Path, str] | None = None
+
+    def bind_proof(self, graph: GraphConvolutions, onnx_path: Path, typing: str) -> None:
+        """What ``precision_proof`` compares the engine with: the graph it was built from."""
+        self._proof_inputs = (graph, Path(onnx_path), typing)
+
+    def precision_proof(self) -> PrecisionProof:
+        """Inspect this runner's engine through its own execution context."""
+        self._require_open()
+        if self._proof_inputs is None:
+            raise RuntimeError("TensorRTRunner.precision_proof needs bind_proof(graph, onnx_path, typing) first")
+        graph, onnx_path, typing = self._proof_inputs
+        self._set_shape(self.opt_batch)  # the shapes the engine was tuned for
+        layers = parse_engine_information(engine_information(self.trt, self.engine, self.context))
+        return engine_precision_proof(self.info.precision, layers, graph, onnx_path, typing)
+
+    def _require_open(self) -> None:
+        if self._closed:  # its pinned buffers and device memory are freed
+            raise RuntimeError("this TensorRT runner is closed; open a new one with TensorRTBackend.open()")
 
     def _malloc(self, nbytes: int) -> int:
         pointer = self.cuda.malloc(nbytes)
@@ -796,6 +885,7 @@ class TensorRTRunner:
         return images
 
     def infer(self, images: np.ndarray) -> np.ndarray:
+        self._require_open()
         images = self._check_images(images)
         logits = np.empty((len(images), *self.output_item_shape), dtype=np.float32)
         for start in range(0, len(images), self.max_batch):
@@ -812,6 +902,7 @@ class TensorRTRunner:
     def _prepare_timed(self, images: np.ndarray) -> tuple[Callable[[], None], bool, str, int]:
         """An asynchronous launcher for this batch, input resident on the device; a CUDA
         graph when capture works (trtexec --useCudaGraph), else plain execute_async_v3."""
+        self._require_open()
         images = self._check_images(images)
         batch = len(images)
         if batch > self.max_batch:

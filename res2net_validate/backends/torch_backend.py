@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ValidateError
 from ..gpu_timing import ThroughputReport, Timer, WallClockTimer, run_timed_loop, throughput_report, time_repeated
-from .base import PRECISIONS, Availability, RunnerInfo
+from .base import PRECISIONS, Availability, PrecisionProof, RunnerInfo
 
 INT8_REFUSAL = (
     "int8 is not supported by the torch backend (the INT8 model is an ONNX Q/DQ graph); "
@@ -84,6 +84,20 @@ class TorchRunner:
                 "memory_format": "channels_last" if self.memory_format is torch.channels_last else "contiguous",
             },
         )
+
+    def precision_proof(self) -> PrecisionProof:
+        """The dtype of every convolution and linear layer's weight in the module that runs."""
+        torch = self.torch
+        layers = [(name, type(module).__name__, str(module.weight.dtype).replace("torch.", ""))
+                  for name, module in self.model.named_modules()
+                  if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))]
+        asked = str(self.dtype).replace("torch.", "")
+        offending = [f"{name} ({kind}) [{dtype}]" for name, kind, dtype in layers if dtype != asked]
+        return PrecisionProof(self.precision, f"the torch module's Conv2d/Linear weights (asked: {asked})",
+                              len(layers), offending,
+                              unproven="" if layers else "the module has no Conv2d or Linear layer",
+                              summary={"layer_precisions": {d: sum(1 for *_, x in layers if x == d)
+                                                            for d in {x for *_, x in layers}}})
 
     def _to_device(self, images: np.ndarray):
         images = np.ascontiguousarray(images, dtype=np.float32)

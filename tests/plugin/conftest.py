@@ -10,13 +10,17 @@ import pytest
 from res2net_validate.options import OPTIONS
 
 REPO = Path(__file__).resolve().parents[2]
-USER_TESTS = ("test_accuracy.py", "test_performance.py")
+USER_TESTS = ("test_accuracy.py", "test_precision.py", "test_performance.py")
 
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
-    """One artifact cache for every pytester run: the embedded default is generated once per session."""
-    return tmp_path_factory.mktemp("res2net-cache")
+    """One artifact cache for every pytester run: the embedded default is generated once per session.
+    RES2NET_SELFTEST_CACHE=DIR reuses a developer's warm cache across sessions (CI leaves it unset)."""
+    import os
+
+    warm = os.environ.get("RES2NET_SELFTEST_CACHE")
+    return Path(warm) if warm else tmp_path_factory.mktemp("res2net-cache")
 
 
 @pytest.fixture

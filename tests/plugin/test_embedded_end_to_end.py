@@ -36,7 +36,8 @@ def test_embedded_default_passes_reports_and_reuses_its_cache(suite):
             "--perf-rounds=2", "--perf-warmup=1", "--benchmark-json=out/bench.json")
     (suite.path / "out").mkdir()
     result = suite.run(*args)
-    result.assert_outcomes(passed=6)
+    # floors x3, drops vs FP32 x2 (fp16, int8), precision proofs x3, FPS x3
+    result.assert_outcomes(passed=11)
     result.stdout.fnmatch_lines([
         "*= res2net_validate =*",
         "Model*| BatchSize | Precision | Backend*| FPS*| Top-1(%) | Top-5(%)",
@@ -58,7 +59,7 @@ def test_embedded_default_passes_reports_and_reuses_its_cache(suite):
     before = cache_state(suite.cache)
     assert {kind for kind in CACHED_KINDS if any(k.startswith(kind + "/") for k in before)} == set(CACHED_KINDS)
     again = suite.run("-m", "accuracy", "--embedded", "--precision=fp16,int8", "--num-images=32")
-    again.assert_outcomes(passed=2)
+    again.assert_outcomes(passed=6)
     assert cache_state(suite.cache) == before, "a warm run rebuilt a cached artifact"
 
 
@@ -67,31 +68,34 @@ def test_a_shortfall_names_precision_backend_values_threshold_and_images(suite):
     strict.write_text("accuracy:\n  fp16: {top1: 100, top5: 0}\n")
     result = suite.run("-m", "accuracy", "--embedded", "--precision=fp16", "--num-images=96",
                        f"--thresholds={strict}")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=1, passed=1, skipped=1)  # the floors; the precision proof; no max_drop section
     result.stdout.fnmatch_lines(
-        [f"*fp16 on onnxruntime (CPU*), 96 images scored, thresholds {strict}: Top-1 *% < threshold 100.00%"])
+        [f"*fp16 on onnxruntime (CPU*), thresholds {strict}: Top-1 *% (95% interval [[]*[]]) vs floor 100.00%: "
+         "p=* <= alpha 0.05 on 96 of 320 images - confident the population is below the floor*"])
     assert "Top-5" not in result.stdout.str().split("short test summary")[1]
 
 
 def test_an_rgb_to_bgr_swap_turns_the_accuracy_tests_red(suite):
     (suite.path / "conftest.py").write_text(BGR_CONFTEST)
     result = suite.run("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=96")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*fp32 on onnxruntime*Top-1 *% < threshold*"])
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*fp32 on onnxruntime*Top-1 *% (95% interval*) vs floor 85.00%*confident the "
+                                 "population is below the floor*"])
 
 
 def test_int8_calibrated_on_all_zero_images_turns_the_int8_test_red(suite):
     (suite.path / "conftest.py").write_text(ZERO_CALIBRATION_CONFTEST)
     result = suite.run("-m", "accuracy", "--embedded", "--precision=fp16,int8", "--num-images=96")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*int8 on onnxruntime*Top-1 *% < threshold*"])
+    result.assert_outcomes(passed=4, failed=2)  # int8's floor and its drop vs FP32
+    result.stdout.fnmatch_lines(["*int8 on onnxruntime*Top-1 *% (95% interval*) vs floor 82.00%*confident the "
+                                 "population is below the floor*"])
 
 
 def test_a_wrong_checkpoint_fails_with_one_clear_message(suite, tmp_path):
     bogus = tmp_path / "res2net50_14w_8s-6527dddc.pth"
     bogus.write_text("not a checkpoint")
     result = suite.run("-m", "accuracy", "--precision=fp16", f"--weights={bogus}", f"--dataset-dir={tmp_path}")
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(errors=3)  # every test that needs the model: floors, drop vs FP32, precision proof
     result.stdout.fnmatch_lines([f"*--weights {bogus}: not a readable PyTorch/safetensors checkpoint*"])
     assert "Traceback" not in result.stdout.str()
 
@@ -99,6 +103,6 @@ def test_a_wrong_checkpoint_fails_with_one_clear_message(suite, tmp_path):
 def test_the_tensorrt_int8_graph_scores_on_cpu_and_meets_the_thresholds(suite):
     result = suite.run("-m", "accuracy", "--embedded", "--precision=int8", "--int8-flavour=tensorrt",
                        "--num-images=96")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*int8 Q/DQ graph, tensorrt flavour, entropy calibration on *; "
                                  "every Conv/Gemm weight quantized"])

@@ -87,13 +87,15 @@ def test_markers_are_registered_and_strict(suite):
 
 def test_marker_selection(suite):
     result = suite.run("--co", "-m", "performance")
-    result.stdout.fnmatch_lines(["*test_fps[[]fp16[]]*", "*2/4 tests collected (2 deselected)*"])
+    # FPS and the precision proofs of fp16 and int8; baselines are deselected without --compare-baseline
+    result.stdout.fnmatch_lines(["*test_precision_is_proven[[]fp16[]]*", "*test_fps[[]int8[]]*",
+                                 "*4/10 tests collected (6 deselected)*"])
     assert "test_top1_top5" not in result.stdout.str()
 
 
 def test_without_weights_or_data_the_real_tests_skip_saying_what_to_pass(suite):
     result = suite.run("-m", "accuracy", "-rs")
-    result.assert_outcomes(skipped=2)
+    result.assert_outcomes(skipped=6)  # floors, drops vs FP32, precision proofs
     result.stdout.fnmatch_lines(["*no weights: pass --weights FILE (res2net50_14w_8s-6527dddc.pth)*--embedded*"])
 
 
@@ -103,3 +105,25 @@ def test_a_spaced_path_value_that_moves_the_rootdir_is_a_clear_error(suite, tmp_
     result = suite.run("--co", "--weights", str(elsewhere))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ignored*pytest.ini*Write the value with '=': --weights=VALUE*"])
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_a_usage_error_naming_the_option(suite):
+    result = suite.run("--co", "--embedded", "--batch-size=100000000")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--batch-size 100000000 (from --batch-size): needs about * GiB of memory "
+                                 "(13 MiB per image), but * GiB are available; use --batch-size * or less"])
+
+
+def test_a_precision_without_a_target_fails_before_scoring_unless_allowed(suite):
+    only_fp16 = suite.path / "thresholds" / "fp16-only.yaml"
+    only_fp16.write_text("accuracy:\n  fp16: {top1: 0, top5: 0}\n")
+    args = ("-m", "accuracy", "--embedded", "--precision=fp32", f"--thresholds={only_fp16}", "--num-images=32",
+            "-k", "top1_top5")
+    result = suite.run(*args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*{only_fp16} has no accuracy target for fp32: add accuracy.fp32 to it, or pass "
+                                 "--allow-untargeted to measure it without a gate"])
+    assert "score fp32" not in result.stdout.str() + result.stderr.str()
+    allowed = suite.run(*args, "--allow-untargeted")
+    allowed.assert_outcomes(passed=1)
+    allowed.stdout.fnmatch_lines(["Res2Net50 | 32 * | FP32 *"])

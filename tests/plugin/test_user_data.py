@@ -23,12 +23,12 @@ def test_a_truncated_image_is_an_error_naming_it_or_skipped_and_counted_when_ask
               f"--thresholds={thresholds}", "--calib-count=2", "--batch-size=5")
 
     strict = suite.run(*common)
-    strict.assert_outcomes(errors=1)
+    strict.assert_outcomes(failed=1, passed=1)  # the floors need the images; the precision proof does not
     strict.stdout.fnmatch_lines([f"*{bad_name}*--skip-bad-images*"])
     assert "Traceback" not in strict.stdout.str()
 
     lenient = suite.run(*common, "--skip-bad-images")
-    lenient.assert_outcomes(passed=1)
+    lenient.assert_outcomes(passed=2)
     lenient.stdout.fnmatch_lines([
         "Res2Net50 | 5 * | FP32 *",
         f"note: WARNING: 1 undecodable images skipped and counted as wrong (--skip-bad-images): {bad_name}",
@@ -45,22 +45,23 @@ def test_under_xdist_workers_share_one_build_and_the_controller_reports_every_ro
     result = suite.run("-n", "2", "-m", "accuracy", "--precision=fp32,fp16", f"--weights={random_weights}",
                        f"--dataset-dir={data}", f"--thresholds={thresholds}", "--calib-count=2",
                        f"--checkpoints-dir={cache}", cache=False)
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4, skipped=1)  # floors and proofs; zero.yaml sets no max_drop_vs_fp32
     result.stdout.fnmatch_lines(["Res2Net50 | 32 * | FP32 *", "Res2Net50 | 32 * | FP16 *"])
     for kind in ("onnx-fp32", "onnx-fp16", "images"):
         manifests = list((cache / kind).glob("*.json"))
         assert len(manifests) == 1, f"{kind}: {len(manifests)} entries"
     setup_notes = [line for line in result.outlines if line.startswith("note: setup before the first scored batch")]
-    assert len(setup_notes) == 2, setup_notes  # one per worker
+    # One per worker that scored (a worker may get only precision proofs, which score nothing).
+    assert 1 <= len(setup_notes) <= 2, setup_notes
     builders = [note for note in setup_notes if "onnx-fp32" in note.split("built:")[1]]
-    assert len(builders) == 1, f"the FP32 export was built by {len(builders)} workers: {setup_notes}"
+    assert len(builders) <= 1, f"the FP32 export was built by {len(builders)} workers: {setup_notes}"
 
 
 def test_weights_alone_give_fps_and_int8_fps_needs_only_calibration_images(suite, random_weights, tmp_path):
     common = ("--precision=fp16,int8", f"--weights={random_weights}", "--batch-size=2", "--perf-rounds=1",
               "--perf-warmup=0", "-rs")
     result = suite.run(*common)
-    result.assert_outcomes(passed=1, skipped=3)
+    result.assert_outcomes(passed=2, skipped=6)  # fp16's FPS and precision proof; nothing to score
     result.stdout.fnmatch_lines([
         f"res2net_validate *: weights {random_weights}, no dataset: FPS only, accuracy tests skip",
         "Res2Net50 | 2 * | FP16 *",
@@ -74,7 +75,7 @@ def test_weights_alone_give_fps_and_int8_fps_needs_only_calibration_images(suite
     listing = tmp_path / "cal_image_list.txt"
     listing.write_text("".join(f"{next(calib.rglob(name)).relative_to(calib)}\n" for name, _ in pairs[:2]))
     with_calibration = suite.run(*common, "-m", "performance", f"--calib-dir={calib}", f"--calib-list={listing}")
-    with_calibration.assert_outcomes(passed=2)
+    with_calibration.assert_outcomes(passed=4)  # FPS and precision proofs of fp16 and int8
     with_calibration.stdout.fnmatch_lines([
         "Res2Net50 | 2 * | INT8 *",
         "note: int8 Q/DQ graph, * calibration on 2 images listed in --calib-list from --calib-dir*"])

@@ -8,12 +8,21 @@ TensorRT 10/11.  It is honest where the glue's correctness depends on it:
   graph (DequantizeLinear-fed -> Int8, FLOAT16 weights -> FP16, else FP32), so a graph of
   the wrong precision produces an engine that fails the precision proof;
 * the inspector emits TensorRT's JSON shapes (10.x "Format/Datatype" + "Bindings", 11.x
-  "DataType"/"Format" + "I/O Tensors", or names only without DETAILED verbosity);
+  "Datatype"/"Format" + "I/O Tensors", or names only without DETAILED verbosity), and like
+  TensorRT it shows no formats ("N/A due to dynamic shapes") for a dynamic-shape engine
+  unless an execution context with input shapes is attached to the inspector;
+* API behaviour follows the real bindings (tests/unit/data/api manifests): 10.x
+  ``STRONGLY_TYPED`` is 1, 11.x's is 0 and 11.x networks are strongly typed with any flags;
+  ``create_timing_cache`` returns None for a blob it cannot read, ``set_timing_cache`` a
+  bool, ``get_timing_cache`` None until one is set; ``IProgressMonitor`` is subclassable
+  and the builder reports its phases to it;
 * a plan only deserializes in a FakeTensorRT of the same version, like a real engine;
 * "inference" reads the input from FakeCudaRuntime memory at the address set with
   ``set_tensor_address`` and writes ``fake_logits(input)`` at the output address, and work
   enqueued while a stream is captured runs only when the graph is launched.
 
+Each fake class names the real class it stands for (``REAL_NAME``) and its test hooks
+(``FAKE_ONLY``); test_api_manifest.py checks every other name against the real bindings.
 Nothing here measures or proves anything about real TensorRT; tests marked ``gpu`` do.
 """
 
@@ -58,6 +67,7 @@ class FakeCudaRuntime:
         self.pinned_live = 0
         self.capturing: list | None = None
         self.graphs_destroyed = 0
+        self.captures_abandoned = 0
         self.streams_live = 0
 
     # device
@@ -142,6 +152,10 @@ class FakeCudaRuntime:
         self.capturing = []
         try:
             enqueue()
+        except BaseException:  # like CudaRuntime: end the capture, drop its graph, clear the error
+            self.captures_abandoned += 1
+            raise
+        else:
             return list(self.capturing)
         finally:
             self.capturing = None
@@ -158,6 +172,7 @@ class FakeCudaRuntime:
 
 
 class FakeLogger:
+    REAL_NAME, FAKE_ONLY = "Logger", {"severity"}
     INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
 
     def __init__(self, severity=WARNING):
@@ -165,6 +180,8 @@ class FakeLogger:
 
 
 class FakeTimingCache:
+    REAL_NAME, FAKE_ONLY = "ITimingCache", {"entries"}
+
     def __init__(self, entries: set[str]):
         self.entries = set(entries)
 
@@ -177,6 +194,8 @@ class FakeTimingCache:
 
 
 class FakeProfile:
+    REAL_NAME, FAKE_ONLY = "IOptimizationProfile", {"shapes"}
+
     def __init__(self):
         self.shapes = {}
 
@@ -185,16 +204,19 @@ class FakeProfile:
 
 
 class FakeConfig:
+    REAL_NAME, FAKE_ONLY = "IBuilderConfig", {"fake", "flag_list", "profiles", "pool_limits", "timing_cache"}
+
     def __init__(self, fake: "FakeTensorRT"):
         self.fake = fake
         self.profiling_verbosity = None
-        self.flags: list = []
+        self.progress_monitor = None
+        self.flag_list: list = []
         self.profiles: list[FakeProfile] = []
         self.pool_limits = {}
         self.timing_cache = None
 
     def set_flag(self, flag):
-        self.flags.append(flag)
+        self.flag_list.append(flag)
 
     def set_memory_pool_limit(self, pool, size):
         self.pool_limits[pool] = size
@@ -203,16 +225,23 @@ class FakeConfig:
         self.profiles.append(profile)
         return len(self.profiles) - 1
 
-    def create_timing_cache(self, data: bytes) -> FakeTimingCache:
+    def create_timing_cache(self, data: bytes) -> FakeTimingCache | None:
         data = bytes(data)
         self.fake.timing_cache_loads.append(data)
         if not data:
             return FakeTimingCache(set())
-        if not data.startswith(TIMING_MAGIC):
-            raise RuntimeError("timing cache: invalid header")
-        return FakeTimingCache(set(json.loads(data[len(TIMING_MAGIC) :])))
+        try:
+            if not data.startswith(TIMING_MAGIC):
+                raise ValueError("invalid header")
+            return FakeTimingCache(set(json.loads(data[len(TIMING_MAGIC) :])))
+        except ValueError:
+            return None  # real TensorRT logs "Failed to deserialize the timing cache" and returns None
 
-    def set_timing_cache(self, cache, ignore_mismatch):
+    def set_timing_cache(self, cache, ignore_mismatch) -> bool:
+        if not isinstance(cache, FakeTimingCache):
+            raise TypeError("set_timing_cache(): incompatible function arguments")  # pybind11 on None
+        if self.fake.refuse_timing_cache:
+            return False
         self.timing_cache = cache
         return True
 
@@ -221,8 +250,10 @@ class FakeConfig:
 
 
 class FakeNetwork:
-    def __init__(self, flags: int):
-        self.flags = flags
+    REAL_NAME, FAKE_ONLY = "INetworkDefinition", {"strong", "inputs", "onnx_path"}
+
+    def __init__(self, strong: bool):
+        self.strong = strong
         self.inputs: list[SimpleNamespace] = []
         self.onnx_path = None
 
@@ -235,6 +266,8 @@ class FakeNetwork:
 
 
 class FakeOnnxParser:
+    REAL_NAME, FAKE_ONLY = "OnnxParser", {"fake", "network", "errors"}
+
     def __init__(self, fake: "FakeTensorRT", network: FakeNetwork, logger):
         self.fake, self.network, self.errors = fake, network, []
 
@@ -248,8 +281,7 @@ class FakeOnnxParser:
     def parse_from_file(self, path: str) -> bool:
         import onnx
 
-        strong = bool(self.network.flags)
-        if strong and self.fake.fail_strong_parse:
+        if self.network.strong and self.fake.fail_strong_parse:
             self.errors.append("ERROR: strongly typed network: type mismatch at Conv (fake)")
             return False
         try:
@@ -265,11 +297,16 @@ class FakeOnnxParser:
 
 
 class FakeBuilder:
+    REAL_NAME, FAKE_ONLY = "Builder", {"fake"}
+
     def __init__(self, fake: "FakeTensorRT", logger):
         self.fake = fake
 
     def create_network(self, flags: int = 0) -> FakeNetwork:
-        return FakeNetwork(flags)
+        strong_flag = getattr(self.fake.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+        # 11.x: always strongly typed, whatever the flags; 10.x: only with the flag
+        strong = self.fake.v11 or (strong_flag is not None and bool(flags & (1 << strong_flag)))
+        return FakeNetwork(strong)
 
     def create_builder_config(self) -> FakeConfig:
         return FakeConfig(self.fake)
@@ -279,11 +316,12 @@ class FakeBuilder:
 
     def build_serialized_network(self, network: FakeNetwork, config: FakeConfig):
         fake = self.fake
-        fake.builds.append({"strong": bool(network.flags), "flags": list(config.flags), "config": config})
+        fake.builds.append({"strong": network.strong, "flags": list(config.flag_list), "config": config})
+        _report_progress(config.progress_monitor)
         if fake.fail_builds:
             return None
         ((name, (low, opt, high)),) = config.profiles[0].shapes.items()
-        layers = _fake_layers(fake, network.onnx_path, bool(network.flags), config.flags)
+        layers = _fake_layers(fake, network.onnx_path, network.strong, config.flag_list)
         if config.timing_cache is not None:
             config.timing_cache.entries.add(f"tactics-for-{len(layers)}-layers-{len(fake.builds)}")
         plan = {
@@ -296,6 +334,24 @@ class FakeBuilder:
             "verbosity": config.profiling_verbosity,
         }
         return memoryview(PLAN_MAGIC + json.dumps(plan).encode())
+
+
+def _report_progress(monitor) -> None:
+    """Two top-level phases with steps and a nested one, as TensorRT's builder reports them."""
+    if monitor is None:
+        return
+    monitor.phase_start("Building engine", None, 3)
+    for step in range(3):
+        if step == 1:
+            monitor.phase_start("Tactic selection", "Building engine", 2)
+            monitor.step_complete("Tactic selection", 0)
+            monitor.step_complete("Tactic selection", 1)
+            monitor.phase_finish("Tactic selection")
+        monitor.step_complete("Building engine", step)
+    monitor.phase_finish("Building engine")
+    monitor.phase_start("Serializing", None, 1)
+    monitor.step_complete("Serializing", 0)
+    monitor.phase_finish("Serializing")
 
 
 def _onnx_output(path):
@@ -333,8 +389,8 @@ _FORMATS = {
 
 def _tensor(fake, name, dims, precision):
     fmt10, dtype11, fmt11, _, _ = _FORMATS[precision]
-    if fake.schema == "11.x":
-        return {"Name": name, "Location": "Device", "Dimensions": dims, "DataType": dtype11, "Format": fmt11}
+    if fake.schema == "11.x":  # the keys NVIDIA's own 11.x scripts read (trt_perf/data.py)
+        return {"Name": name, "Location": "Device", "Dimensions": dims, "Datatype": dtype11, "Format": fmt11}
     return {"Name": name, "Location": "Device", "Dimensions": dims, "Format/Datatype": fmt10}
 
 
@@ -400,9 +456,27 @@ def _fake_layers(fake: "FakeTensorRT", onnx_path: str, strong: bool, flags: list
     return layers
 
 
+FORMATS_HIDDEN = "N/A due to dynamic shapes"
+
+
+def _hide_formats(layers: list[dict]) -> list[dict]:
+    """What TensorRT prints without a context: -1 for dynamic dims, no format or type."""
+    hidden = json.loads(json.dumps(layers))
+    for layer in hidden:
+        for tensor in (layer.get("Inputs") or []) + (layer.get("Outputs") or []):
+            tensor["Dimensions"] = [-1, *tensor.get("Dimensions", [])[1:]]
+            for key in ("Format/Datatype", "Format", "Datatype"):
+                if key in tensor:
+                    tensor[key] = FORMATS_HIDDEN
+    return hidden
+
+
 class FakeInspector:
+    REAL_NAME, FAKE_ONLY = "EngineInspector", {"plan", "schema"}
+
     def __init__(self, plan: dict, schema: str):
         self.plan, self.schema = plan, schema
+        self.execution_context = None
 
     def get_engine_information(self, fmt) -> str:
         plan = self.plan
@@ -410,16 +484,21 @@ class FakeInspector:
             return json.dumps(
                 {"Layers": [layer["Name"] for layer in plan["layers"]], "Bindings": [plan["input"], plan["output"]]}
             )
+        low, _, high = plan["profile"]
+        shapes_known = self.execution_context is not None and self.execution_context.shape is not None
+        layers = plan["layers"] if shapes_known or low == high else _hide_formats(plan["layers"])
         if self.schema == "11.x":
             io = [
-                {"Name": plan["input"], "IOMode": "Input", "DataType": "Float"},
-                {"Name": plan["output"], "IOMode": "Output", "DataType": "Float"},
+                {"Name": plan["input"], "IOMode": "Input", "Datatype": "Float"},
+                {"Name": plan["output"], "IOMode": "Output", "Datatype": "Float"},
             ]
-            return json.dumps({"Layers": plan["layers"], "I/O Tensors": io})
-        return json.dumps({"Layers": plan["layers"], "Bindings": [plan["input"], plan["output"]]})
+            return json.dumps({"Layers": layers, "I/O Tensors": io})
+        return json.dumps({"Layers": layers, "Bindings": [plan["input"], plan["output"]]})
 
 
 class FakeContext:
+    REAL_NAME, FAKE_ONLY = "IExecutionContext", {"fake", "shape", "addresses"}
+
     def __init__(self, fake: "FakeTensorRT", engine: "FakeEngine"):
         self.fake, self.engine = fake, engine
         self.shape = None
@@ -447,6 +526,8 @@ class FakeContext:
 
     def execute_async_v3(self, stream_handle) -> bool:
         plan, cuda = self.engine.plan, self.fake.cuda
+        if self.fake.fail_capture_enqueue and cuda.capturing is not None:
+            return False  # e.g. an engine whose kernels cannot be captured
         shape, source, target = self.shape, self.addresses[plan["input"]], self.addresses[plan["output"]]
 
         def run():
@@ -459,6 +540,8 @@ class FakeContext:
 
 
 class FakeEngine:
+    REAL_NAME, FAKE_ONLY = "ICudaEngine", {"fake", "plan", "names"}
+
     def __init__(self, fake: "FakeTensorRT", plan: dict):
         self.fake, self.plan = fake, plan
         self.names = [plan["input"], plan["output"]]
@@ -493,6 +576,8 @@ class FakeEngine:
 
 
 class FakeRuntime:
+    REAL_NAME, FAKE_ONLY = "Runtime", {"fake"}
+
     def __init__(self, fake: "FakeTensorRT", logger):
         self.fake = fake
 
@@ -510,12 +595,39 @@ class FakeRuntime:
         return FakeEngine(self.fake, plan)
 
 
+class FakeProgressMonitor:
+    """The fake's ``IProgressMonitor``: subclassed by the backend's tqdm monitor."""
+
+    REAL_NAME, FAKE_ONLY = "IProgressMonitor", set()
+
+    def __init__(self):
+        pass
+
+    def phase_start(self, phase_name, parent_phase, num_steps):
+        pass
+
+    def step_complete(self, phase_name, step):
+        return True
+
+    def phase_finish(self, phase_name):
+        pass
+
+
 class FakeTensorRT:
-    """A FAKE ``tensorrt`` module.  ``v11=True`` drops BuilderFlag.FP16/INT8 like TensorRT 11."""
+    """A FAKE ``tensorrt`` module.  ``v11=True`` behaves like TensorRT 11: no
+    BuilderFlag.FP16/INT8, STRONGLY_TYPED = 0 and deprecated (``strongly_typed=False``
+    drops it, as a later 11.x may), every network strongly typed."""
+
+    REAL_NAME = "tensorrt"
+    FAKE_ONLY = {
+        "cuda", "v11", "schema", "fp32_convs", "fail_strong_parse", "fail_builds", "myelin_head",
+        "fail_capture_enqueue", "refuse_timing_cache", "BuilderFlag_FP16", "builds", "timing_cache_loads",
+        "deserialize_calls", "contexts", "executions",
+    }  # fmt: skip
 
     def __init__(
         self,
-        version: str = "10.9.0.34",
+        version: str = "10.13.3.9",
         *,
         cuda: FakeCudaRuntime | None = None,
         strongly_typed: bool = True,
@@ -525,8 +637,13 @@ class FakeTensorRT:
         fail_strong_parse: bool = False,
         fail_builds: bool = False,
         myelin_head: bool = False,
+        fail_capture_enqueue: bool = False,
+        refuse_timing_cache: bool = False,
     ):
         self.__version__ = version
+        self.v11 = v11
+        self.fail_capture_enqueue = fail_capture_enqueue
+        self.refuse_timing_cache = refuse_timing_cache
         self.cuda = cuda or FakeCudaRuntime()
         self.schema = schema or ("11.x" if v11 else "10.x")
         self.fp32_convs = fp32_convs
@@ -534,7 +651,10 @@ class FakeTensorRT:
         self.fail_builds = fail_builds
         self.myelin_head = myelin_head
         self.Logger = FakeLogger
-        self.NetworkDefinitionCreationFlag = SimpleNamespace(**({"STRONGLY_TYPED": 5} if strongly_typed else {}))
+        strong_value = 0 if v11 else 1  # the real values: 10.13 and 11.4 bindings
+        self.NetworkDefinitionCreationFlag = SimpleNamespace(
+            **({"STRONGLY_TYPED": strong_value} if strongly_typed else {})
+        )
         flags = {"TF32": "TF32", "REFIT": "REFIT"} if v11 else {"FP16": "FP16", "INT8": "INT8", "TF32": "TF32"}
         self.BuilderFlag = SimpleNamespace(**flags)
         self.BuilderFlag_FP16 = flags.get("FP16")
@@ -546,6 +666,7 @@ class FakeTensorRT:
         self.Builder = functools.partial(FakeBuilder, self)
         self.Runtime = functools.partial(FakeRuntime, self)
         self.OnnxParser = functools.partial(FakeOnnxParser, self)
+        self.IProgressMonitor = FakeProgressMonitor
         # what the tests look at
         self.builds: list[dict] = []
         self.timing_cache_loads: list[bytes] = []

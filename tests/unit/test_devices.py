@@ -64,9 +64,51 @@ def test_query_nvidia_smi_retries_without_compute_cap_on_old_drivers():
 def test_probe_uses_nvidia_smi_and_reports_tensorrt(monkeypatch):
     monkeypatch.setattr(devices, "tensorrt_version", lambda: ("10.9.0.34", ""))
     run, _ = _fake_smi()
-    report = devices.probe_devices(run, which=lambda name: "/usr/bin/nvidia-smi", use_torch=False)
+    report = devices.probe_devices(run, which=lambda name: "/usr/bin/nvidia-smi", use_torch=False, env={})
     assert report.source == "nvidia-smi" and report.has_gpu and report.driver == "550.54.15"
     assert report.tensorrt == "10.9.0.34" and report.cuda_driver == "12.4"
+
+
+@pytest.mark.parametrize("value", ["-1", "", "7", "GPU-ffff"])
+def test_cuda_visible_devices_that_hides_every_gpu_means_no_gpu(value):
+    run, _ = _fake_smi()
+    env = {"CUDA_VISIBLE_DEVICES": value}
+    report = devices.probe_devices(run, which=lambda name: "/usr/bin/nvidia-smi", use_torch=False, env=env)
+    assert not report.has_gpu and report.all_driver == "550.54.15"
+    assert devices.gpu_skip_reason(report) == f"needs a CUDA GPU: CUDA_VISIBLE_DEVICES={value!r} hides every GPU nvidia-smi lists"
+
+
+@pytest.mark.parametrize(
+    "value, indices",
+    [("1", ["1"]), ("1,0", ["1", "0"]), ("GPU-1f5e", ["1"]), ("GPU-0f5e1a2b-aaaa-bbbb-cccc-000000000000,9,1", ["0"]),
+     ("MIG-abcd", ["0", "1"])],
+)  # fmt: skip
+def test_nvidia_smi_gpus_are_filtered_the_way_cuda_reads_the_variable(value, indices):
+    run, _ = _fake_smi()
+    env = {"CUDA_VISIBLE_DEVICES": value}
+    report = devices.probe_devices(run, which=lambda name: "/usr/bin/nvidia-smi", use_torch=False, env=env)
+    assert [g.index for g in report.gpus] == indices
+
+
+@pytest.mark.parametrize(
+    "cuda_driver, driver, extra",
+    [("12.4", "550.54.15", "trt-cu12"), ("13.0", "580.65.06", "trt-cu13"), ("", "580.65.06", "trt-cu13"),
+     ("", "575.57.08", "trt-cu12"), ("11.8", "520.61.05", ""), ("", "", "")],
+)  # fmt: skip
+def test_the_tensorrt_extra_follows_the_driver(cuda_driver, driver, extra):
+    assert devices.recommended_trt_extra(cuda_driver, driver) == extra
+
+
+def test_install_hints_name_the_extra_for_the_driver_found():
+    report = DeviceReport(gpus=devices.parse_nvidia_smi_csv(SMI_CSV), cuda_driver="12.4")
+    assert devices.trt_install_hint(report) == (
+        "pip install .[trt-cu12] (driver 550.54.15 supports CUDA up to 12.4; the CUDA 12 tensorrt and cuda-python wheels)"
+    )
+    hidden = DeviceReport(all_driver="580.65.06")
+    assert devices.trt_install_hint(hidden).startswith("pip install .[trt-cu13] (driver 580.65.06")
+    old = DeviceReport(cuda_driver="11.4", all_driver="470.82.01")
+    assert devices.trt_install_hint(old).startswith("update the NVIDIA driver to 525+")
+    assert devices.trt_install_hint(DeviceReport()) == devices.TRT_INSTALL_HINT
 
 
 def test_header_lines_for_a_gpu_machine(monkeypatch):
@@ -90,14 +132,14 @@ def test_header_and_skip_reasons_without_gpu_or_tensorrt():
                           tensorrt_problem="tensorrt is not importable (ModuleNotFoundError: No module named 'tensorrt')")  # fmt: skip
     lines = devices.report_header_lines(report)
     assert lines[0] == "res2net_validate GPU: no CUDA GPU (nvidia-smi not found; torch.cuda.is_available() is False)"
-    assert lines[1].startswith("res2net_validate TensorRT: not available (pip install .[trt]")
+    assert lines[1].startswith("res2net_validate TensorRT: not available (pip install .[trt-cu12] (NVIDIA driver 525+)")
     assert (
         devices.gpu_skip_reason(report) == "needs a CUDA GPU: nvidia-smi not found; torch.cuda.is_available() is False"
     )
     assert devices.tensorrt_skip_reason(report).startswith("needs a CUDA GPU")
     report.gpus = [GpuInfo("0", "NVIDIA L4", compute_capability="8.9")]
     reason = devices.tensorrt_skip_reason(report)
-    assert reason.startswith("needs TensorRT: pip install .[trt]") and "No module named 'tensorrt'" in reason
+    assert reason.startswith("needs TensorRT: pip install .[trt-cu12]") and "No module named 'tensorrt'" in reason
 
 
 def test_this_machine_is_described_without_errors():
@@ -120,9 +162,14 @@ def test_visible_gpus_honours_cuda_visible_devices(value, expected):
     assert devices.visible_gpus({"CUDA_VISIBLE_DEVICES": value}) == expected
 
 
-def test_visible_gpus_without_the_variable_lists_every_gpu():
+def test_visible_gpus_without_the_variable_lists_every_gpu_by_uuid():
+    # by UUID: nvidia-smi's index is PCI order, CUDA's ordinal is fastest first
     report = DeviceReport(gpus=devices.parse_nvidia_smi_csv(SMI_CSV))
-    assert devices.visible_gpus({}, report) == ["0", "1"]
+    assert devices.visible_gpus({}, report) == [
+        "GPU-0f5e1a2b-aaaa-bbbb-cccc-000000000000", "GPU-1f5e1a2b-aaaa-bbbb-cccc-000000000001"
+    ]  # fmt: skip
+    no_uuid = DeviceReport(gpus=[GpuInfo("0", "Tesla T4")])
+    assert devices.visible_gpus({}, no_uuid) == ["0"]
 
 
 def test_each_xdist_worker_gets_one_gpu_round_robin():

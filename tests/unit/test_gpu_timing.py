@@ -164,6 +164,11 @@ class FakeCudart:
         return (self.Err(0), "exec", "node") if self.old_instantiate else (self.Err(0), "exec")
 
     def cudaGraphDestroy(self, graph):
+        self.calls.append(("destroy", graph))
+        return (self.Err(0),)
+
+    def cudaGetLastError(self):
+        self.calls.append("clear")
         return (self.Err(0),)
 
     def cudaMalloc(self, size):
@@ -177,6 +182,18 @@ def test_capture_graph_handles_both_cuda_python_instantiate_signatures(old):
     graph_exec = CudaRuntime(cudart).capture_graph("stream", lambda: enqueued.append(1))
     assert graph_exec == "exec" and enqueued == [1]
     assert cudart.calls[0] == ("begin", 1) and cudart.calls[1] == "end"
+    assert cudart.calls[-1] == ("destroy", "graph")  # the template graph; the executable one is kept
+
+
+def test_a_failed_enqueue_under_capture_ends_it_destroys_the_graph_and_clears_the_error():
+    cudart = FakeCudart()
+
+    def enqueue():
+        raise RuntimeError("TensorRT execute_async_v3 failed")
+
+    with pytest.raises(RuntimeError, match="execute_async_v3 failed"):
+        CudaRuntime(cudart).capture_graph("stream", enqueue)
+    assert cudart.calls == [("begin", 1), "end", ("destroy", "graph"), "clear"]  # as trtexec recovers
 
 
 def test_cuda_errors_carry_name_and_description():

@@ -16,15 +16,18 @@ import pytest
 from fake_tensorrt import FakeCudaRuntime, FakeTensorRT, fake_logits
 
 from res2net_validate import devices
+from res2net_validate.backends.base import Runner
 from res2net_validate.backends.tensorrt import (
     HEADER_NAME,
     PLAN_NAME,
+    FORMATS_HIDDEN,
     EngineInspectionError,
     EnginePrecisionError,
     GraphConvolutions,
     TensorRTBackend,
-    check_engine_precision,
+    check_int8_graph,
     count_graph_convolutions,
+    engine_precision_proof,
     engine_key_parts,
     engine_settings,
     parse_engine_information,
@@ -229,7 +232,8 @@ TRT10_INT8 = r"""{"Layers": [{
 }],
 "Bindings": ["input", "output"]}"""
 
-# TensorRT 11 splits "Format/Datatype" into "Format" and "DataType" and lists "I/O Tensors".
+# TensorRT 11 splits "Format/Datatype" into "Format" and "Datatype" (the keys NVIDIA's 11.x
+# trt_perf scripts read) and lists "I/O Tensors"; keys are matched case-insensitively.
 TRT11_FP16 = json.dumps(
     {
         "Layers": [
@@ -237,9 +241,9 @@ TRT11_FP16 = json.dumps(
                 "Name": "/conv1/Conv + /act1/Relu",
                 "LayerType": "CaskConvolution",
                 "Inputs": [{"Name": "input_half", "Location": "Device", "Dimensions": [32, 3, 224, 224],
-                            "DataType": "Half", "Format": "Channel major FP16 format where channel % 8 == 0 (kHWC8)"}],
+                            "Datatype": "Half", "Format": "Channel major FP16 format where channel % 8 == 0 (kHWC8)"}],
                 "Outputs": [{"Name": "/act1/Relu_output_0", "Location": "Device", "Dimensions": [32, 64, 112, 112],
-                             "DataType": "Half", "Format": "Channel major FP16 format where channel % 8 == 0 (kHWC8)"}],
+                             "Datatype": "Half", "Format": "Channel major FP16 format where channel % 8 == 0 (kHWC8)"}],
                 "ParameterType": "Convolution",
                 "Weights": {"Type": "Half", "Count": 9408},
                 "TacticName": "sm90_xmma_fprop_implicit_gemm_f16f16_f16f16_f16_nhwckrsc_nhwc",
@@ -248,13 +252,13 @@ TRT11_FP16 = json.dumps(
                 "Name": "/layer1/layer1.0/convs.0/Conv",
                 "LayerType": "CaskConvolution",
                 "Inputs": [{"Name": "x", "Location": "Device", "Dimensions": [32, 14, 56, 56],
-                            "DataType": "Float", "Format": "Row major linear FP32 format (kLINEAR)"}],
+                            "DATATYPE": "Float", "Format": "Row major linear FP32 format (kLINEAR)"}],
                 "Outputs": [{"Name": "y", "Location": "Device", "Dimensions": [32, 14, 56, 56],
                              "DataType": "Float", "Format": "Row major linear FP32 format (kLINEAR)"}],
                 "ParameterType": "Convolution",
                 "Weights": {"Type": "Float", "Count": 1764},
             },
-            {"Name": "/Cast", "LayerType": "Cast", "Inputs": [], "Outputs": [{"Name": "output", "DataType": "Float"}]},
+            {"Name": "/Cast", "LayerType": "Cast", "Inputs": [], "Outputs": [{"Name": "output", "Datatype": "Float"}]},
         ],
         "I/O Tensors": [
             {"Name": "input", "IOMode": "Input", "DataType": "Float", "Dimensions": [-1, 3, 224, 224]},
@@ -326,31 +330,61 @@ def test_unreadable_inspector_output_is_a_clear_error(text, message):
 
 def test_fp16_proof_names_the_fp32_convolutions(tmp_path):
     layers = parse_engine_information(TRT11_FP16)
-    with pytest.raises(EnginePrecisionError) as caught:
-        check_engine_precision("fp16", layers, GraphConvolutions(2, 0), tmp_path / "fp16.onnx", tmp_path / "m.engine")
-    message = str(caught.value)
-    assert message.startswith("fp16 engine built with 1 of 2 convolutions in FP32 — expected FP16")
-    assert "/layer1/layer1.0/convs.0/Conv [FP32]" in message and "keep_io_types=True" in message
+    proof = engine_precision_proof("fp16", layers, GraphConvolutions(2, 0), tmp_path / "fp16.onnx")
+    assert not proof.proven and proof.layers == 2 and not proof.unproven
+    assert proof.offending == ["/layer1/layer1.0/convs.0/Conv [FP32]"]
+    assert "keep_io_types=True" in proof.summary["fix"] and proof.summary["convolution_precisions"] == {
+        "FP16": 1, "FP32": 1
+    }  # fmt: skip
 
 
 def test_int8_proof_allows_only_the_graphs_unquantized_convolutions(tmp_path):
     layers = parse_engine_information(TRT11_FP16)  # one FP16 and one FP32 convolution
     onnx_path = tmp_path / "int8.onnx"
-    summary = check_engine_precision("int8", layers, GraphConvolutions(total=4, quantized=2), onnx_path)
-    assert summary["convolution_precisions"] == {"FP16": 1, "FP32": 1}
-    with pytest.raises(
-        EnginePrecisionError, match=r"int8 engine built with 2 of 2 convolutions in FP16/FP32 .* expected INT8"
-    ):
-        check_engine_precision("int8", layers, GraphConvolutions(total=4, quantized=3), onnx_path)
+    lenient = engine_precision_proof("int8", layers, GraphConvolutions(total=4, quantized=2), onnx_path)
+    assert lenient.proven and lenient.summary["convolution_precisions"] == {"FP16": 1, "FP32": 1}
+    strict = engine_precision_proof("int8", layers, GraphConvolutions(total=4, quantized=3), onnx_path)
+    assert strict.offending == ["/conv1/Conv + /act1/Relu [FP16]", "/layer1/layer1.0/convs.0/Conv [FP32]"]
+    assert "3 of 4 are quantized, so at most 1" in strict.summary["fix"]
     with pytest.raises(EnginePrecisionError, match="has no quantized convolution"):
-        check_engine_precision("int8", layers, GraphConvolutions(total=4, quantized=0), onnx_path)
+        check_int8_graph("int8", GraphConvolutions(total=4, quantized=0), onnx_path)
+    check_int8_graph("fp16", GraphConvolutions(total=4, quantized=0), onnx_path)  # only int8 needs Q/DQ
 
 
 def test_an_engine_without_visible_convolutions_cannot_pass(tmp_path):
     layers = parse_engine_information(json.dumps({"Layers": [json.loads(TRT10_INT8)["Layers"][-1]]}))
-    with pytest.raises(EnginePrecisionError, match="cannot be proven"):
-        check_engine_precision("fp16", layers, GraphConvolutions(2, 0), tmp_path / "g.onnx")
-    assert check_engine_precision("fp32", layers, GraphConvolutions(2, 0), tmp_path / "g.onnx")["convolutions"] == 0
+    for precision in ("fp32", "fp16", "int8"):
+        proof = engine_precision_proof(precision, layers, GraphConvolutions(2, 2), tmp_path / "g.onnx")
+        assert not proof.proven and "no convolution layer" in proof.unproven and "DETAILED" in proof.unproven
+
+
+def test_formats_hidden_without_a_context_leave_the_precision_unproven(tmp_path):
+    # What TensorRT prints for a dynamic-batch engine inspected without an execution context.
+    hidden = {"Name": "x", "Dimensions": [-1, 64, 56, 56], "Format/Datatype": FORMATS_HIDDEN}
+    text = json.dumps({"Layers": [
+        {"Name": "conv_a", "LayerType": "CaskConvolution", "ParameterType": "Convolution",
+         "Inputs": [hidden], "Outputs": [hidden], "Weights": {"Type": "Half", "Count": 9}},
+        {"Name": "conv_b", "LayerType": "CaskConvolution", "ParameterType": "Convolution",
+         "Inputs": [hidden], "Outputs": [hidden]},
+    ], "Bindings": ["input", "output"]})  # fmt: skip
+    layers = parse_engine_information(text)
+    assert layers.hidden_formats == 4
+    assert [c.precision for c in layers.convolutions] == ["FP16", "UNKNOWN"]  # weights only say so much
+    proof = engine_precision_proof("fp16", layers, GraphConvolutions(2, 0), tmp_path / "g.onnx")
+    assert not proof.proven and proof.offending == []
+    assert proof.unproven.startswith("1 of 2 convolutions show no data type (4 tensors read 'N/A due to dynamic")
+
+
+def test_int8_kernel_names_with_float_epilogues_are_int8():
+    names = [
+        "sm90_xmma_fprop_implicit_gemm_i8f32_i8i32_f32_nhwckrsc_nhwc_tilesize128x256x64",
+        "sm80_xmma_fprop_implicit_gemm_interleaved_i8i8_i8i32_f32_nchw_vect_c_32kcrs_vect_c_32",
+    ]
+    text = json.dumps({"Layers": [
+        {"Name": f"c{i}", "LayerType": "CaskConvolution", "ParameterType": "Convolution", "Inputs": [],
+         "Outputs": [], "TacticName": name} for i, name in enumerate(names)
+    ]})  # fmt: skip
+    assert [c.precision for c in parse_engine_information(text).convolutions] == ["INT8", "INT8"]
 
 
 def test_graph_convolution_counts_come_from_the_real_graphs(graphs):
@@ -377,6 +411,10 @@ def test_open_builds_a_strongly_typed_engine_and_runs_it(graphs, tmp_path):
     assert runner.info.device == "Fake GPU 80GB" and runner.info.precision == "fp16"
     assert extra["typing"] == "strong" and extra["engine_cached"] is False
     assert extra["convolution_precisions"] == {"FP16": 2} and extra["graph_convolutions"] == 2
+    assert extra["hidden_formats"] == 0  # inspected through a context with the input shape set
+    proof = runner.precision_proof()
+    assert proof.proven and proof.layers == 2 and proof.precision == "fp16" and "execution context" in proof.checked
+    assert isinstance(runner, Runner)  # the backends' protocol, precision_proof included
     assert extra["profile"] == {"min": 1, "opt": 4, "max": 4}
     assert extra["trtexec"].endswith("--shapes=input:4x3x8x8 --useCudaGraph --noDataTransfers")
     engine_dir = Path(extra["engine"]).parent
@@ -448,7 +486,8 @@ def test_an_engine_that_does_not_deserialize_is_rebuilt_with_a_warning_never_run
     fresh, trt, _ = _backend()
     with pytest.warns(RuntimeWarning, match="could not be deserialized.*rebuilding it"):
         runner = fresh.open(artifacts, "int8", (4,))
-    assert len(trt.builds) == 1 and trt.contexts == 1  # one context, for the rebuilt engine only
+    # two contexts, both for the rebuilt engine: the inspection at build time, then the runner's
+    assert len(trt.builds) == 1 and trt.contexts == 2
     assert runner.info.extra["convolution_precisions"] == {"INT8": 2}
     assert (engine_dir / PLAN_NAME).read_bytes() != garbage
     runner.close()
@@ -482,18 +521,40 @@ def test_a_plan_edited_behind_the_caches_back_is_rebuilt_by_the_cache(graphs, tm
     assert len(trt.builds) == 1
 
 
-def test_fp16_engine_with_fp32_convolutions_is_an_error(graphs, tmp_path):
+def test_fp16_engine_with_fp32_convolutions_opens_and_its_proof_names_them(graphs, tmp_path):
     backend, _, _ = _backend(fp32_convs=1)
-    with pytest.raises(
-        EnginePrecisionError, match="fp16 engine built with 1 of 2 convolutions in FP32 — expected FP16"
-    ):
-        backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+    runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))  # the precision test fails, not open
+    proof = runner.precision_proof()
+    assert not proof.proven and proof.offending == ["conv1 + Relu [FP32]"]
+    assert runner.info.extra["convolution_precisions"] == {"FP16": 1, "FP32": 1}
+    runner.close()
 
 
 def test_an_fp32_graph_served_as_fp16_is_caught(graphs, tmp_path):
     backend, _, _ = _backend()
-    with pytest.raises(EnginePrecisionError, match="2 of 2 convolutions in FP32"):
-        backend.open(TinyArtifacts(graphs, tmp_path, swap={"fp16": "fp32"}), "fp16", (4,))
+    runner = backend.open(TinyArtifacts(graphs, tmp_path, swap={"fp16": "fp32"}), "fp16", (4,))
+    assert runner.precision_proof().offending == ["conv1 + Relu [FP32]", "conv2 + Relu [FP32]"]
+    runner.close()
+
+
+def test_an_int8_graph_without_quantized_convolutions_is_refused_at_open(graphs, tmp_path):
+    backend, _, _ = _backend()
+    with pytest.raises(EnginePrecisionError, match="int8 graph .*fp32.onnx has no quantized convolution"):
+        backend.open(TinyArtifacts(graphs, tmp_path, swap={"int8": "fp32"}), "int8", (4,))
+
+
+@pytest.mark.parametrize("v11", [False, True])
+def test_the_engine_is_inspected_through_an_execution_context(graphs, tmp_path, v11):
+    backend, trt, _ = _backend(version="11.4.0.106" if v11 else "10.13.3.9", v11=v11)
+    runner = backend.open(TinyArtifacts(graphs, tmp_path), "int8", (4,))
+    engine_dir = Path(runner.info.extra["layers_json"]).parent
+    stored = parse_engine_information((engine_dir / "layers.json").read_text())
+    assert stored.hidden_formats == 0 and stored.precision_counts(True) == {"INT8": 2}
+    # the same engine inspected without a context shows what the fake (like TensorRT) withholds
+    bare = parse_engine_information(runner.engine.create_engine_inspector().get_engine_information("JSON"))
+    assert bare.hidden_formats > 0 and bare.schema == ("11.x" if v11 else "10.x")
+    assert runner.precision_proof().proven
+    runner.close()
 
 
 def test_without_strongly_typed_flag_10x_falls_back_to_weak_typing_with_a_warning(graphs, tmp_path):
@@ -516,9 +577,86 @@ def test_tensorrt_11_is_strongly_typed_only(graphs, tmp_path):
     backend, trt, _ = _backend(version="11.0.0", v11=True)
     runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
     assert trt.builds[0]["flags"] == [] and runner.info.extra["inspector_schema"] == "11.x"
+    assert trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED == 0  # as in the 11.4 bindings (10.13: 1)
     strict, _, _ = _backend(version="11.0.0", v11=True, fail_strong_parse=True)
     with pytest.raises(ValidateError, match="TensorRT cannot parse .*fp16.onnx.*type mismatch"):
         strict.open(TinyArtifacts(graphs, tmp_path / "other"), "fp16", (4,))
+
+
+def test_a_tensorrt_without_the_deprecated_flag_builds_strongly_typed_with_flags_zero(graphs, tmp_path):
+    created = []
+    backend, trt, _ = _backend(version="11.9.0", v11=True, strongly_typed=False)
+    real_builder = trt.Builder
+
+    def spying_builder(logger):
+        builder = real_builder(logger)
+        original = builder.create_network
+        builder.create_network = lambda flags=0: created.append(flags) or original(flags)
+        return builder
+
+    trt.Builder = spying_builder
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "weakly typed" warning: there is no weak mode to fall back to
+        runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+    assert created == [0] and trt.builds[0]["strong"] and trt.builds[0]["flags"] == []
+    assert runner.info.extra["typing"].startswith("strong (implicit")
+    assert runner.precision_proof().proven
+    runner.close()
+
+
+def test_an_unreadable_timing_cache_falls_back_to_an_empty_one(graphs, tmp_path):
+    artifacts = TinyArtifacts(graphs, tmp_path)
+    backend, _, _ = _backend()
+    runner = backend.open(artifacts, "fp16", (4,))
+    cache_file = Path(runner.info.extra["timing_cache"])
+    runner.close()
+    cache_file.write_bytes(b"\x00 not a timing cache")
+
+    fresh, trt, _ = _backend()
+    with pytest.warns(UserWarning, match="timing cache .* is unreadable; starting a new one"):
+        fresh.open(artifacts, "fp16", (8,)).close()  # another profile: a new build
+    assert trt.timing_cache_loads[:2] == [b"\x00 not a timing cache", b""]
+    assert cache_file.read_bytes().startswith(b"FAKE-TRT-TIMING")  # replaced by the new build's cache
+
+
+def test_a_refused_timing_cache_builds_without_one_and_keeps_the_file(graphs, tmp_path):
+    backend, trt, _ = _backend(refuse_timing_cache=True)
+    with pytest.warns(UserWarning, match="refused the timing cache"):
+        runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+    assert trt.builds[0]["config"].get_timing_cache() is None  # like TensorRT: None when none is set
+    assert not Path(runner.info.extra["timing_cache"]).exists()
+    runner.close()
+
+
+def test_a_failed_enqueue_under_capture_abandons_the_graph_and_times_plain_launches(graphs, tmp_path):
+    backend, trt, cuda = _backend(fail_capture_enqueue=True)
+    runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+    report = runner.benchmark(_images(2), warmup_s=0.0, duration_s=0.0, min_iterations=2, copy_repeats=1)
+    assert not report.cuda_graph and "execute_async_v3 failed" in report.notes[0]
+    assert cuda.captures_abandoned == 1 and cuda.capturing is None
+    runner.close()
+    assert cuda.graphs_destroyed == 0 and cuda.memory == {}
+
+
+def test_a_closed_runner_refuses_to_run(graphs, tmp_path):
+    backend, _, _ = _backend()
+    runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+    runner.close()
+    for use in (lambda: runner.infer(_images(1)), lambda: runner.timed_call(_images(1)), runner.precision_proof):
+        with pytest.raises(RuntimeError, match="runner is closed"):
+            use()
+
+
+def test_the_build_reports_progress_through_a_tqdm_monitor(graphs, tmp_path, capsys):
+    cuda = FakeCudaRuntime()
+    trt = FakeTensorRT(cuda=cuda)
+    backend = TensorRTBackend(trt=trt, cuda=cuda, progress=True)
+    backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,)).close()
+    monitor = trt.builds[0]["config"].progress_monitor
+    assert isinstance(monitor, trt.IProgressMonitor) and monitor.bars == {}  # every bar closed
+    err = capsys.readouterr().err
+    assert "TensorRT fp16 engine: Building engine" in err and "TensorRT fp16 engine: Serializing" in err
+    assert "Tactic selection" not in err  # nested phases get no bar of their own
 
 
 def test_a_failed_build_leaves_nothing_in_the_cache(graphs, tmp_path):
@@ -557,11 +695,20 @@ def test_cuda_graph_capture_failure_falls_back_to_plain_enqueue(graphs, tmp_path
     runner.close()
 
 
+def test_a_driver_too_old_for_the_wheels_names_the_extra_that_fits(monkeypatch):
+    report = devices.DeviceReport(gpus=[devices.GpuInfo("0", "NVIDIA L4", driver="575.57.08")], cuda_driver="12.9")
+    monkeypatch.setattr(devices, "device_report", lambda: report)
+    broken, _, _ = _backend(cuda=FakeCudaRuntime(device_count=-1))  # CUDA 13 wheels on this driver
+    reason = broken.availability().reason
+    assert reason.startswith("needs a CUDA GPU: cudaGetDeviceCount failed: cudaErrorInsufficientDriver")
+    assert "pip install .[trt-cu12] (driver 575.57.08 supports CUDA up to 12.9" in reason
+
+
 def test_availability_explains_what_is_missing(graphs, tmp_path):
     real = TensorRTBackend()
     if devices.tensorrt_version()[0] == "":
         reason = real.availability().reason
-        assert reason.startswith("needs TensorRT: pip install .[trt]")
+        assert reason.startswith("needs TensorRT: pip install .[trt-cu12]")
         with pytest.raises(ValidateError, match="--backend tensorrt: needs TensorRT"):
             real.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
     no_gpu, _, _ = _backend(cuda=FakeCudaRuntime(device_count=0))

@@ -137,3 +137,15 @@ def test_cuda_fp16_agrees_with_cpu_fp32(model, images):
         finally:
             runner.close()
     assert next(model.parameters()).dtype == torch.float32  # the shared CPU model was copied, not converted
+
+
+def test_precision_proof_reads_the_dtype_of_every_conv_and_linear_weight_that_runs(model):
+    import copy
+
+    runner = TorchBackend(device="cpu").open(ModelArtifacts(copy.deepcopy(model)), "fp32")
+    proof = runner.precision_proof()
+    assert proof.proven and proof.layers == sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+                                                for m in model.modules())
+    runner.model.fc.half()  # a module that is not in the asked dtype
+    broken = runner.precision_proof()
+    assert not broken.proven and broken.offending == ["fc (Linear) [float16]"]

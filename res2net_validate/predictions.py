@@ -1,0 +1,183 @@
+"""Per-image predictions: what paired verdicts compare, what the cache keeps, what a baseline holds.
+
+A precision's predictions are the top-5 class indices of every scored image (undecodable images
+skipped with ``--skip-bad-images`` count as wrong, as in the accuracy).  The FP32 reference is
+cached by graph + images + backend + machine, so a relative gate scores it once per dataset; a
+baseline file stores each precision's predictions with what identifies the run that made them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ValidateError
+
+TOP_K = 5
+BASELINE_FORMAT = "res2net_validate-baseline-v1"
+# Identity parts that must match for a baseline comparison to mean anything.
+MUST_MATCH = {"dataset": "dataset (image names, sizes and labels)", "preprocess": "preprocessing"}
+
+
+@dataclass
+class Predictions:
+    precision: str
+    names: tuple[str, ...]  # scored images, then skipped ones
+    labels: np.ndarray  # int64, same order
+    top5: np.ndarray  # int32 (decoded images, 5), best first
+    logits: np.ndarray | None = None  # float32 (decoded images, classes), when scored in this process
+
+    @classmethod
+    def from_logits(cls, precision: str, logits: np.ndarray, images) -> "Predictions":
+        return cls.from_top5(precision, top_classes(logits), images, logits)
+
+    @classmethod
+    def from_top5(cls, precision: str, top5: np.ndarray, images, logits=None) -> "Predictions":
+        skipped = tuple(getattr(images, "skipped", ()))
+        names = tuple(images.names) + skipped
+        labels = np.concatenate([np.asarray(images.labels, np.int64), np.full(len(skipped), -1, np.int64)])
+        return cls(precision, names, labels, np.asarray(top5, np.int32), logits)
+
+    def correct(self, metric: str) -> np.ndarray:
+        """Per-image correctness (bool) for ``top1`` or ``top5``; skipped images are wrong."""
+        k = 1 if metric == "top1" else TOP_K
+        decoded = len(self.top5)
+        hits = (self.top5[:, :k] == self.labels[:decoded, None]).any(axis=1)
+        return np.concatenate([hits, np.zeros(len(self.names) - decoded, bool)])
+
+
+def top_classes(logits: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    logits = np.asarray(logits)
+    k = min(k, logits.shape[1])
+    best = np.argpartition(-logits, kth=k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(logits, best, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(best, order, axis=1).astype(np.int32)
+
+
+def images_identity(images) -> str:
+    """Which images, in which order, with which labels: what cached predictions are valid for."""
+    digest = hashlib.sha256()
+    for name, label in zip(images.names, np.asarray(images.labels).tolist()):
+        digest.update(f"{name}\t{label}\n".encode())
+    for name in getattr(images, "skipped", ()):
+        digest.update(f"{name}\tskipped\n".encode())
+    return digest.hexdigest()
+
+
+def dataset_identity(dataset) -> dict:
+    """The dataset a baseline was made on: names, byte sizes and labels of every image (not mtimes,
+    so a copy of the same dataset on another machine matches)."""
+    digest = hashlib.sha256()
+    for image in dataset.images:
+        digest.update(f"{image.name}\t{image.path.stat().st_size}\t{image.label}\n".encode())
+    return {"fingerprint": digest.hexdigest(), "images": len(dataset.images)}
+
+
+def cached_predictions(cache, key_parts: dict, score) -> tuple[np.ndarray, bool]:
+    """Top-5 predictions for ``key_parts`` from the cache, or from ``score()`` on a miss.
+    Returns (top5, reused)."""
+    scored: list[np.ndarray] = []
+
+    def build(tmp: Path) -> None:
+        scored.append(np.asarray(score(), np.int32))
+        with open(tmp, "wb") as f:
+            np.save(f, scored[0])
+
+    entry = cache.get_or_build("predictions", {"format": "top5-int32-npy-v1", **key_parts}, build, suffix=".npy")
+    if scored:
+        return scored[0], False
+    return np.load(entry.path), True
+
+
+# ---------------------------------------------------------------------------- baseline files
+
+def baseline_entry(predictions: Predictions, graph_sha256: str, backend: str, device: str) -> dict:
+    return {"graph_sha256": graph_sha256, "backend": backend, "device": device, "images": list(predictions.names),
+            "labels": predictions.labels.tolist(), "top5": predictions.top5.tolist()}
+
+
+def write_baseline(path: Path, identity: dict, entries: dict[str, dict]) -> None:
+    document = {"format": BASELINE_FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "identity": identity, "precisions": entries}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                     delete=False) as f:
+        json.dump(document, f)
+    os.replace(f.name, path)
+
+
+@dataclass
+class Baseline:
+    path: Path
+    created: str
+    identity: dict
+    precisions: dict[str, dict]
+
+    def check_comparable(self, identity: dict) -> None:
+        """One clear error when the run is not on the same data and preprocessing as the baseline."""
+        mine, theirs = json.loads(json.dumps(self.identity)), json.loads(json.dumps(identity))  # tuples -> lists
+        for key, what in MUST_MATCH.items():
+            if mine.get(key) != theirs.get(key):
+                raise ValidateError(
+                    f"--compare-baseline {self.path}: made on another {what} than this run "
+                    f"(baseline {_short(self.identity.get(key))}, this run {_short(identity.get(key))}); "
+                    "compare only runs on the same dataset and preprocessing, or save a new baseline with "
+                    "--save-baseline")
+
+    def predictions(self, precision: str) -> Predictions:
+        entry = self.precisions.get(precision)
+        if entry is None:
+            raise ValidateError(f"--compare-baseline {self.path}: has no {precision} predictions (it holds "
+                                f"{', '.join(self.precisions) or 'none'}); save a baseline with --precision "
+                                f"{precision}")
+        labels = np.asarray(entry["labels"], np.int64)
+        top5 = np.asarray(entry["top5"], np.int32).reshape(-1, TOP_K)
+        return Predictions(precision, tuple(entry["images"]), labels, top5)
+
+
+def read_baseline(path: Path) -> Baseline:
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValidateError(f"--compare-baseline {path}: not found; write one with --save-baseline={path}") from None
+    except (OSError, ValueError) as exc:
+        raise ValidateError(f"--compare-baseline {path}: not a readable baseline ({exc}); write one with "
+                            "--save-baseline") from None
+    if not isinstance(document, dict) or document.get("format") != BASELINE_FORMAT:
+        raise ValidateError(f"--compare-baseline {path}: not a {BASELINE_FORMAT} file; write one with "
+                            "--save-baseline")
+    return Baseline(path, document.get("created", "?"), document.get("identity", {}), document.get("precisions", {}))
+
+
+def align(reference: Predictions, candidate: Predictions) -> tuple[Predictions, Predictions]:
+    """Both restricted to the images both scored, in the candidate's order."""
+    if reference.names == candidate.names:
+        return reference, candidate
+    position = {name: i for i, name in enumerate(reference.names)}
+    shared = [i for i, name in enumerate(candidate.names) if name in position]
+    if not shared:
+        raise ValidateError("the baseline and this run scored no image in common; score the same images "
+                            "(same --num-images and calibration split)")
+    return _subset(reference, [position[candidate.names[i]] for i in shared]), _subset(candidate, shared)
+
+
+def _subset(predictions: Predictions, rows: list[int]) -> Predictions:
+    # Skipped images have no top-5 row: give them a row that matches no label.
+    decoded = len(predictions.top5)
+    padded = np.concatenate([predictions.top5, np.full((len(predictions.names) - decoded, TOP_K), -2, np.int32)])
+    return Predictions(predictions.precision, tuple(predictions.names[i] for i in rows), predictions.labels[rows],
+                       padded[rows])
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,212 @@
+"""What the report says, as a list of blocks; ``markdown.py`` and ``html.py`` only lay it out.
+
+Figures are deferred (a function and its kind), so the Markdown report never imports matplotlib.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..backends import PRECISIONS
+from ..report import MODEL_LABEL
+from .merge import Kind, Merged, SeriesKey
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass
+class Text:
+    text: str
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Figure:
+    title: str
+    draw: Callable[[Kind], bytes | None]
+    kind: Kind
+
+
+Block = Heading | Text | Bullets | Table | Figure
+
+CARD_COLUMNS = ["Model", "BatchSize", "Precision", "Backend", "FPS", "Top-1(%)", "Top-5(%)", "Images", "Run"]
+VERDICT_COLUMNS = ["Result", "Device", "Precision", "Check", "Metric", "Measured", "Interval", "Threshold",
+                   "p-value", "Images", "Run", "Message"]
+
+
+def _num(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(verdict: dict) -> str:
+    interval = verdict.get("interval")
+    if isinstance(interval, list) and len(interval) == 2 and None not in interval:
+        return f"[{interval[0]:.2f}, {interval[1]:.2f}]"
+    return "-"
+
+
+def _series_order(key: SeriesKey) -> tuple:
+    rank = {p: i for i, p in enumerate(PRECISIONS)}
+    return key.device, rank.get(key.precision, 99), key.backend
+
+
+def build(merged: Merged, fps_tolerance: float, accuracy_tolerance: float) -> list[Block]:
+    from . import plots
+
+    runs = sum(len(kind.runs) for kind in merged.kinds)
+    benchmarks = sum(len(kind.benchmarks) for kind in merged.kinds) + len(merged.unmatched_benchmarks)
+    blocks: list[Block] = [Heading(1, f"{MODEL_LABEL} validation report"),
+                           Text(f"{runs} result file(s), {benchmarks} benchmark file(s).")]
+    if merged.mixed:
+        blocks.append(Text(f"**These runs are of {len(merged.kinds)} different kinds** (model, thresholds file or "
+                           "dataset differ): each kind has its own section below, and nothing is compared or "
+                           "averaged across sections."))
+    for kind in merged.kinds:
+        blocks += _kind_blocks(kind, merged.mixed, fps_tolerance, accuracy_tolerance, plots)
+    if merged.unmatched_benchmarks:
+        blocks.append(Heading(2, "Benchmark files not matched to a result file"))
+        blocks.append(Bullets([f"`{b.path}`: {len(b.entries)} benchmark(s) on "
+                               + ", ".join(sorted({e.device for e in b.entries})) for b in merged.unmatched_benchmarks]))
+    return blocks
+
+
+def _kind_blocks(kind: Kind, mixed: bool, fps_tolerance: float, accuracy_tolerance: float, plots) -> list[Block]:
+    latest = kind.latest()
+    blocks: list[Block] = [Heading(2, kind.title() if mixed else f"Runs: {kind.title()}"), _runs_table(kind)]
+    blocks += _problem_blocks(kind, latest, fps_tolerance, accuracy_tolerance)
+    blocks += _card_tables(kind, latest)
+    blocks += _verdict_blocks(latest)
+    blocks += _fidelity_blocks(latest)
+    blocks += _latency_blocks(kind)
+    blocks += _history_blocks(kind)
+    blocks.append(Heading(3, "Plots"))
+    blocks += [Figure("FPS per precision and device, with the reference figures", plots.fps_by_device, kind),
+               Figure("Latency per batch, per precision", plots.latency, kind),
+               Figure("Top-1 / Top-5 with their intervals against the floors", plots.accuracy, kind),
+               Figure("Agreement with FP32 and the classes that lost most", plots.fidelity, kind),
+               Figure("FPS and Top-1 over time", plots.over_time, kind)]
+    notes = list(dict.fromkeys(note for run in kind.runs for note in run.notes))
+    if notes:
+        blocks += [Heading(3, "Notes"), Bullets(notes)]
+    return blocks
+
+
+def _runs_table(kind: Kind) -> Table:
+    return Table(["Run", "File", "Devices", "Rows", "Thresholds", "Source"], [
+        [run.label, f"`{run.path}`", ", ".join(dict.fromkeys(str(r.get("device") or "-") for r in run.rows)),
+         str(len(run.rows)), str((run.run.get("thresholds") or {}).get("path") or "-"),
+         str(run.run.get("source") or "-")]
+        for run in kind.runs
+    ])
+
+
+def _problem_blocks(kind: Kind, latest: dict, fps_tolerance: float, accuracy_tolerance: float) -> list[Block]:
+    failures = sorted(kind.failures(), key=lambda f: _series_order(f[0]))
+    items = [f"**FAIL** {v.get('metric', '?')} {key.precision.upper()} on {key.device} ({key.backend}): measured "
+             f"{_num(v.get('measured'))}, interval {_interval(v)}, threshold {_num(v.get('threshold'))}"
+             f" ({v.get('kind', 'check')}; run {point.run.label})" + (f": {v['message']}" if v.get("message") else "")
+             for key, point, v in failures]
+    items += [f"**REGRESSION** {r.metric} {r.series.precision.upper()} on {r.series.device} ({r.series.backend}): "
+              f"{_num(r.best)} → {_num(r.latest)} ({r.change}) since {r.since_run}; best was {r.best_run}, latest "
+              f"{r.latest_run}" for r in kind.regressions(fps_tolerance, accuracy_tolerance)]
+    blocks: list[Block] = [Heading(3, "Failures and regressions")]
+    if items:
+        blocks.append(Bullets(items))
+    elif any(p.row.get("verdicts") for p in latest.values()):
+        blocks.append(Text("None: every verdict passed and nothing regressed."))
+    else:
+        blocks.append(Text("No verdicts recorded in these files (older results JSON); nothing regressed."))
+    blocks.append(Text(f"Regression: the latest run below the best earlier run of the same device, precision and "
+                       f"backend by more than {fps_tolerance:g}% FPS or {accuracy_tolerance:g} points of accuracy."))
+    return blocks
+
+
+def _card_tables(kind: Kind, latest: dict) -> list[Block]:
+    blocks: list[Block] = []
+    for device in kind.devices():
+        keys = sorted((k for k in latest if k.device == device), key=_series_order)
+        blocks.append(Heading(3, f"Card table: {device}"))
+        blocks.append(Table(CARD_COLUMNS, [
+            [MODEL_LABEL, str(k.batch_size or "-"), k.precision.upper(), k.backend, _num(latest[k].row.get("fps")),
+             _num(latest[k].row.get("top1")), _num(latest[k].row.get("top5")), str(latest[k].row.get("images") or "-"),
+             latest[k].run.label] for k in keys]))
+    return blocks
+
+
+def _verdict_blocks(latest: dict) -> list[Block]:
+    verdicts = [(key, point, v) for key, point in latest.items() for v in point.row.get("verdicts", ())]
+    if not verdicts:
+        return []
+    verdicts.sort(key=lambda item: (item[2].get("passed") is not False, _series_order(item[0])))  # failures first
+    return [Heading(3, "Verdicts"), Table(VERDICT_COLUMNS, [
+        ["FAIL" if v.get("passed") is False else "pass", key.device, (v.get("precision") or key.precision).upper(),
+         str(v.get("kind") or "-"), str(v.get("metric") or "-"), _num(v.get("measured")), _interval(v),
+         _num(v.get("threshold")), "-" if v.get("p_value") is None else f"{v['p_value']:.3g}",
+         str(v.get("images") or "-"), point.run.label, str(v.get("message") or "-")]
+        for key, point, v in verdicts])]
+
+
+def _history_blocks(kind: Kind) -> list[Block]:
+    if len(kind.runs) < 2:
+        return []
+    history = sorted(((key, p) for key, points in kind.series().items() for p in points),
+                     key=lambda item: _series_order(item[0]))
+    return [Heading(3, "History"), Table(["Device", "Precision", "Backend", "Run", "FPS", "Top-1(%)", "Top-5(%)"], [
+        [key.device, key.precision.upper(), key.backend, p.run.label, _num(p.row.get("fps")),
+         _num(p.row.get("top1")), _num(p.row.get("top5"))] for key, p in history])]
+
+
+def _fidelity_blocks(latest: dict) -> list[Block]:
+    rows = []
+    for key in sorted(latest, key=_series_order):
+        fidelity = latest[key].row.get("fidelity_vs_fp32") or {}
+        if fidelity.get("top1_agreement") is None:
+            continue
+        lost = sorted(fidelity.get("classes_lost") or (), key=lambda c: -c.get("lost", 0))[:10]
+        rows.append([key.device, key.precision.upper(), str(fidelity.get("images", "-")),
+                     _num(fidelity.get("top1_agreement")), _num(fidelity.get("mean_cosine"), 5),
+                     "-" if fidelity.get("mean_kl") is None else f"{fidelity['mean_kl']:.3g}",
+                     ", ".join(f"{c.get('label') or c.get('class')} −{c.get('lost', 0)}/+{c.get('gained', 0)}"
+                               for c in lost) or "-"])
+    if not rows:
+        return []
+    return [Heading(3, "Agreement with FP32"),
+            Table(["Device", "Precision", "Images", "Top-1 agreement (%)", "Mean cosine", "Mean KL",
+                   "Classes that lost most (lost/gained)"], rows)]
+
+
+def _latency_blocks(kind: Kind) -> list[Block]:
+    entries = {}
+    for bench in kind.benchmarks:
+        for entry in bench.entries:
+            entries[(entry.device, entry.backend, entry.precision)] = entry
+    if not entries:
+        return []
+    rank = {p: i for i, p in enumerate(PRECISIONS)}
+    rows = []
+    for entry in sorted(entries.values(), key=lambda e: (e.device, rank.get(e.precision, 99), e.backend)):
+        stats = entry.stats
+        compute = (entry.trtexec_like or {}).get("compute_ms") or {}
+        rows.append([entry.device, entry.precision.upper(), entry.backend, str(entry.batch_size or "-"),
+                     str(len(entry.round_seconds) or stats.get("rounds", "-")),
+                     *(_num(stats[name] * 1000, 3) if stats.get(name) is not None else "-"
+                       for name in ("min", "median", "max")),
+                     _num(compute.get("p99"), 3) if compute else "-"])
+    return [Heading(3, "Latency per batch (pytest-benchmark)"),
+            Table(["Device", "Precision", "Backend", "Batch", "Rounds", "Min (ms)", "Median (ms)", "Max (ms)",
+                   "GPU p99 (ms)"], rows)]

@@ -1,0 +1,60 @@
+"""The report as one self-contained HTML file: styles inline, plots as data: URIs, nothing fetched."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+
+from .document import Block, Bullets, Figure, Heading, Table, Text
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+td { white-space: nowrap; }
+td:last-child { white-space: normal; min-width: 24em; }
+th { background: #f0f0f0; }
+td.fail { background: #fdd; font-weight: bold; }
+figure { margin: 1em 0 2em; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #555; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+"""
+
+
+def _inline(text: str) -> str:
+    """The little Markdown the document uses: **bold** and `code`."""
+    escaped = html.escape(text)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
+
+
+def _table(block: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="fail">{_inline(c)}</td>' if c == "FAIL" else f"<td>{_inline(c)}</td>"
+                         for c in row) + "</tr>"
+        for row in block.rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render(blocks: list[Block], title: str) -> str:
+    parts = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
+        elif isinstance(block, Text):
+            parts.append(f"<p>{_inline(block.text)}</p>")
+        elif isinstance(block, Bullets):
+            parts.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>")
+        elif isinstance(block, Table):
+            parts.append(_table(block))
+        elif isinstance(block, Figure):
+            png = block.draw(block.kind)
+            if png is not None:  # nothing to draw (e.g. no FPS in an accuracy-only run): no empty frame
+                data = base64.b64encode(png).decode("ascii")
+                parts.append(f'<figure><img alt="{html.escape(block.title)}" src="data:image/png;base64,{data}">'
+                             f"<figcaption>{html.escape(block.title)}</figcaption></figure>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")

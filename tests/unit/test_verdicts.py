@@ -1,0 +1,89 @@
+"""Verdict records, the thresholds' relative section, predictions and baseline files."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from res2net_validate.backends.base import PrecisionProof
+from res2net_validate.errors import ValidateError
+from res2net_validate.predictions import (Predictions, align, baseline_entry, read_baseline, top_classes,
+                                          write_baseline)
+from res2net_validate.thresholds import load_thresholds
+from res2net_validate.verdicts import check_fps, check_precision
+
+
+def test_fps_floors_apply_only_at_the_thresholds_batch_size():
+    applied = check_fps("fp16", 900.0, 921.37, "MR-V100", 32, 32, "t.yaml")
+    assert not applied.passed and "900.00 FPS at batch 32 < floor 921.37 for MR-V100 in t.yaml" in applied.message
+    skipped = check_fps("fp16", 900.0, 921.37, "MR-V100", 8, 32, "t.yaml")
+    assert skipped.passed and "floor 921.37 for MR-V100 not applied - t.yaml sets floors at batch_size 32" in (
+        skipped.message)
+    assert skipped.as_dict()["floor_not_applied"] == 921.37
+
+
+def test_precision_verdict_lists_offending_layers_and_refuses_an_empty_proof():
+    bad = check_precision(PrecisionProof("fp16", "what runs", 3, ["conv1 (Conv) [fp32]", "fc (Gemm) [fp32]"]))
+    assert not bad.passed and "2 of 3 compute layers are not fp16 (what runs): conv1 (Conv) [fp32]; fc" in (
+        bad.message)
+    empty = check_precision(PrecisionProof("int8", "what runs", 0, unproven="no layer information"))
+    assert not empty.passed and "could not be proven" in empty.message
+    assert check_precision(PrecisionProof("int8", "what runs", 5)).passed
+
+
+def _thresholds(tmp_path, text):
+    path = tmp_path / "t.yaml"
+    path.write_text("accuracy:\n  fp16: {top1: 1, top5: 1}\n" + text)
+    return path
+
+
+def test_max_drop_section_is_parsed_and_checked(tmp_path):
+    ok = load_thresholds(_thresholds(tmp_path, "max_drop_vs_fp32:\n  int8: {top1: 0.78, top5: 0.5}\n"))
+    assert ok.drop_allowance("int8").top1 == 0.78 and ok.drop_allowance("fp16") is None
+    for text, message in (("max_drop_vs_fp32:\n  fp32: {top1: 1, top5: 1}\n", "fp32 is the reference"),
+                          ("max_drop_vs_fp32:\n  int4: {top1: 1, top5: 1}\n", "unknown precision"),
+                          ("max_drop_vs_fp32:\n  int8: {top1: 1}\n", "expected exactly {top1"),
+                          ("max_drop_vs_fp32:\n  int8: {top1: -1, top5: 1}\n", "between 0 and 100"),
+                          ("max_drop_vs_fp32: 3\n", "must map fp16/int8")):
+        with pytest.raises(ValidateError, match=message):
+            load_thresholds(_thresholds(tmp_path, text))
+
+
+def _images(names, labels, skipped=()):
+    return SimpleNamespace(names=tuple(names), labels=np.array(labels), skipped=tuple(skipped))
+
+
+def test_predictions_count_skipped_images_wrong_and_align_by_name():
+    logits = np.zeros((3, 10), np.float32)
+    logits[0, 4], logits[1, 7], logits[2, 1] = 3, 2, 1
+    assert top_classes(logits)[0, 0] == 4
+    tonight = Predictions.from_logits("fp32", logits, _images(["a", "b", "c"], [4, 0, 1], skipped=["d"]))
+    assert tonight.correct("top1").tolist() == [True, False, True, False]
+    assert tonight.correct("top5").tolist()[3] is False
+    last_night = Predictions("fp32", ("c", "d", "x"), np.array([1, 2, 3]), np.tile(np.arange(5), (3, 1)))
+    reference, candidate = align(last_night, tonight)
+    assert candidate.names == reference.names == ("c", "d")
+    assert reference.correct("top1").tolist() == [False, False] and reference.correct("top5").tolist() == [True, True]
+    assert candidate.correct("top1").tolist() == [True, False]  # "d" was skipped tonight: wrong
+    with pytest.raises(ValidateError, match="no image in common"):
+        align(Predictions("fp32", ("z",), np.array([1]), np.zeros((1, 5), np.int32)), tonight)
+
+
+def test_baseline_files_round_trip_and_bad_ones_are_one_clear_error(tmp_path):
+    predictions = Predictions("int8", ("a", "b"), np.array([1, 2]), np.array([[1, 0, 0, 0, 0], [3, 2, 0, 0, 0]]))
+    path = tmp_path / "nightly" / "base.json"
+    identity = {"dataset": {"fingerprint": "d"}, "preprocess": {"crop_pct": 0.875}}
+    write_baseline(path, identity, {"int8": baseline_entry(predictions, "g", "onnxruntime", "CPU")})
+    baseline = read_baseline(path)
+    assert baseline.predictions("int8").correct("top5").tolist() == [True, True]
+    baseline.check_comparable(identity)
+    with pytest.raises(ValidateError, match="made on another dataset"):
+        baseline.check_comparable({**identity, "dataset": {"fingerprint": "other"}})
+    with pytest.raises(ValidateError, match="has no fp16 predictions .it holds int8.; save a baseline with"):
+        baseline.predictions("fp16")
+    (tmp_path / "junk.json").write_text(json.dumps({"format": "something else"}))
+    for bad, message in ((tmp_path / "missing.json", "not found; write one with --save-baseline"),
+                         (tmp_path / "junk.json", "not a res2net_validate-baseline-v1 file")):
+        with pytest.raises(ValidateError, match=message):
+            read_baseline(bad)
