@@ -81,10 +81,7 @@ def load_thresholds(path: str | Path) -> Thresholds:
         here = f"{where}: accuracy.{precision}"
         if precision not in PRECISIONS:
             raise ValidateError(f"{here}: unknown precision; use {', '.join(PRECISIONS)}")
-        if not isinstance(target, dict) or set(target) != {"top1", "top5"}:
-            raise ValidateError(f"{here}: expected exactly {{top1: <percent>, top5: <percent>}}, got {target!r}")
-        accuracy[precision] = AccuracyTarget(_percent(target["top1"], f"{here}.top1"),
-                                             _percent(target["top5"], f"{here}.top5"))
+        accuracy[precision] = _top1_top5(target, here, "percent")
     max_drop = _max_drop(doc.get("max_drop_vs_fp32"), where)
     performance_doc = doc.get("performance") or {}
     if not isinstance(performance_doc, dict):
@@ -119,11 +116,14 @@ def _max_drop(section, where: str) -> dict[str, AccuracyTarget]:
             raise ValidateError(f"{here}: fp32 is the reference; allowances are for fp16 and int8")
         if precision not in PRECISIONS:
             raise ValidateError(f"{here}: unknown precision; use fp16 or int8")
-        if not isinstance(allowance, dict) or set(allowance) != {"top1", "top5"}:
-            raise ValidateError(f"{here}: expected exactly {{top1: <points>, top5: <points>}}, got {allowance!r}")
-        allowances[precision] = AccuracyTarget(_percent(allowance["top1"], f"{here}.top1"),
-                                               _percent(allowance["top5"], f"{here}.top5"))
+        allowances[precision] = _top1_top5(allowance, here, "points")
     return allowances
+
+
+def _top1_top5(value, here: str, unit: str) -> AccuracyTarget:
+    if not isinstance(value, dict) or set(value) != {"top1", "top5"}:
+        raise ValidateError(f"{here}: expected exactly {{top1: <{unit}>, top5: <{unit}>}}, got {value!r}")
+    return AccuracyTarget(_percent(value["top1"], f"{here}.top1"), _percent(value["top5"], f"{here}.top5"))
 
 
 def _percent(value, where: str) -> float:
