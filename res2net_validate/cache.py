@@ -217,6 +217,9 @@ class ArtifactCache:
         self_checked = frozenset(self_checked)
         what = f"the {kind} artifact {path}"
 
+        if path.parent not in self._swept:  # once per folder and process, hit or miss
+            self._swept.add(path.parent)
+            sweep_dead_partials(path.parent)
         # Lock-free first: entries are renamed into place whole, so a finished one can be read
         # without the write lock (a read-only cache works).
         problem = self._check_hit(path, manifest, self_checked, usable)
@@ -224,9 +227,6 @@ class ArtifactCache:
             self.reused.append(kind)
             return CacheEntry(path, key, built=False)
         self._require_writable(path.parent, what, problem)
-        if path.parent not in self._swept:
-            self._swept.add(path.parent)
-            sweep_dead_partials(path.parent)
         with self._locked(path, what):
             problem = self._check_hit(path, manifest, self_checked, usable)
             if problem is None:  # another process built it while we waited

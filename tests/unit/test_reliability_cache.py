@@ -49,6 +49,12 @@ def test_a_partial_of_a_killed_builder_is_swept_by_the_next_run_and_a_live_ones_
         assert len(partials(tmp_path / "slow")) == 2  # SIGKILL runs no clean-up
 
         ArtifactCache(tmp_path).get_or_build("slow", {"x": 2}, lambda out: out.write_bytes(b"ok"), ".bin")
+        assert len(partials(tmp_path / "slow")) == 1
+        killed = start_slow_builder(tmp_path, key=4)
+        killed.send_signal(signal.SIGKILL)
+        finish(killed)
+        hit = ArtifactCache(tmp_path).get_or_build("slow", {"x": 2}, pytest.fail, ".bin")  # a run that only reads
+        assert not hit.built
         name = ArtifactCache(tmp_path).path_for("slow", _key({"x": 1}), ".bin").name
         assert partials(tmp_path / "slow") == [f".{name}.{stopped.pid}@{socket.gethostname()}.partial"]
     finally:
