@@ -174,6 +174,8 @@ def canonical_label(file_name: str) -> int | None:
 def discover(root: str | Path) -> DatasetIndex:
     """Detect the layout under ``root`` and return every image with its label."""
     root = Path(root).expanduser()
+    if root.is_file():
+        raise ValidateError(f"dataset directory {root} is a file, not a directory; pass the ImageNet validation folder")
     if not root.is_dir():
         raise ValidateError(f"dataset directory {root} does not exist; pass the ImageNet validation folder")
     root = root.resolve()

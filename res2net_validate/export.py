@@ -109,7 +109,8 @@ def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME
         info = {"reference": "torch fp32", "max_abs_diff": diff, "nodes": len(simplified.graph.node), "opset": OPSET}
         (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2))
 
-    entry = cache.get_or_build("onnx-fp32", key_parts, build)
+    # raw export plus the simplified graph, each about the size of the float32 weights
+    entry = cache.get_or_build("onnx-fp32", key_parts, build, needs_bytes=2 * Path(weights).stat().st_size)
     return _load_graph_dir(entry.path, "fp32", entry.built)
 
 
@@ -139,7 +140,7 @@ def fp16_graph(cache: ArtifactCache, fp32: Graph) -> Graph:
         info = {"reference": "onnx fp32", "max_abs_diff": diff, "nodes": len(model16.graph.node)}
         (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2))
 
-    entry = cache.get_or_build("onnx-fp16", key_parts, build)
+    entry = cache.get_or_build("onnx-fp16", key_parts, build, needs_bytes=fp32.path.stat().st_size // 2)
     return _load_graph_dir(entry.path, "fp16", entry.built)
 
 

@@ -9,11 +9,18 @@ decode_jpeg scale with threads (the GIL), while processes do.
 Each worker memory-maps the output file and writes its images straight into it: only file names
 and indices cross between processes, and at most ``2 x workers`` chunks are in flight, so memory
 stays bounded whatever the dataset size.  Workers are spawned (not forked) so that a parent that
-already runs torch/OpenMP threads cannot deadlock them.
+already runs torch/OpenMP threads cannot deadlock them, and they end with their parent (a killed
+parent included: PR_SET_PDEATHSIG, plus a check of the parent pid where that is not available).
+
+Integrity without an extra pass: ``meta.json`` records a sha256 per block of ``CHECKSUM_ROWS``
+images, and :meth:`PreprocessedImages.rows` checks each block the first time it is read on its way
+to the model.  The output file is allocated in full before the workers write into its memory map,
+so a full disk is one clear error up front, never a SIGBUS half-way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -24,20 +31,21 @@ import warnings
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cache import ArtifactCache
+from .cache import ArtifactCache, DiskFullError, check_free_space, human_size
 from .dataset import LabeledImage, fingerprint_images
 from .errors import ValidateError
 from .preprocess import BadImageError, Preprocess
 
 CACHE_KIND = "images"
-CACHE_FORMAT = "uint8-nchw-npy-v1"
+CACHE_FORMAT = "uint8-nchw-npy-v1"  # the key's format; the checksums below are checked through `usable`
+CHECKSUM_ROWS = 64  # images per checksummed block (9.6 MB at 224x224)
 IMAGES_FILE = "images.npy"
 META_FILE = "meta.json"
 CHUNK_SIZE = 16  # images per task: a smooth progress bar, negligible scheduling overhead
@@ -56,6 +64,14 @@ class PreprocessedImages:
     skipped: tuple[str, ...] = ()
     # On a build: {"seconds", "startup_seconds" (until the first chunk came back), "steady_img_per_s"}.
     build_timing: dict | None = None
+    # sha256 per block of CHECKSUM_ROWS images (None: not checked, e.g. built in memory); and what to
+    # do with a block that fails its check (the cache's discard, so that the next run rebuilds).
+    block_sha256: tuple[str, ...] | None = None
+    on_corrupt: object = None
+    # The array the checksums describe: a copy with other images (dataclasses.replace in a conftest)
+    # is the user's own data and is not checked against them.
+    _checked_array: object = field(default=None, init=False, repr=False, compare=False)
+    _verified: set = field(default_factory=set, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -64,6 +80,31 @@ class PreprocessedImages:
     def total_images(self) -> int:
         """The accuracy denominator: decoded images plus skipped (counted wrong) ones."""
         return len(self.labels) + len(self.skipped)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """``images[start:stop]``, each block checked against its recorded sha256 the first time it is read."""
+        if self.block_sha256 is not None and self.images is self._checked_array:
+            for block in range(start // CHECKSUM_ROWS, -(-stop // CHECKSUM_ROWS)):
+                if block not in self._verified:
+                    self._verify_block(block)
+        return self.images[start:stop]
+
+    def _verify_block(self, block: int) -> None:
+        rows = self.images[block * CHECKSUM_ROWS:(block + 1) * CHECKSUM_ROWS]
+        if hashlib.sha256(np.ascontiguousarray(rows).data).hexdigest() == self.block_sha256[block]:
+            self._verified.add(block)
+            return
+        where = self.cache_path / IMAGES_FILE if self.cache_path else "the preprocessed images"
+        note = "it could not be removed (read-only cache?): delete it and rerun"
+        if self.on_corrupt is not None:
+            try:
+                self.on_corrupt()
+                note = "it was removed; rerun to rebuild it"
+            except Exception:  # read-only, or locked: the message says what to do
+                pass
+        raise ValidateError(f"preprocessed-image cache {where} is corrupted: images "
+                            f"{block * CHECKSUM_ROWS}-{block * CHECKSUM_ROWS + len(rows) - 1} do not match the "
+                            f"checksum written with them; {note}")
 
     def batches(
         self, batch_size: int, preprocess: Preprocess, prefetch: int | None = None
@@ -82,13 +123,13 @@ class PreprocessedImages:
         prefetch = min(4, default_workers()) if prefetch is None else max(1, prefetch)
         if prefetch == 1 or len(bounds) <= 1:
             for start, stop in bounds:
-                yield preprocess.normalize(self.images[start:stop]), self.labels[start:stop]
+                yield preprocess.normalize(self.rows(start, stop)), self.labels[start:stop]
             return
         with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="normalize") as pool:
             ahead: deque = deque()  # (future batch, labels), in order
             try:
                 for start, stop in bounds:
-                    ahead.append((pool.submit(preprocess.normalize, self.images[start:stop]), self.labels[start:stop]))
+                    ahead.append((pool.submit(preprocess.normalize, self.rows(start, stop)), self.labels[start:stop]))
                     if len(ahead) >= prefetch:
                         future, labels = ahead.popleft()
                         yield future.result(), labels
@@ -134,6 +175,7 @@ def preprocess_images(
             loaded = _read_entry(scratch / "entry", images, built=True, skip_bad=skip_bad)
             loaded.build_timing = timing
             loaded.images = np.array(loaded.images)  # into memory: the scratch folder goes away
+            loaded.block_sha256 = None
             return loaded
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -149,9 +191,13 @@ def preprocess_images(
         key_parts,
         lambda tmp: timings.append(_build_entry(tmp, images, preprocess, workers, progress, description, skip_bad)),
         suffix=".u8",
+        needs_bytes=_array_bytes(len(images), preprocess.image_size),
+        self_checked=(IMAGES_FILE,),  # 7.5 GB for ImageNet: checked block by block as it is read
+        usable=_has_checksums,
     )
     result = _read_entry(entry.path, images, built=entry.built, skip_bad=skip_bad)
     result.cache_path = entry.path
+    result.on_corrupt = lambda: cache.discard(entry.path)
     result.build_timing = timings[0] if timings else None
     return result
 
@@ -161,15 +207,14 @@ def _build_entry(folder: Path, images, preprocess: Preprocess, workers, progress
     folder.mkdir(parents=True)
     shape = (len(images), 3, preprocess.image_size, preprocess.image_size)
     staging = folder / "staging.npy"
-    np.lib.format.open_memmap(staging, mode="w+", dtype=np.uint8, shape=shape).flush()
+    _allocate_npy(staging, shape)
     timing = _Timing(len(images))
     bad = _fill(staging, images, preprocess, workers, progress, description, skip_bad, timing)
     keep = _kept_rows(len(images), bad)
     if bad:
         # Leave undecodable images out (rare: one streaming copy of the good rows).
         source = np.load(staging, mmap_mode="r")
-        compact = np.lib.format.open_memmap(folder / IMAGES_FILE, mode="w+", dtype=np.uint8,
-                                            shape=(len(keep),) + shape[1:])
+        compact = _allocate_npy(folder / IMAGES_FILE, (len(keep),) + shape[1:])
         for start in range(0, len(keep), 256):
             compact[start : start + 256] = source[keep[start : start + 256]]
         compact.flush()
@@ -179,6 +224,8 @@ def _build_entry(folder: Path, images, preprocess: Preprocess, workers, progress
         staging.rename(folder / IMAGES_FILE)
     meta = {
         "format": CACHE_FORMAT,
+        "checksum_rows": CHECKSUM_ROWS,
+        "block_sha256": _block_checksums(np.load(folder / IMAGES_FILE, mmap_mode="r")),
         "names": [images[i].name for i in keep],
         "labels": [images[i].label for i in keep],
         "skipped": {images[i].name: reason for i, reason in sorted(bad.items())},
@@ -207,6 +254,42 @@ class _Timing:
         return {"seconds": end - self.start, "startup_seconds": first_at - self.start, "steady_img_per_s": steady}
 
 
+def _array_bytes(count: int, size: int) -> int:
+    return count * 3 * size * size
+
+
+def _allocate_npy(path: Path, shape: tuple) -> np.memmap:
+    """A uint8 ``.npy`` of ``shape`` whose blocks are all allocated: writing through its memory map
+    can then never hit a full disk (which is a SIGBUS, not an error)."""
+    check_free_space(path.parent, _array_bytes(shape[0], shape[2]) if len(shape) == 4 else 0,
+                     f"the preprocessed images {path.name}")
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    total = os.path.getsize(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, total)
+    except OSError as exc:
+        raise DiskFullError(f"cannot allocate {human_size(total)} for {path} ({exc.strerror}): free some space "
+                            "in that folder or point --checkpoints-dir (CHECKPOINTS_DIR) at a larger disk") from None
+    finally:
+        os.close(fd)
+    return array
+
+
+def _block_checksums(array: np.ndarray) -> list[str]:
+    return [hashlib.sha256(np.ascontiguousarray(array[start:start + CHECKSUM_ROWS]).data).hexdigest()
+            for start in range(0, len(array), CHECKSUM_ROWS)]
+
+
+def _has_checksums(path: Path) -> bool:
+    """Entries written before the block checksums existed are rebuilt (the key did not change)."""
+    try:
+        meta = json.loads((path / META_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("checksum_rows") == CHECKSUM_ROWS and isinstance(meta.get("block_sha256"), list)
+
+
 def _kept_rows(count: int, bad: dict[int, str]) -> np.ndarray:
     return np.array([i for i in range(count) if i not in bad], dtype=np.int64)
 
@@ -229,14 +312,20 @@ def _read_entry(path: Path, images: Sequence[LabeledImage], built: bool, skip_ba
         bad_path = next(image.path for image in images if image.name == name)
         raise BadImageError(bad_path, f"{reason}; {len(skipped)} undecodable images in this dataset")
     order = {image.name: i for i, image in enumerate(images)}
-    return PreprocessedImages(
+    checksums = meta.get("block_sha256")
+    if checksums is not None and len(checksums) != -(-len(array) // CHECKSUM_ROWS):
+        raise ValidateError(f"preprocessed-image cache {path} does not match its key; delete it and rerun")
+    loaded = PreprocessedImages(
         images=array,
         labels=np.array(meta["labels"], dtype=np.int64).reshape(-1),
         names=tuple(meta["names"]),
         cache_path=None,
         built=built,
         skipped=tuple(sorted(skipped, key=order.__getitem__)),
+        block_sha256=tuple(checksums) if checksums is not None else None,
     )
+    loaded._checked_array = array
+    return loaded
 
 
 def _fill(
@@ -291,7 +380,7 @@ def _fill(
 def _run_pool(chunks, workers: int, uses_torch: bool, finish) -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_init_worker, initargs=(uses_torch,)) as pool:
+                             initializer=_init_worker, initargs=(uses_torch, os.getpid())) as pool:
         pending: dict = {}
         queue = iter(chunks)
         try:
@@ -314,10 +403,37 @@ def _run_pool(chunks, workers: int, uses_torch: bool, finish) -> None:
 
 # -- worker side --------------------------------------------------------------------------------
 
+
+def _end_with_parent(parent_pid: int) -> None:
+    """Make this worker die with its parent, even a SIGKILLed one (which runs no clean-up of its own)."""
+    import signal
+    import threading
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent_pid:  # the parent died before the prctl took effect
+                os._exit(1)
+            return
+    except (OSError, AttributeError):  # not Linux
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 _OPEN_OUTPUTS: dict[str, np.memmap] = {}  # per process: the output file, mapped once
 
 
-def _init_worker(uses_torch: bool) -> None:
+def _init_worker(uses_torch: bool, parent_pid: int) -> None:
+    _end_with_parent(parent_pid)
     if uses_torch:
         # One worker per core already: the fast path's torch kernels must not add threads of their own.
         import torch

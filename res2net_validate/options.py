@@ -41,6 +41,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also rejects nan
+        raise ValueError("expected a number of seconds > 0")
+    return value
+
+
 def _percent(text: str) -> float:
     value = float(text)
     if not 0.0 < value <= 100.0:  # also rejects nan
@@ -147,6 +154,8 @@ OPTIONS: tuple[Option, ...] = (
            "than this baseline on the same images (exact McNemar at --alpha)", metavar="FILE"),
     Option("report_json", "RES2NET_REPORT_JSON", _path, "write the results table as JSON here (default: next to "
            "--benchmark-json)", metavar="FILE"),
+    Option("lock_timeout", "RES2NET_LOCK_TIMEOUT", _seconds, "give up after this many seconds waiting for another "
+           "process that builds the same cached artifact (default: wait)", metavar="SECONDS"),
     Option("report_dir", "RES2NET_REPORT_DIR", _path, "at the end of the run write report.md and report.html "
            "(plots need the 'report' extra) here, with the results JSON and, unless --benchmark-json is given, "
            "benchmark.json", metavar="DIR"),
@@ -186,6 +195,20 @@ def add_options(parser) -> None:
         parser.addini(option.ini, option.help, default=None)
 
 
+def _command_line_values(config, option: Option) -> list[str]:
+    """A repeatable option's values from the command line itself.  pytest puts PYTEST_ADDOPTS and the
+    ini's addopts in front of the command line and argparse appends them all; the command line must
+    override them as it does for every other option, and repeating it there still adds up."""
+    args = [str(a) for a in getattr(config.invocation_params, "args", ())]
+    values = []
+    for i, arg in enumerate(args):
+        if arg == option.cli and i + 1 < len(args):
+            values.append(args[i + 1])
+        elif arg.startswith(option.cli + "="):
+            values.append(arg.split("=", 1)[1])
+    return values
+
+
 def resolve(config) -> Settings:
     """CLI > environment > ini > default, each value parsed and checked."""
     values: dict[str, Any] = {}
@@ -194,7 +217,7 @@ def resolve(config) -> Settings:
     for option in OPTIONS:
         raw, source = config.getoption(f"res2net_{option.name}"), option.cli
         if isinstance(raw, list):
-            raw = ",".join(raw)
+            raw = ",".join(_command_line_values(config, option) or raw)
         if raw is None and option.env and os.environ.get(option.env, "") != "":
             raw, source = os.environ[option.env], f"env {option.env}"
         if raw is None:

@@ -31,9 +31,9 @@ class CalibrationSource:
     @cached_property
     def key(self) -> str:
         digest = hashlib.sha256()
-        array = np.ascontiguousarray(self.images.images)
-        for start in range(0, len(array), 64):
-            digest.update(array[start : start + 64].tobytes())
+        for start in range(0, len(self.images.images), 64):
+            rows = self.images.rows(start, min(start + 64, len(self.images.images)))  # checked as read
+            digest.update(np.ascontiguousarray(rows).tobytes())
         digest.update(repr(self.preprocess.key_parts()).encode())
         return digest.hexdigest()
 

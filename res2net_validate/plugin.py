@@ -9,6 +9,8 @@ import os
 import sys
 from contextlib import contextmanager, nullcontext
 
+from pathlib import Path
+
 import pytest
 
 from . import __version__
@@ -50,6 +52,11 @@ def pytest_configure(config):
         session = ValidationSession(settings, config.rootpath, progress=_is_controller_or_solo(config),
                                     live_output=lambda: _live_output(config))
         session.check_paths()
+        benchmark_json = getattr(config.option, "benchmark_json", None)
+        if benchmark_json is not None and not hasattr(benchmark_json, "write"):
+            from .session import check_output_file
+
+            check_output_file(Path(benchmark_json), f"--benchmark-json {benchmark_json}")
         session.check_batch_size()
         if not session.configured_source().skip_reason:
             session.thresholds()  # a malformed file fails now, not after minutes of work

@@ -131,11 +131,16 @@ def quantize_graph(fp32_graph: Path, ranges: TensorRanges, flavour: str, output:
     ``onnxruntime.quantization.quantize_static`` would with these ranges."""
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
-    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+    from onnxruntime.quantization.quant_utils import add_infer_metadata
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     recipe = recipe_for(flavour, residual_add)
-    model = load_model_with_shape_infer(Path(fp32_graph))
+    # What onnxruntime's load_model_with_shape_infer does, in memory: it writes "<graph>-inferred.onnx"
+    # beside its input (inside the cached FP32 entry) and deletes it, so two builds raced on that file.
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(fp32_graph)))
+    add_infer_metadata(model)
     op_types = recipe["op_types_to_quantize"] or sorted(set(QDQRegistry) | set(QLinearOpsRegistry))
     quantizer = QDQQuantizer(
         model,
@@ -285,7 +290,8 @@ def int8_graph(
     def build_graph(tmp: Path) -> None:
         quantize_graph(fp32_graph, TensorRanges.load(ranges_entry.path), flavour, tmp, residual_add)
 
-    graph_entry = cache.get_or_build("int8", int8_parts, build_graph, suffix=".onnx")
+    graph_entry = cache.get_or_build("int8", int8_parts, build_graph, suffix=".onnx",
+                                     needs_bytes=fp32_graph.stat().st_size)  # int8 weights plus float biases
     return Int8Graph(
         path=graph_entry.path,
         flavour=flavour,

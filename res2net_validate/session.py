@@ -59,7 +59,7 @@ class ValidationSession:
         self.live_output = live_output if progress else nullcontext
         self.rootpath = Path(rootpath)
         self.progress = progress
-        self.cache = ArtifactCache(settings.checkpoints_dir)
+        self.cache = ArtifactCache(settings.checkpoints_dir, lock_timeout=settings.values.get("lock_timeout"))
         self.started = time.perf_counter()
         self.setup_note: str | None = None  # start of the run -> first scored batch, and what the cache did
         self._memo: dict = {}
@@ -85,17 +85,36 @@ class ValidationSession:
         return Source(weights, s.dataset_dir, embedded=False, no_data_reason=no_data)
 
     def check_paths(self) -> None:
-        """Fail at start-up, not after minutes of work, on paths that do not exist."""
+        """Fail at start-up, not after minutes of work, on paths that do not exist or clash."""
         s = self.settings
-        checks = [("calib_dir", Path.is_dir, "a directory of images"), ("calib_list", Path.is_file, "a list file"),
-                  ("compare_baseline", Path.is_file, "a baseline file written by --save-baseline=FILE")]
-        if not s.embedded:  # the embedded default brings its own weights and data
-            checks += [("weights", Path.is_file, "a checkpoint file"), ("dataset_dir", Path.is_dir, "a directory")]
-        for name, exists, what in checks:
+        given = [name for name in ("weights", "dataset_dir") if s.values[name] is not None]
+        if s.embedded and given:
+            # The embedded default brings its own weights and data: silently ignoring these would
+            # "validate" whatever checkpoint a CI job passed.
+            others = " and ".join(f"--{name.replace('_', '-')} {s.values[name]} (from {s.sources[name]})"
+                                  for name in given)
+            raise ValidateError(f"--embedded (from {s.sources['embedded']}) runs on its own generated images and "
+                                f"stand-in checkpoint, but {others} {'were' if len(given) > 1 else 'was'} also "
+                                "given: use one or the other")
+        checks = [("calib_dir", True, "a directory of images"), ("calib_list", False, "a list file"),
+                  ("compare_baseline", False, "a baseline file written by --save-baseline=FILE")]
+        checks += [("weights", False, "a checkpoint file (.pth or .safetensors)"),
+                   ("dataset_dir", True, "the ImageNet validation folder")]
+        for name, want_dir, what in checks:
             value = s.values[name]
-            if value is not None and not exists(Path(value)):
-                raise ValidateError(f"--{name.replace('_', '-')} {value} (from {s.sources[name]}): "
-                                    f"not found; expected {what}")
+            if value is None:
+                continue
+            path = Path(value)
+            if not path.exists():
+                problem = "not found"
+            elif path.is_dir() != want_dir:
+                problem = "is a directory" if path.is_dir() else "is a file"
+            else:
+                continue
+            raise ValidateError(f"--{name.replace('_', '-')} {value} (from {s.sources[name]}): {problem}; "
+                                f"expected {what}")
+        if s.values.get("report_json") is not None:
+            check_output_file(Path(s.report_json), f"--report-json {s.report_json} (from {s.sources['report_json']})")
 
     def check_batch_size(self) -> None:
         """A batch that cannot fit in memory is a usage error now, not a MemoryError mid-run."""
@@ -132,7 +151,20 @@ class ValidationSession:
 
     def thresholds(self) -> Thresholds:
         if "thresholds" not in self._memo:
-            self._memo["thresholds"] = load_thresholds(self.thresholds_path())
+            path = self.thresholds_path()
+            if self.settings.thresholds is None and not path.is_file():
+                raise ValidateError(
+                    f"no thresholds file at {path}: the default is thresholds/{path.name} under pytest's rootdir "
+                    f"{self.rootpath} (the folder of the pytest.ini it found, else the current folder). Run "
+                    "pytest from the project folder, or pass --thresholds FILE.")
+            thresholds = load_thresholds(path)
+            from . import MODEL_NAME
+
+            if thresholds.model and thresholds.model != MODEL_NAME:
+                raise ValidateError(
+                    f"thresholds file {path}: model {thresholds.model!r} is not the model being validated "
+                    f"({MODEL_NAME}); pass the thresholds of {MODEL_NAME} with --thresholds FILE")
+            self._memo["thresholds"] = thresholds
         return self._memo["thresholds"]
 
     # -- data ---------------------------------------------------------------------
@@ -367,6 +399,23 @@ class ValidationSession:
         for runner in self._runners.values():
             runner.close()
         self._runners.clear()
+
+
+def check_output_file(path: Path, label: str) -> None:
+    """A file the run writes at its end must be writable at its start: its folder exists (or can be
+    created) and is writable, and the path is not a folder."""
+    import os
+
+    if path.is_dir():
+        raise ValidateError(f"{label}: is a directory; expected a file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the nearest existing ancestor decides whether the rest can be created
+    if not folder.is_dir():
+        raise ValidateError(f"{label}: {folder} is a file, so no folder can be created there")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValidateError(f"{label}: cannot write into {folder} (read-only or no permission); "
+                            "pick a writable location")
 
 
 @dataclass

@@ -54,7 +54,7 @@ def test_a_tampered_artifact_is_rebuilt_with_a_warning(tmp_path):
     cache = ArtifactCache(tmp_path)
     entry = cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt")
     entry.path.write_text("corrupted")
-    with pytest.warns(UserWarning, match="does not match its manifest; rebuilding"):
+    with pytest.warns(UserWarning, match=r"does not match its manifest \(size changed\); rebuilding"):
         again = cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt")
     assert again.built and again.path.read_text() == "good"
 
@@ -90,27 +90,62 @@ def test_directory_artifacts(tmp_path):
     assert not cache.get_or_build("dir", {"x": 1}, build).built
 
 
-def test_a_hit_is_rehashed_only_when_size_or_mtime_changed(tmp_path, monkeypatch):
+def test_a_hit_corrupted_in_place_with_its_mtime_kept_is_rebuilt(tmp_path):
+    """Bit rot, or a copy tool that keeps timestamps: same size, same mtime, other bytes."""
     import os
-
-    import res2net_validate.cache as cache_module
 
     cache = ArtifactCache(tmp_path)
     entry = cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt")
-    hashed = []
-    real_digest = cache_module._artifact_digest
-    monkeypatch.setattr(cache_module, "_artifact_digest", lambda path: hashed.append(path) or real_digest(path))
-
-    assert not cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt").built
-    assert hashed == []  # untouched: served from the recorded size and mtime
-
     stat = entry.path.stat()
-    os.utime(entry.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched, same bytes
-    assert not cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt").built
-    assert hashed == [entry.path]
-    assert not cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt").built
-    assert hashed == [entry.path]  # the manifest took the new mtime
+    entry.path.write_text("evil")
+    os.utime(entry.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.warns(UserWarning, match=r"does not match its manifest \(bytes changed\); rebuilding"):
+        again = cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt")
+    assert again.built and again.path.read_text() == "good"
 
-    entry.path.write_text("evil")  # same size; a new mtime forces the re-hash that catches it
-    with pytest.warns(UserWarning, match="does not match its manifest; rebuilding"):
+
+def test_self_checked_files_are_only_size_checked_here(tmp_path):
+    cache = ArtifactCache(tmp_path)
+
+    def build(out):
+        out.mkdir()
+        (out / "big.bin").write_bytes(b"0123")
+        (out / "meta.json").write_text("{}")
+
+    entry = cache.get_or_build("dir", {"x": 1}, build, self_checked=("big.bin",))
+    (entry.path / "big.bin").write_bytes(b"9999")  # the reader's own checksums catch this one
+    assert not cache.get_or_build("dir", {"x": 1}, build, self_checked=("big.bin",)).built
+    (entry.path / "big.bin").write_bytes(b"99999")
+    with pytest.warns(UserWarning, match=r"big.bin: size changed"):
+        assert cache.get_or_build("dir", {"x": 1}, build, self_checked=("big.bin",)).built
+
+
+def test_an_entry_of_the_old_manifest_format_is_upgraded_if_intact_else_rebuilt(tmp_path):
+    import json
+
+    cache = ArtifactCache(tmp_path)
+    entry = cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt")
+    manifest = entry.path.with_name(entry.path.name + ".json")
+    record = json.loads(manifest.read_text())
+    legacy = {k: record[k] for k in ("kind", "key", "key_parts", "sha256", "files")}  # what version 1 wrote
+    assert legacy["sha256"] == file_sha256(entry.path)
+    manifest.write_text(json.dumps(legacy))
+    assert not cache.get_or_build("kind", {"x": 1}, pytest.fail, ".txt").built
+    assert json.loads(manifest.read_text())["format"] == 2
+    manifest.write_text(json.dumps(legacy))
+    with pytest.warns(UserWarning, match="older format; rebuilding"):  # upgraded, then the caller's own test
+        assert cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("v2"), ".txt",
+                                  usable=lambda path: path.read_text() == "v2").built
+
+    manifest.write_text(json.dumps({**legacy, "sha256": "0" * 64}))
+    with pytest.warns(UserWarning, match="older version and does not match its manifest; rebuilding"):
         assert cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("good"), ".txt").built
+
+
+def test_usable_false_rebuilds(tmp_path):
+    cache = ArtifactCache(tmp_path)
+    cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("v1"), ".txt")
+    with pytest.warns(UserWarning, match="older format"):
+        entry = cache.get_or_build("kind", {"x": 1}, lambda out: out.write_text("v2"), ".txt",
+                                   usable=lambda path: path.read_text() == "v2")
+    assert entry.built and entry.path.read_text() == "v2"

@@ -458,11 +458,13 @@ def test_second_open_reuses_the_engine_and_new_builds_reuse_the_timing_cache(gra
 def _forge_manifest(engine_dir: Path) -> None:
     """Make the cache's own manifest agree with edited files, so that only the backend's
     header and deserialization checks stand between the bad engine and the GPU."""
-    from res2net_validate.cache import _artifact_digest
+    import hashlib
 
     manifest = engine_dir.with_name(engine_dir.name + ".json")
     record = json.loads(manifest.read_text())
-    record["sha256"] = _artifact_digest(engine_dir)
+    files = {str(p.relative_to(engine_dir)): p for p in engine_dir.rglob("*") if p.is_file()}
+    record["file_sha256"] = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in files.items()}
+    record["sizes"] = {name: p.stat().st_size for name, p in files.items()}
     manifest.write_text(json.dumps(record))
 
 

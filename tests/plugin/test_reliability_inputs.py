@@ -1,0 +1,68 @@
+"""Inputs that used to pass silently or fail late: --embedded with other sources, unwritable outputs,
+a thresholds file for another model, the rootdir without thresholds/, PYTEST_ADDOPTS --precision."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def usage_error(result, *expected):
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines([f"*{line}*" for line in expected])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_embedded_from_the_environment_with_weights_and_data_is_a_usage_error(suite, monkeypatch, tmp_path):
+    random_weights = tmp_path / "any-checkpoint.pth"  # never read: the clash is refused first
+    random_weights.write_bytes(b"x")
+    monkeypatch.setenv("RES2NET_EMBEDDED", "1")
+    monkeypatch.setenv("DATASETS_DIR", str(tmp_path))
+    usage_error(suite.run("--co", f"--weights={random_weights}"),
+                f"--embedded (from env RES2NET_EMBEDDED) runs on its own generated images and stand-in checkpoint, "
+                f"but --weights {random_weights} (from --weights) and --dataset-dir {tmp_path} (from env DATASETS_DIR) "
+                "were also given: use one or the other")
+
+
+@pytest.mark.parametrize("option, problem", [("weights", "is a directory; expected a checkpoint file"),
+                                             ("dataset-dir", "is a file; expected the ImageNet validation folder")])
+def test_a_path_of_the_wrong_kind_says_so(suite, tmp_path, option, problem):
+    path = tmp_path if option == "weights" else tmp_path / "file.txt"
+    path.write_text("x") if option != "weights" else None
+    usage_error(suite.run("--co", f"--{option}={path}"), f"--{option} {path} (from --{option}): {problem}")
+
+
+@pytest.mark.parametrize("option", ["--report-json", "--benchmark-json"])
+def test_an_output_path_that_cannot_be_written_fails_at_start_up(suite, tmp_path, option):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    usage_error(suite.run("--co", "--embedded", f"{option}={blocker}/out/results.json"),
+                f"{option} {blocker}/out/results.json*: {blocker} is a file, so no folder can be created there")
+
+
+def test_a_thresholds_file_for_another_model_is_a_usage_error(suite):
+    other = suite.path / "thresholds" / "resnet50.yaml"
+    other.write_text("model: resnet50\naccuracy:\n  fp16: {top1: 76, top5: 93}\n")
+    usage_error(suite.run("--co", "--embedded", f"--thresholds={other}"),
+                f"thresholds file {other}: model 'resnet50' is not the model being validated (res2net50_14w_8s)*")
+
+
+def test_running_where_pytest_finds_no_thresholds_folder_names_the_rootdir(suite):
+    import shutil
+
+    shutil.rmtree(suite.path / "thresholds")
+    usage_error(suite.run("--co", "--embedded"),
+                f"no thresholds file at {suite.path}/thresholds/embedded.yaml: the default is thresholds/embedded.yaml "
+                f"under pytest's rootdir {suite.path}*Run pytest from the project folder, or pass --thresholds FILE.")
+
+
+def test_precision_on_the_command_line_overrides_pytest_addopts_and_still_repeats(suite, monkeypatch):
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--precision int8")
+    only = suite.run("--co", "--precision", "fp32")
+    only.stdout.fnmatch_lines(["*test_top1_top5_meet_thresholds[[]fp32[]]*"])
+    assert "int8]" not in only.stdout.str()
+    both = suite.run("--co", "--precision", "fp16", "--precision", "fp32")
+    assert "int8]" not in both.stdout.str() and "fp16]" in both.stdout.str() and "fp32]" in both.stdout.str()
+
+
+def test_lock_timeout_is_an_option_with_a_checked_value(suite):
+    usage_error(suite.run("--co", "--lock-timeout", "soon"), "--lock-timeout='soon' (from --lock-timeout)")
