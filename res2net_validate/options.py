@@ -116,11 +116,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("checkpoints_dir", "CHECKPOINTS_DIR", _path, "artifact cache: ONNX graphs, engines, preprocessed "
            "images (default: the user cache dir)", metavar="DIR"),
     Option("embedded", "RES2NET_EMBEDDED", _flag, "run on the embedded default: generated images and a stand-in "
-           "checkpoint, with thresholds/embedded.yaml", default=False, flag=True),
+           "checkpoint, with the packaged thresholds embedded.yaml", default=False, flag=True),
     Option("batch_size", "RES2NET_BATCH_SIZE", _positive_int, "batch size for scoring and FPS", default=32),
     Option("num_images", "RES2NET_NUM_IMAGES", _positive_int, "score a deterministic subset of this many images"),
-    Option("thresholds", "RES2NET_THRESHOLDS", _path, "thresholds YAML (default: thresholds/res2net50.yaml, or "
-           "thresholds/embedded.yaml with --embedded)", metavar="FILE"),
+    Option("thresholds", "RES2NET_THRESHOLDS", _path, "thresholds YAML (default: the packaged res2net50.yaml, or "
+           "embedded.yaml with --embedded, in res2net_validate/acceptance/thresholds/)", metavar="FILE"),
     Option("calib_method", "RES2NET_CALIB_METHOD", _choice(CALIBRATION_METHODS), "INT8 calibration method",
            default="entropy"),
     Option("calib_percentile", "RES2NET_CALIB_PERCENTILE", _percent, "clip each activation at this percentile of "

@@ -154,9 +154,9 @@ class ValidationSession:
             path = self.thresholds_path()
             if self.settings.thresholds is None and not path.is_file():
                 raise ValidateError(
-                    f"no thresholds file at {path}: the default is thresholds/{path.name} under pytest's rootdir "
-                    f"{self.rootpath} (the folder of the pytest.ini it found, else the current folder). Run "
-                    "pytest from the project folder, or pass --thresholds FILE.")
+                    f"no thresholds file at {path}: the default thresholds ship inside the res2net_validate "
+                    "package (package data), and this installation lacks them. Reinstall it (pip install .), "
+                    "or pass --thresholds FILE.")
             thresholds = load_thresholds(path)
             from . import MODEL_NAME
 

@@ -60,7 +60,8 @@ def load_thresholds(path: str | Path) -> Thresholds:
     path = Path(path)
     where = f"thresholds file {path}"
     if not path.is_file():
-        raise ValidateError(f"{where}: not found. Pass --thresholds FILE or create it (see thresholds/res2net50.yaml).")
+        raise ValidateError(f"{where}: not found. Pass --thresholds FILE or create it "
+                            "(see res2net_validate/acceptance/thresholds/res2net50.yaml).")
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

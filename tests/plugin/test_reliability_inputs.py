@@ -1,7 +1,11 @@
 """Inputs that used to pass silently or fail late: --embedded with other sources, unwritable outputs,
-a thresholds file for another model, the rootdir without thresholds/, PYTEST_ADDOPTS --precision."""
+a thresholds file for another model, a rootdir without thresholds/ (the packaged defaults apply) or an
+installation without them, PYTEST_ADDOPTS --precision."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 
@@ -46,13 +50,31 @@ def test_a_thresholds_file_for_another_model_is_a_usage_error(suite):
                 f"thresholds file {other}: model 'resnet50' is not the model being validated (res2net50_14w_8s)*")
 
 
-def test_running_where_pytest_finds_no_thresholds_folder_names_the_rootdir(suite):
+def test_running_where_pytest_finds_no_thresholds_folder_uses_the_packaged_defaults(suite):
     import shutil
 
+    import res2net_validate
+
     shutil.rmtree(suite.path / "thresholds")
-    usage_error(suite.run("--co", "--embedded"),
-                f"no thresholds file at {suite.path}/thresholds/embedded.yaml: the default is thresholds/embedded.yaml "
-                f"under pytest's rootdir {suite.path}*Run pytest from the project folder, or pass --thresholds FILE.")
+    result = suite.run("--co", "--embedded")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    packaged = Path(res2net_validate.__file__).parent / "acceptance" / "thresholds" / "embedded.yaml"
+    result.stdout.fnmatch_lines([f"*thresholds file: {packaged}", "*test_top1_top5_meet_thresholds[[]fp16[]]*"])
+
+
+def test_an_installation_without_its_packaged_thresholds_says_to_reinstall(tmp_path, monkeypatch):
+    from res2net_validate import session as session_module
+    from res2net_validate.errors import ValidateError
+    from res2net_validate.options import Settings
+
+    monkeypatch.setattr(session_module, "__file__", str(tmp_path / "res2net_validate" / "session.py"))
+    settings = Settings({"thresholds": None, "embedded": True, "checkpoints_dir": tmp_path / "cache"})
+    session = session_module.ValidationSession(settings, tmp_path, progress=False)
+    missing = tmp_path / "res2net_validate" / "acceptance" / "thresholds" / "embedded.yaml"
+    with pytest.raises(ValidateError, match=re.escape(f"no thresholds file at {missing}: the default thresholds ship "
+                       "inside the res2net_validate package (package data)") + r".*Reinstall it \(pip install \.\), or "
+                       "pass --thresholds FILE"):
+        session.thresholds()
 
 
 def test_precision_on_the_command_line_overrides_pytest_addopts_and_still_repeats(suite, monkeypatch):
