@@ -14,11 +14,12 @@ from reliability_tools import alive, children_of, finish, python, read_only_view
 
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.calibrate import CalibrationSettings
-from res2net_validate.dataset import discover, write_sample_dataset
+from res2net_validate.dataset import discover
 from res2net_validate.errors import ValidateError
 from res2net_validate.loader import IMAGES_FILE, preprocess_images
 from res2net_validate.preprocess import Preprocess
 from res2net_validate.quantize import int8_graph
+from res2net_validate.sample_data import write_sample_dataset
 
 INT8_BUILDS = """
 import sys
