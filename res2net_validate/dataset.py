@@ -675,15 +675,3 @@ def _run_cli(args: argparse.Namespace) -> int:
     for note in index.notes:
         print(f"  {note}")
     return 0
-
-
-# ----------------------------------------------------------------------------------------------
-# Sample datasets moved to sample_data.py; the old names still resolve here, lazily (no import cycle).
-
-
-def __getattr__(name: str):
-    if name in ("SAMPLE_LAYOUTS", "write_sample_dataset"):
-        from . import sample_data
-
-        return getattr(sample_data, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,17 +33,6 @@ def test_canonical_tables():
     assert truth["ILSVRC2012_val_00000001"] == 65  # the card's own example line
 
 
-def test_the_sample_writer_moved_to_sample_data_and_the_old_import_still_works():
-    import res2net_validate.dataset as dataset
-    import res2net_validate.sample_data as sample_data
-
-    from res2net_validate.dataset import SAMPLE_LAYOUTS, write_sample_dataset as old_name
-
-    assert old_name is sample_data.write_sample_dataset and SAMPLE_LAYOUTS == sample_data.SAMPLE_LAYOUTS
-    with pytest.raises(AttributeError, match="no attribute 'write_sample_datasets'"):
-        dataset.write_sample_datasets  # noqa: B018  (a misspelling is still an AttributeError)
-
-
 @pytest.mark.parametrize("layout", ["card", "card-flat"])
 def test_card_layout(tmp_path, layout):
     pairs = write_sample_dataset(tmp_path, COUNT, layout=layout, size=(40, 50))
