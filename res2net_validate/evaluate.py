@@ -33,11 +33,17 @@ class AccuracyResult:
         return {**asdict(self), "top1": round(self.top1, 4), "top5": round(self.top5, 4)}
 
 
-def topk_correct(logits: np.ndarray, labels: np.ndarray, k: int) -> int:
+TOP_K = 5
+
+
+def top_classes(logits: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """The k best classes of each image, best first (int32)."""
+    logits = np.asarray(logits)
     k = min(k, logits.shape[1])
     # argpartition: the k best classes without a full sort of 1000 logits per image
     best = np.argpartition(-logits, kth=k - 1, axis=1)[:, :k]
-    return int((best == labels[:, None]).any(axis=1).sum())
+    order = np.argsort(-np.take_along_axis(logits, best, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(best, order, axis=1).astype(np.int32)
 
 
 def run_logits(runner, images, batch_size: int, preprocess, progress: bool = True, label: str = "") -> np.ndarray:
@@ -51,19 +57,23 @@ def run_logits(runner, images, batch_size: int, preprocess, progress: bool = Tru
     return np.concatenate(outputs) if outputs else np.zeros((0, 1000), np.float32)
 
 
-def score(runner, images, batch_size: int, preprocess, progress: bool = True) -> tuple[AccuracyResult, np.ndarray]:
+def score(runner, images, batch_size: int, preprocess,
+          progress: bool = True) -> tuple[AccuracyResult, np.ndarray, np.ndarray]:
+    """(result, logits, top-5 classes) of ``runner`` on ``images``."""
     start = time.perf_counter()
     logits = run_logits(runner, images, batch_size, preprocess, progress)
     labels = np.asarray(images.labels, dtype=np.int64)
+    top5 = top_classes(logits)
+    hits = top5 == labels[:, None]
     skipped = len(getattr(images, "skipped", ()))
     result = AccuracyResult(
         precision=runner.info.precision,
         backend=runner.info.backend,
         device=runner.info.device,
         images=len(labels) + skipped,  # a skipped image counts as wrong, never leaves the denominator
-        correct_top1=topk_correct(logits, labels, 1),
-        correct_top5=topk_correct(logits, labels, 5),
+        correct_top1=int(hits[:, :1].any(axis=1).sum()),
+        correct_top5=int(hits.any(axis=1).sum()),
         seconds=time.perf_counter() - start,
         skipped=skipped,
     )
-    return result, logits
+    return result, logits, top5

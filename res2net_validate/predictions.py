@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ValidateError
-
-TOP_K = 5
+from .evaluate import TOP_K, top_classes  # noqa: F401 - scoring's own top-k, re-exported for callers here
 BASELINE_FORMAT = "res2net_validate-baseline-v1"
 # Identity parts that must match for a baseline comparison to mean anything.
 MUST_MATCH = {"dataset": "dataset (image names, sizes and labels)", "preprocess": "preprocessing"}
@@ -35,10 +34,6 @@ class Predictions:
     logits: np.ndarray | None = None  # float32 (decoded images, classes), when scored in this process
 
     @classmethod
-    def from_logits(cls, precision: str, logits: np.ndarray, images) -> "Predictions":
-        return cls.from_top5(precision, top_classes(logits), images, logits)
-
-    @classmethod
     def from_top5(cls, precision: str, top5: np.ndarray, images, logits=None) -> "Predictions":
         skipped = tuple(getattr(images, "skipped", ()))
         names = tuple(images.names) + skipped
@@ -51,14 +46,6 @@ class Predictions:
         decoded = len(self.top5)
         hits = (self.top5[:, :k] == self.labels[:decoded, None]).any(axis=1)
         return np.concatenate([hits, np.zeros(len(self.names) - decoded, bool)])
-
-
-def top_classes(logits: np.ndarray, k: int = TOP_K) -> np.ndarray:
-    logits = np.asarray(logits)
-    k = min(k, logits.shape[1])
-    best = np.argpartition(-logits, kth=k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(logits, best, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(best, order, axis=1).astype(np.int32)
 
 
 def images_identity(images) -> str:

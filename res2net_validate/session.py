@@ -300,8 +300,8 @@ class ValidationSession:
             from .predictions import Predictions
 
             reference = self.reference(artifacts, images, preprocess) if self.wants_reference(precision) else None
-            result, logits = self._score(precision, artifacts, images, preprocess)
-            predictions = Predictions.from_logits(precision, logits, images)
+            result, logits, top5 = self._score(precision, artifacts, images, preprocess)
+            predictions = Predictions.from_top5(precision, top5, images, logits)
             if reference is not None:
                 from .fidelity import compare_runs
 
@@ -315,13 +315,14 @@ class ValidationSession:
         if "fp32" in self.settings.precision:
             return self.accuracy("fp32", artifacts, images, preprocess).predictions
         if "reference" not in self._memo:
-            from .predictions import Predictions, cached_predictions, top_classes
+            from .predictions import Predictions, cached_predictions
 
             logits: list = []
 
             def score_fp32():
-                logits.append(self._score("fp32", artifacts, images, preprocess)[1])
-                return top_classes(logits[0])
+                _result, fp32_logits, top5 = self._score("fp32", artifacts, images, preprocess)
+                logits.append(fp32_logits)
+                return top5
 
             top5, reused = cached_predictions(self.cache, self._reference_key(artifacts, images, preprocess),
                                               score_fp32)

@@ -58,7 +58,7 @@ def test_predictions_count_skipped_images_wrong_and_align_by_name():
     logits = np.zeros((3, 10), np.float32)
     logits[0, 4], logits[1, 7], logits[2, 1] = 3, 2, 1
     assert top_classes(logits)[0, 0] == 4
-    tonight = Predictions.from_logits("fp32", logits, _images(["a", "b", "c"], [4, 0, 1], skipped=["d"]))
+    tonight = Predictions.from_top5("fp32", top_classes(logits), _images(["a", "b", "c"], [4, 0, 1], skipped=["d"]))
     assert tonight.correct("top1").tolist() == [True, False, True, False]
     assert tonight.correct("top5").tolist()[3] is False
     last_night = Predictions("fp32", ("c", "d", "x"), np.array([1, 2, 3]), np.tile(np.arange(5), (3, 1)))
