@@ -167,7 +167,7 @@ def mcnemar_test(lost: int, gained: int, images: int, alpha: float, power: float
     z_half = float(_scipy.norm.ppf(1 - (1 - INTERVAL_LEVEL) / 2))
     interval = (-100 * _solve_drop(lost, gained, images, 1.0, -z_half),
                 -100 * _solve_drop(lost, gained, images, 1.0, z_half))
-    # The fewest right->wrong flips, with none going the other way, that the test would flag.
-    fewest = next((m for m in range(1, images + 1) if float(_scipy.binom.sf(m - 1, m, 0.5)) <= alpha), None)
-    detectable = _points(fewest, images) if fewest is not None else None
+    # The fewest right->wrong flips, with none going the other way, that the test would flag: 0.5**m <= alpha.
+    fewest = math.ceil(math.log2(1.0 / alpha))
+    detectable = _points(fewest, images) if fewest <= images else None
     return TestResult(p_value, interval, detectable, exact=False)
