@@ -26,10 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from res2net_validate.cache import ArtifactCache  # noqa: E402
-from res2net_validate.dataset import discover  # noqa: E402
-from res2net_validate.sample_data import write_sample_dataset  # noqa: E402
-from res2net_validate.loader import default_workers, preprocess_images  # noqa: E402
-from res2net_validate.preprocess import Preprocess, compare_methods  # noqa: E402
+from res2net_validate.data.layouts import discover  # noqa: E402
+from res2net_validate.data.sample import write_sample_dataset  # noqa: E402
+from res2net_validate.data.image_cache import default_workers, preprocess_images  # noqa: E402
+from res2net_validate.data.preprocess import Preprocess, compare_methods  # noqa: E402
 
 FULL_VAL = 50_000
 
@@ -61,7 +61,7 @@ def stage_rates(paths, method: str) -> tuple[float, float]:
     import torch
     from PIL import Image
 
-    from res2net_validate.preprocess import _PIL_FILTERS, resized_size
+    from res2net_validate.data.preprocess import _PIL_FILTERS, resized_size
 
     paths = paths[:200]  # decoded images stay in memory
     blobs = [Path(p).read_bytes() for p in paths]

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from res2net_validate.cache import ArtifactCache
-from res2net_validate.calibrate import CalibrationSettings, collect_ranges
-from res2net_validate.export import fp16_graph, fp32_graph
-from res2net_validate.quantize import FLAVOURS, cpu_session_options, int8_graph
+from res2net_validate.graphs.calibrate import CalibrationSettings, collect_ranges
+from res2net_validate.graphs.export import fp16_graph, fp32_graph
+from res2net_validate.graphs.quantize import FLAVOURS, cpu_session_options, int8_graph
 
 METHODS = ("minmax", "percentile", "entropy")
 
@@ -51,7 +51,7 @@ def model_source(cache: ArtifactCache, weights: Path | None):
     if weights is not None:
         return weights, None, f"weights {weights}"
     try:
-        from res2net_validate.embedded import ensure_embedded_default
+        from res2net_validate.embedded.default import ensure_embedded_default
     except ImportError:
         ensure_embedded_default = None
     if ensure_embedded_default is not None:
@@ -59,7 +59,7 @@ def model_source(cache: ArtifactCache, weights: Path | None):
         return embedded.weights, embedded, "embedded default (stand-in checkpoint, generated images)"
     import torch
 
-    from res2net_validate.model import create_model
+    from res2net_validate.graphs.checkpoint import create_model
 
     torch.manual_seed(0)
     path = cache.root / "bench-random-init.pth"
@@ -189,12 +189,12 @@ def bench_rss(fp32: Path, sizes: list[int], method: str) -> list[dict]:
 def bench_accuracy(cache: ArtifactCache, embedded, fp32: Path, fp16: Path, methods, layers: int) -> dict:
     import onnxruntime as ort
 
-    from res2net_validate.dataset import discover
-    from res2net_validate.fidelity import compare_logits, layer_comparison
-    from res2net_validate.loader import preprocess_images
-    from res2net_validate.pipeline import CalibrationSource
-    from res2net_validate.preprocess import Preprocess
-    from res2net_validate.selection import split_images
+    from res2net_validate.data.layouts import discover
+    from res2net_validate.graphs.fidelity import compare_logits, layer_comparison
+    from res2net_validate.data.image_cache import preprocess_images
+    from res2net_validate.graphs.artifacts import CalibrationSource
+    from res2net_validate.data.preprocess import Preprocess
+    from res2net_validate.data.selection import split_images
 
     preprocess = Preprocess()
     index = discover(embedded.dataset_dir)
@@ -286,7 +286,7 @@ def main() -> int:
         print(json.dumps(report["calibration_time"], indent=1), flush=True)
     if args.section in ("default", "accuracy"):
         if embedded is None:
-            print("accuracy: skipped (needs the embedded default: res2net_validate.embedded.ensure_embedded_default)")
+            print("accuracy: skipped (needs the embedded default: res2net_validate.embedded.default.ensure_embedded_default)")
         else:
             report["accuracy"] = bench_accuracy(cache, embedded, fp32.path, fp16_graph(cache, fp32).path,
                                                 args.methods.split(","), args.layers)

@@ -9,7 +9,7 @@ into place, under a file lock so that two processes asking for the same artifact
 A manifest beside each artifact records the sha256 of each of its files.  A hit is served only
 if those bytes are still the ones written: every file is hashed again on each hit (graphs and
 engines are read in full anyway), except the files a caller checks itself as it reads them
-(the 7.5 GB image cache carries per-chunk checksums, see ``loader.py``), whose size is checked
+(the 7.5 GB image cache carries per-chunk checksums, see ``data/image_cache.py``), whose size is checked
 here.  A mismatch is rebuilt with a warning, or is one error naming the file where the cache
 is read-only.  Finished entries are read without taking the lock, so a read-only cache works.
 """

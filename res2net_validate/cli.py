@@ -12,7 +12,7 @@ import sys
 from . import __version__
 from .errors import ValidateError
 
-STAGE_MODULES = ("dataset", "embedded", "export", "quantize", "reports.cli")
+STAGE_MODULES = ("data.layouts", "embedded.default", "graphs.export", "graphs.quantize", "reports.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

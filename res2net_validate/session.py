@@ -16,7 +16,7 @@ from typing import Callable, ContextManager
 from .backends import get_backend
 from .cache import ArtifactCache
 from .errors import NotConfigured, ValidateError
-from .options import Settings
+from .settings import Settings
 from .thresholds import Thresholds, load_thresholds
 
 ORIGINAL_CHECKPOINT = "res2net50_14w_8s-6527dddc.pth"
@@ -131,13 +131,13 @@ class ValidationSession:
         if "source" not in self._memo:
             source = self.configured_source()
             if source.embedded:
-                from .embedded import ensure_embedded_default
+                from .embedded.default import ensure_embedded_default
 
                 with self.live_output():
                     default = ensure_embedded_default(self.cache, progress=self.progress)
                 source = Source(default.weights, default.dataset_dir, embedded=True)
             else:
-                from .model import load_model
+                from .graphs.checkpoint import load_model
 
                 load_model(source.weights)  # a wrong checkpoint fails before minutes of preprocessing
             self._memo["source"] = source
@@ -170,7 +170,7 @@ class ValidationSession:
     # -- data ---------------------------------------------------------------------
     def dataset(self):
         if "dataset" not in self._memo:
-            from .dataset import discover
+            from .data.layouts import discover
 
             self._memo["dataset"] = discover(self.source().dataset_dir)
         return self._memo["dataset"]
@@ -179,7 +179,7 @@ class ValidationSession:
         """Which val images are scored and which calibrate INT8 (without a dataset: only the
         --calib-dir images, nothing to score)."""
         if "split" not in self._memo:
-            from .selection import split_images
+            from .data.selection import split_images
 
             s = self.settings
             has_data = not self.source().no_data_reason
@@ -191,7 +191,7 @@ class ValidationSession:
         return self._memo["split"]
 
     def _preprocessed(self, images, preprocess, description: str):
-        from .loader import preprocess_images
+        from .data.image_cache import preprocess_images
 
         with self.live_output():
             return preprocess_images(images, preprocess, self.cache, workers=self.settings.workers,
@@ -213,7 +213,7 @@ class ValidationSession:
             return None  # (a --calib-list alone names val images, and there is no val here)
         key = ("calibration", preprocess)
         if key not in self._memo:
-            from .dataset import LabeledImage
+            from .data.layouts import LabeledImage
 
             split = self.split()
             if split.calibration_dir_images:
@@ -225,14 +225,14 @@ class ValidationSession:
 
     # -- model ----------------------------------------------------------------------
     def calibration_settings(self):
-        from .calibrate import CalibrationSettings
+        from .graphs.calibrate import CalibrationSettings
 
         return CalibrationSettings(method=self.settings.calib_method, percentile=self.settings.calib_percentile)
 
     def artifacts(self, calibration_images, preprocess):
         key = ("artifacts", id(calibration_images), preprocess)
         if key not in self._memo:
-            from .pipeline import Artifacts, CalibrationSource
+            from .graphs.artifacts import Artifacts, CalibrationSource
 
             source = None
             if calibration_images is not None:
@@ -272,7 +272,7 @@ class ValidationSession:
     def population(self) -> int:
         """How many images the thresholds speak for: the 50,000 val images (any dataset here is a
         subset of them, by the canonical cross-check), or the embedded default's whole set."""
-        from .dataset import NUM_VAL_IMAGES
+        from .data.layouts import NUM_VAL_IMAGES
 
         return len(self.dataset()) if self.source().embedded else NUM_VAL_IMAGES
 
@@ -303,7 +303,7 @@ class ValidationSession:
             result, logits, top5 = self._score(precision, artifacts, images, preprocess)
             predictions = Predictions.from_top5(precision, top5, images, logits)
             if reference is not None:
-                from .fidelity import compare_runs
+                from .graphs.fidelity import compare_runs
 
                 result.fidelity = compare_runs(reference, predictions)
             self._accuracy[precision] = Scored(result, predictions)
@@ -335,7 +335,7 @@ class ValidationSession:
     def _reference_key(self, artifacts, images, preprocess) -> dict:
         from .backends.onnxruntime import cpu_description
         from .cache import file_sha256
-        from .devices import describe_gpus, device_report
+        from .backends.devices import describe_gpus, device_report
         from .predictions import images_identity
 
         backend = self.backend()

@@ -14,7 +14,7 @@ wheelhouse it installs from (``make wheelhouse``).
 
           1. the gpu-marked unit tests,
           2. torch CUDA fp32 + fp16 accuracy and FPS on the embedded default,
-          3. CUDA-graph timing through gpu_timing.CudaRuntime (cuda-python),
+          3. CUDA-graph timing through backends.timing.CudaRuntime (cuda-python),
           4. TensorRT fp16 + int8 accuracy and FPS on the embedded default, where it imports,
 
         writing gpu-check.json and gpu-check.log into --out.  A step that cannot run here
@@ -250,7 +250,7 @@ def install(python: Path, wheelhouse: Path, log: Log) -> dict:
 
 _PROBE = r"""
 import json, sys
-from res2net_validate import devices
+from res2net_validate.backends import devices
 report = devices.probe_devices()
 out = {"gpus": [g.__dict__ for g in report.gpus], "driver": report.driver or report.all_driver,
        "cuda_driver": report.cuda_driver, "tensorrt": report.tensorrt, "cuda_python": report.cuda_python,
@@ -266,7 +266,7 @@ try:
 except Exception as exc:
     out["torch"] = f"not importable: {exc}"
 try:
-    from res2net_validate.gpu_timing import import_cudart
+    from res2net_validate.backends.timing import import_cudart
     import_cudart()
     out["cuda_python_importable"] = True
 except Exception as exc:
@@ -278,7 +278,7 @@ print("PROBE_JSON " + json.dumps(out))
 _CUDA_GRAPH = r"""
 import json
 import numpy as np
-from res2net_validate.gpu_timing import CudaEventTimer, CudaRuntime, run_timed_loop, throughput_report, time_repeated
+from res2net_validate.backends.timing import CudaEventTimer, CudaRuntime, run_timed_loop, throughput_report, time_repeated
 cuda = CudaRuntime()
 name, capability = cuda.device_properties()
 stream = cuda.stream_create()

@@ -7,7 +7,7 @@ pytest-benchmark times one batch per round with the input resident on the device
 import numpy as np
 import pytest
 
-from res2net_validate.fixture import record_result
+from res2net_validate.plugin.fixtures import record_result
 from res2net_validate.verdicts import check_fps
 
 

@@ -18,7 +18,7 @@ def get_backend(name: str) -> Backend:
 
         return TensorRTBackend()
     if name == "torch":
-        from .torch_backend import TorchBackend
+        from .pytorch import TorchBackend
 
         return TorchBackend()
     if name == "auto":

@@ -86,7 +86,7 @@ class Backend(Protocol):
 
 
 class ModelArtifacts(Protocol):
-    """What a backend may ask for; implemented by res2net_validate.pipeline."""
+    """What a backend may ask for; implemented by res2net_validate.graphs.artifacts."""
 
     def graph(self, precision: str, target: str = "onnxruntime"):
         """Path to the ONNX graph for ``precision`` (fp32/fp16/int8), built or from cache.

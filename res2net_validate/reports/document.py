@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..backends import PRECISIONS
-from ..report import MODEL_LABEL
+from ..plugin.report import MODEL_LABEL
 from .merge import Kind, Merged, SeriesKey
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from res2net_validate.options import OPTIONS
+from res2net_validate.settings import OPTIONS
 
 REPO = Path(__file__).resolve().parents[2]
 ACCEPTANCE = REPO / "res2net_validate" / "acceptance"  # the user-facing tests and thresholds (package data)
@@ -58,7 +58,7 @@ def random_weights(tmp_path_factory) -> Path:
     """A seeded, untrained res2net50_14w_8s checkpoint in the original (bare state_dict) format."""
     import torch
 
-    from res2net_validate.model import create_model
+    from res2net_validate.graphs.checkpoint import create_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "res2net50_14w_8s-random.pth"

@@ -10,7 +10,7 @@ import pytest
 
 RECORDING_TESTS = '''
 import pytest
-from res2net_validate.fixture import record_result
+from res2net_validate.plugin.fixtures import record_result
 
 ACCURACY = {"fp32": (94.14, 100.0), "fp16": (93.75, 99.61)}
 

@@ -2,7 +2,7 @@
 
 from conftest import ZERO_THRESHOLDS
 
-from res2net_validate.sample_data import write_sample_dataset
+from res2net_validate.data.sample import write_sample_dataset
 
 
 def sample_with_a_truncated_image(root):

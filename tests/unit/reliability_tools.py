@@ -105,7 +105,7 @@ def read_only_view(source: Path, view: Path):
 
 from dataclasses import dataclass as _dataclass  # noqa: E402
 
-from res2net_validate.preprocess import Preprocess as _Preprocess  # noqa: E402
+from res2net_validate.data.preprocess import Preprocess as _Preprocess  # noqa: E402
 
 
 @_dataclass(frozen=True)

@@ -4,7 +4,7 @@ exists in the real bindings of each supported version.
 The manifests in tests/unit/data/api are generated from the real wheels by
 scripts/api_manifest.py (tensorrt-cu12-bindings 10.13.3.9, tensorrt-cu13-bindings 11.4.0.106,
 cuda-bindings 12.9 and 13.5).  The names used are read from the syntax tree of the backend
-and of gpu_timing.CudaRuntime, so a misspelled or removed name fails here, without a GPU.
+and of backends.timing.CudaRuntime, so a misspelled or removed name fails here, without a GPU.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def test_the_fakes_enums_match_the_real_ones(version):
 # ----------------------------------------------------------------------------- cuda-python
 
 
-GPU_TIMING = ROOT / "res2net_validate" / "gpu_timing.py"
+GPU_TIMING = ROOT / "res2net_validate" / "backends" / "timing.py"
 
 
 @pytest.mark.parametrize("version", CUDA_VERSIONS)

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from res2net_validate.calibrate import (
+from res2net_validate.graphs.calibrate import (
     CalibrationSettings,
     TensorRanges,
     _TensorStats,
@@ -173,7 +173,7 @@ def test_minmax_matches_a_full_run_and_onnxruntime_calibrator(tiny_graph, tmp_pa
 @pytest.mark.parametrize("flavour", ["onnxruntime", "tensorrt"])
 def test_borrowed_relu_ranges_give_the_same_graph_as_onnxruntime_ranges(tiny_graph, tmp_path, flavour):
     """Not measuring Relu-fed tensors changes nothing in what the quantizer writes."""
-    from res2net_validate.quantize import quantize_graph
+    from res2net_validate.graphs.quantize import quantize_graph
 
     data = images(16, seed=5)
     ours = collect_ranges(tiny_graph, [data], CalibrationSettings(method="minmax"), progress=False)
@@ -226,7 +226,7 @@ def test_ranges_round_trip_and_feed_onnxruntime(tiny_graph, tmp_path):
 
 def test_memory_is_bounded_by_the_run_size(tiny_graph, monkeypatch):
     """The session never sees more than batch_size images at once, whatever the caller sends."""
-    from res2net_validate import calibrate
+    from res2net_validate.graphs import calibrate
 
     seen = []
     real = calibrate._augmented_session

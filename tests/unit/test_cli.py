@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from res2net_validate.cli import main
-from res2net_validate.model import create_model
+from res2net_validate.graphs.checkpoint import create_model
 
 
 def test_export_prints_both_graphs_and_reuses_them(tmp_path, capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from res2net_validate.dataset import (
+from res2net_validate.data.layouts import (
     LabeledImage,
     canonical_val_labels,
     canonical_wnids,
@@ -19,7 +19,7 @@ from res2net_validate.dataset import (
     register_cli,
 )
 from res2net_validate.errors import ValidateError
-from res2net_validate.sample_data import write_sample_dataset
+from res2net_validate.data.sample import write_sample_dataset
 
 COUNT = 24
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from res2net_validate import devices
-from res2net_validate.devices import DeviceReport, GpuInfo
+from res2net_validate.backends import devices
+from res2net_validate.backends.devices import DeviceReport, GpuInfo
 
 SMI_CSV = (
     "0, NVIDIA H100 80GB HBM3, 550.54.15, 9.0, 81559, GPU-0f5e1a2b-aaaa-bbbb-cccc-000000000000\n"
@@ -198,7 +198,7 @@ def test_assignment_after_cuda_initialisation_warns(monkeypatch):
 def test_assignment_takes_effect_in_a_fresh_worker_process():
     """What a worker does in pytest_configure: pin the GPU before CUDA is touched."""
     code = (
-        "import os; from res2net_validate import devices;"
+        "import os; from res2net_validate.backends import devices;"
         "chosen = devices.assign_gpu_for_worker('gw1', devices.visible_gpus());"
         "print(chosen, os.environ['CUDA_VISIBLE_DEVICES'])"
     )

@@ -18,10 +18,10 @@ import pytest
 import torch
 from PIL import Image
 
-from res2net_validate import embedded
+from res2net_validate.embedded import default as embedded
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.errors import ValidateError
-from res2net_validate.model import load_model, read_state_dict
+from res2net_validate.graphs.checkpoint import load_model, read_state_dict
 
 TINY = embedded.EmbeddedParams(
     num_classes=2, val_images_per_class=2, train_images_per_class=2, bn_images=4, batch_size=4, head_steps=30

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from res2net_validate.cache import ArtifactCache
-from res2net_validate.calibrate import CalibrationSettings
+from res2net_validate.graphs.calibrate import CalibrationSettings
 from res2net_validate.errors import ValidateError
-from res2net_validate.fidelity import compare_logits, layer_comparison
-from res2net_validate.quantize import int8_graph
+from res2net_validate.graphs.fidelity import compare_logits, layer_comparison
+from res2net_validate.graphs.quantize import int8_graph
 
 
 def test_identical_logits_agree_perfectly():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from res2net_validate import devices
+from res2net_validate.backends import devices
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

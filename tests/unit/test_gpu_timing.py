@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from res2net_validate.gpu_timing import (
+from res2net_validate.backends.timing import (
     CudaError,
     CudaRuntime,
     LoopResult,
@@ -124,7 +124,7 @@ def test_wall_clock_timer_and_repeats():
 
 def test_cuda_runtime_raises_named_errors_from_the_real_cuda_python():
     pytest.importorskip("cuda.bindings.runtime", reason="cuda-python is not installed")
-    from res2net_validate.devices import gpu_skip_reason
+    from res2net_validate.backends.devices import gpu_skip_reason
 
     if gpu_skip_reason() is None:
         pytest.skip("a GPU is present; this checks the error path")

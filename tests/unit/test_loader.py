@@ -7,13 +7,13 @@ import os
 import numpy as np
 import pytest
 
-from res2net_validate import loader
+from res2net_validate.data import image_cache as loader
 from res2net_validate.cache import ArtifactCache
-from res2net_validate.dataset import discover
+from res2net_validate.data.layouts import discover
 from res2net_validate.errors import ValidateError
-from res2net_validate.loader import preprocess_images
-from res2net_validate.preprocess import Preprocess
-from res2net_validate.sample_data import write_sample_dataset
+from res2net_validate.data.image_cache import preprocess_images
+from res2net_validate.data.preprocess import Preprocess
+from res2net_validate.data.sample import write_sample_dataset
 
 
 @pytest.fixture(scope="module")

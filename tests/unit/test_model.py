@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from res2net_validate.errors import ValidateError
-from res2net_validate.model import NUM_PARAMS, create_model, load_model, read_state_dict
+from res2net_validate.graphs.checkpoint import NUM_PARAMS, create_model, load_model, read_state_dict
 
 
 @pytest.fixture(scope="module")

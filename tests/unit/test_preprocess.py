@@ -8,7 +8,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from res2net_validate.errors import ValidateError
-from res2net_validate.preprocess import IMAGENET_MEAN, IMAGENET_STD, BadImageError, Preprocess, compare_methods
+from res2net_validate.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, BadImageError, Preprocess, compare_methods
 
 # (height, width): landscape, portrait, square, near-square, extreme, smaller than the crop
 SIZES = [(375, 500), (500, 333), (256, 256), (300, 257), (1000, 180), (150, 120), (37, 900)]
@@ -188,7 +188,7 @@ def test_fast_path_geometry_matches(tmp_path):
 
 
 def test_normalize_torch_fallback_is_identical(monkeypatch):
-    from res2net_validate import preprocess as module
+    from res2net_validate.data import preprocess as module
 
     batch = np.random.default_rng(1).integers(0, 256, (2, 3, 8, 8), dtype=np.uint8)
     fast = Preprocess(mean=(0.3, 0.2, 0.1), std=(0.7, 0.6, 0.5)).normalize(batch)

@@ -13,12 +13,12 @@ import torch
 from onnx import numpy_helper
 from PIL import Image
 
-from res2net_validate import quantize
+from res2net_validate.graphs import quantize
 from res2net_validate.cache import ArtifactCache
-from res2net_validate.calibrate import CalibrationSettings
+from res2net_validate.graphs.calibrate import CalibrationSettings
 from res2net_validate.errors import ValidateError
-from res2net_validate.fidelity import compare_logits
-from res2net_validate.quantize import FLAVOURS, int8_graph, unquantized_weights
+from res2net_validate.graphs.fidelity import compare_logits
+from res2net_validate.graphs.quantize import FLAVOURS, int8_graph, unquantized_weights
 
 
 class TinyRes2Net(torch.nn.Module):

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from res2net_validate.options import OPTIONS
+from res2net_validate.settings import OPTIONS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

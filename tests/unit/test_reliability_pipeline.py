@@ -13,20 +13,20 @@ import pytest
 from reliability_tools import alive, children_of, finish, python, read_only_view, tmpfs, wait_for
 
 from res2net_validate.cache import ArtifactCache
-from res2net_validate.calibrate import CalibrationSettings
-from res2net_validate.dataset import discover
+from res2net_validate.graphs.calibrate import CalibrationSettings
+from res2net_validate.data.layouts import discover
 from res2net_validate.errors import ValidateError
-from res2net_validate.loader import IMAGES_FILE, preprocess_images
-from res2net_validate.preprocess import Preprocess
-from res2net_validate.quantize import int8_graph
-from res2net_validate.sample_data import write_sample_dataset
+from res2net_validate.data.image_cache import IMAGES_FILE, preprocess_images
+from res2net_validate.data.preprocess import Preprocess
+from res2net_validate.graphs.quantize import int8_graph
+from res2net_validate.data.sample import write_sample_dataset
 
 INT8_BUILDS = """
 import sys
 import numpy as np
 from res2net_validate.cache import ArtifactCache
-from res2net_validate.calibrate import CalibrationSettings
-from res2net_validate.quantize import int8_graph
+from res2net_validate.graphs.calibrate import CalibrationSettings
+from res2net_validate.graphs.quantize import int8_graph
 
 cache, graph, flavour = ArtifactCache(sys.argv[1]), sys.argv[2], sys.argv[3]
 data = np.random.default_rng(0).standard_normal((8, 3, 32, 32), dtype=np.float32)
@@ -129,15 +129,15 @@ PREPROCESS_ON_TMPFS = """
 import sys
 from pathlib import Path
 from res2net_validate.cache import ArtifactCache
-from res2net_validate.dataset import discover
+from res2net_validate.data.layouts import discover
 from res2net_validate.errors import ValidateError
-from res2net_validate.loader import preprocess_images
-from res2net_validate.preprocess import Preprocess
+from res2net_validate.data.image_cache import preprocess_images
+from res2net_validate.data.preprocess import Preprocess
 
 images = discover(sys.argv[1]).images
 if sys.argv[3] == "unchecked":  # as if the space went to another process after the check
-    import res2net_validate.cache, res2net_validate.loader
-    res2net_validate.cache.check_free_space = res2net_validate.loader.check_free_space = lambda *args: None
+    import res2net_validate.cache, res2net_validate.data.image_cache
+    res2net_validate.cache.check_free_space = res2net_validate.data.image_cache.check_free_space = lambda *args: None
 cache = None if sys.argv[3] == "scratch" else ArtifactCache(sys.argv[2])
 try:
     preprocess_images(images, Preprocess(), cache, workers=1, progress=False)
@@ -164,8 +164,8 @@ def test_preprocessing_onto_a_full_disk_is_one_clear_error_not_a_sigbus(photo_ro
 DECODE_WITH_WORKERS = """
 import sys
 from reliability_tools import SlowPreprocess
-from res2net_validate.dataset import discover
-from res2net_validate.loader import preprocess_images
+from res2net_validate.data.layouts import discover
+from res2net_validate.data.image_cache import preprocess_images
 
 preprocess_images(discover(sys.argv[1]).images, SlowPreprocess(), None, workers=2, progress=False)
 """

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from res2net_validate.dataset import LabeledImage
+from res2net_validate.data.layouts import LabeledImage
 from res2net_validate.errors import ValidateError
-from res2net_validate.selection import split_images
+from res2net_validate.data.selection import split_images
 
 VAL = tuple(LabeledImage(Path(f"/val/ILSVRC2012_val_{i:08d}.JPEG"), i % 10) for i in range(1, 41))
 

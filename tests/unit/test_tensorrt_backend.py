@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from fake_tensorrt import FakeCudaRuntime, FakeTensorRT, fake_logits
 
-from res2net_validate import devices
+from res2net_validate.backends import devices
 from res2net_validate.backends.base import Runner
 from res2net_validate.backends.tensorrt import (
     HEADER_NAME,

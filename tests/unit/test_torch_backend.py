@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from res2net_validate import devices
+from res2net_validate.backends import devices
 from res2net_validate.backends.base import Runner
-from res2net_validate.backends.torch_backend import TorchBackend
+from res2net_validate.backends.pytorch import TorchBackend
 from res2net_validate.errors import ValidateError
-from res2net_validate.model import create_model
+from res2net_validate.graphs.checkpoint import create_model
 
 
 class ModelArtifacts:
@@ -108,7 +108,7 @@ def test_fp16_needs_cuda(model):
 
 
 def test_default_device_follows_cuda_availability(monkeypatch):
-    import res2net_validate.backends.torch_backend as module
+    import res2net_validate.backends.pytorch as module
 
     monkeypatch.setattr(module, "_cuda_available", lambda: False)
     assert TorchBackend().device() == "cpu" and TorchBackend().availability()

@@ -2,7 +2,7 @@
 
 An engine that is foreign, stale or does not deserialize is rebuilt with a warning,
 never run.  CUDA memory, streams, events and graphs go through
-``res2net_validate.gpu_timing.CudaRuntime`` (cuda-python).
+``res2net_validate.backends.timing.CudaRuntime`` (cuda-python).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from ... import devices
+from .. import devices
 from ...cache import file_sha256
-from ...devices import TRT_INSTALL_HINT
+from ..devices import TRT_INSTALL_HINT
 from ...errors import ValidateError
-from ...gpu_timing import CudaRuntime
+from ..timing import CudaRuntime
 from ..base import PRECISIONS, Availability
 from .builder import EngineBuilder, deserialize
 from .engine import (

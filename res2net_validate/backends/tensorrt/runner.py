@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...errors import ValidateError
-from ...gpu_timing import CudaEventTimer, CudaRuntime, ThroughputReport, run_timed_loop, throughput_report, time_repeated
+from ..timing import CudaEventTimer, CudaRuntime, ThroughputReport, run_timed_loop, throughput_report, time_repeated
 from ..base import PrecisionProof, RunnerInfo
 from .inspector import GraphConvolutions, engine_information, engine_precision_proof, parse_engine_information
 

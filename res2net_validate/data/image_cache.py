@@ -38,9 +38,9 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cache import ArtifactCache, DiskFullError, check_free_space, human_size
-from .dataset import LabeledImage, fingerprint_images
-from .errors import ValidateError
+from ..cache import ArtifactCache, DiskFullError, check_free_space, human_size
+from .layouts import LabeledImage, fingerprint_images
+from ..errors import ValidateError
 from .preprocess import BadImageError, Preprocess
 
 CACHE_KIND = "images"

@@ -39,7 +39,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .errors import ValidateError
+from ..errors import ValidateError
 
 METHODS = ("minmax", "percentile", "entropy")
 RANGES_FORMAT = 1  # bump when the statistics or the JSON layout change

@@ -13,9 +13,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import MODEL_NAME
-from .cache import ArtifactCache
-from .errors import ValidateError
+from .. import MODEL_NAME
+from ..cache import ArtifactCache
+from ..errors import ValidateError
 from .export import Graph, fp16_graph, fp32_graph
 
 
@@ -96,6 +96,6 @@ class Artifacts:
         raise ValidateError(f"--precision {precision!r}: unknown precision")
 
     def torch_model(self):
-        from .model import load_model
+        from .checkpoint import load_model
 
         return load_model(self.weights, self.model_name)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import MODEL_NAME, __version__
-from .cache import ArtifactCache, file_sha256
+from .. import MODEL_NAME, __version__
+from ..cache import ArtifactCache, file_sha256
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -78,7 +78,7 @@ def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME
         import onnxsim
         import torch
 
-        from .model import load_model
+        from .checkpoint import load_model
 
         out_dir.mkdir(parents=True)
         model = load_model(weights, model_name)
@@ -176,8 +176,8 @@ def register_cli(subparsers) -> None:
 
 
 def _export_command(args) -> int:
-    from .errors import ValidateError
-    from .options import command_cache_dir
+    from ..errors import ValidateError
+    from ..settings import command_cache_dir
 
     if not args.weights.is_file():
         raise ValidateError(f"--weights {args.weights}: no such file")

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ValidateError
-from ..gpu_timing import ThroughputReport, Timer, WallClockTimer, run_timed_loop, throughput_report, time_repeated
+from .timing import ThroughputReport, Timer, WallClockTimer, run_timed_loop, throughput_report, time_repeated
 from .base import PRECISIONS, Availability, PrecisionProof, RunnerInfo
 
 INT8_REFUSAL = (
@@ -137,7 +137,7 @@ class TorchRunner:
         min_iterations: int = 10,
         copy_repeats: int = 20,
     ) -> ThroughputReport:
-        """trtexec-style numbers (see gpu_timing): CUDA events on a GPU, wall clock on CPU."""
+        """trtexec-style numbers (see backends.timing): CUDA events on a GPU, wall clock on CPU."""
         resident = self._to_device(images)
         self._sync()
         timer: Timer = _TorchCudaTimer() if self.device.type == "cuda" else WallClockTimer()

@@ -1,6 +1,6 @@
 """pytest wiring: options, the report header, test parametrisation, the closing table.
 
-The work itself lives in ``session.py`` (what runs) and ``fixture.py`` (what tests see).
+The work itself lives in ``session.py`` (what runs) and ``fixtures.py`` (what tests see).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from . import __version__
-from .errors import ValidateError
-from .fixture import SESSION_KEY
-from .fixture import *  # noqa: F401,F403 - registers the fixtures with pytest
-from .options import OPTIONS, add_options, resolve
+from .. import __version__
+from ..errors import ValidateError
+from .fixtures import SESSION_KEY
+from .fixtures import *  # noqa: F401,F403 - registers the fixtures with pytest
+from ..settings import OPTIONS, add_options, resolve
 from .report import Report, json_path_beside
-from .session import ValidationSession
+from ..session import ValidationSession
 
 
 def pytest_addoption(parser):
@@ -35,7 +35,7 @@ def pytest_addhooks(pluginmanager):
 def pytest_configure(config):
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:  # xdist worker: pin one GPU before anything touches CUDA
-        from .devices import assign_gpu_for_worker, visible_gpus
+        from ..backends.devices import assign_gpu_for_worker, visible_gpus
 
         assign_gpu_for_worker(workerinput["workerid"], visible_gpus())
     for line in (
@@ -54,7 +54,7 @@ def pytest_configure(config):
         session.check_paths()
         benchmark_json = getattr(config.option, "benchmark_json", None)
         if benchmark_json is not None and not hasattr(benchmark_json, "write"):
-            from .session import check_output_file
+            from ..session import check_output_file
 
             check_output_file(Path(benchmark_json), f"--benchmark-json {benchmark_json}")
         session.check_batch_size()
@@ -86,7 +86,7 @@ def pytest_report_header(config):
     for start in range(0, len(described), 4):
         lines.append("  " + "  ".join(described[start:start + 4]))
     lines.append(f"  thresholds file: {session.thresholds_path()}")
-    from .devices import report_header_lines
+    from ..backends.devices import report_header_lines
 
     lines.extend(report_header_lines())
     return lines
@@ -145,7 +145,7 @@ class ResultCollector:
         settings = self.config.stash[SESSION_KEY].settings
         self.report.run.update(_machine_and_settings(settings))
         if settings.save_baseline is not None and self.report.baseline_entries:
-            from .predictions import write_baseline
+            from ..predictions import write_baseline
 
             write_baseline(settings.save_baseline, self.report.run, self.report.baseline_entries)
             terminalreporter.write_line(f"baseline ({', '.join(self.report.baseline_entries)}): "
@@ -172,7 +172,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     if session is not None:
         from dataclasses import asdict
 
-        from .devices import device_report
+        from ..backends.devices import device_report
 
         report = device_report()
         machine_info["res2net_validate"] = {"version": __version__, "backend": session.settings.backend}
@@ -184,7 +184,7 @@ def _machine_and_settings(settings) -> dict:
     import socket
     from datetime import datetime, timezone
 
-    from .backends.onnxruntime import cpu_description
+    from ..backends.onnxruntime import cpu_description
 
     return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname(),
             "cpu": cpu_description(), "alpha": settings.alpha, "batch_size": settings.batch_size,
@@ -200,7 +200,7 @@ def _benchmark_json_into_report_dir(config, report_dir) -> None:
 
 
 def _write_merged_report(terminalreporter, results_json, option, report_dir) -> None:
-    from .reports import write_report
+    from ..reports import write_report
 
     benchmark_json = getattr(option, "benchmark_json", None)
     if hasattr(benchmark_json, "write"):  # a path or an open file, depending on pytest-benchmark's version

@@ -1,7 +1,7 @@
 """INT8 Q/DQ graphs from cached calibration ranges, one flavour per target.
 
 Both flavours are explicit Q/DQ ONNX written by onnxruntime's own ``QDQQuantizer`` from the
-ranges of :mod:`res2net_validate.calibrate`; both run on ONNX Runtime's CPU provider, so
+ranges of :mod:`res2net_validate.graphs.calibrate`; both run on ONNX Runtime's CPU provider, so
 the exact graph TensorRT will consume can be scored on a CPU box.
 
 * ``tensorrt``: what TensorRT 11 (strongly typed, explicit quantization only) wants: signed
@@ -27,10 +27,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import __version__
-from .cache import ArtifactCache, file_sha256
+from .. import __version__
+from ..cache import ArtifactCache, file_sha256
 from .calibrate import RANGES_FORMAT, CalibrationSettings, TensorRanges, collect_ranges
-from .errors import ValidateError
+from ..errors import ValidateError
 
 FLAVOURS = ("onnxruntime", "tensorrt")
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
@@ -358,7 +358,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 def calibration_file_list(calib_dir: Path | None, calib_list: Path | None, count: int | None) -> tuple[Path, ...]:
     """The calibration images named by the CLI options, in order; one ValidateError per problem.
     Names in --calib-list are looked up under --calib-dir, else beside the list file."""
-    from .selection import calibration_files
+    from ..data.selection import calibration_files
 
     if count is not None and count < 1:
         raise ValidateError(f"--calib-count {count}: must be at least 1")
@@ -394,8 +394,8 @@ def _run_cli(args: argparse.Namespace) -> int:
     import onnx
     import onnxruntime as ort
 
-    from .options import command_cache_dir
-    from .preprocess import Preprocess
+    from ..settings import command_cache_dir
+    from ..data.preprocess import Preprocess
 
     if not args.graph.is_file():
         raise ValidateError(f"--graph {args.graph}: no such file. Pass an FP32 ONNX graph of res2net50_14w_8s.")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ValidateError
+from ..errors import ValidateError
 
 DEQUANTIZED_SUFFIX = "_DequantizeLinear_Output"  # onnxruntime's QDQ quantizer names DQ outputs so
 
@@ -54,8 +54,8 @@ def compare_runs(reference, candidate) -> dict:
     """Fidelity of ``candidate`` predictions to ``reference`` (both ``predictions.Predictions`` on
     the same images): top-1 agreement and the classes that lost most; logit cosine and KL too when
     both runs' logits are at hand (a cached reference keeps only its top-5)."""
-    from .dataset import canonical_wnids
-    from .verdicts import classes_lost
+    from ..data.layouts import canonical_wnids
+    from ..verdicts import classes_lost
 
     if reference.names != candidate.names:
         raise ValidateError("fidelity: the reference and the candidate were scored on different images")

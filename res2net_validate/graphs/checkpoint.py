@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from . import MODEL_NAME
-from .errors import ValidateError
+from .. import MODEL_NAME
+from ..errors import ValidateError
 
 NUM_PARAMS = 25_059_816  # res2net50_14w_8s, as published
 _NESTED_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ValidateError
+from ..errors import ValidateError
 
 DEFAULT_CALIBRATION_IMAGES = 500  # MLPerf's list size
 SEED = 0

@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backends import PRECISIONS
+from ..backends import PRECISIONS
 
 COLUMNS = ("Model", "BatchSize", "Precision", "Backend", "FPS", "Top-1(%)", "Top-5(%)")
 MODEL_LABEL = "Res2Net50"

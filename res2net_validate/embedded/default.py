@@ -48,9 +48,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import MODEL_NAME
-from .cache import ArtifactCache
-from .errors import ValidateError
+from .. import MODEL_NAME
+from ..cache import ArtifactCache
+from ..errors import ValidateError
 
 # Bump whenever the rendering, the split, the checkpoint recipe or the layout changes.
 GENERATOR_VERSION = 1
@@ -308,7 +308,7 @@ def jpeg_to_tensor(data: bytes, transform=None):
 def _seeded_backbone(params: EmbeddedParams):
     import torch
 
-    from .model import create_model
+    from ..graphs.checkpoint import create_model
 
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
         torch.manual_seed(params.seed)
@@ -585,7 +585,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    from .options import command_cache_dir
+    from ..settings import command_cache_dir
 
     default = ensure_embedded_default(ArtifactCache(command_cache_dir(args.cache_dir)), progress=not args.quiet, params=DEFAULT_PARAMS)
     info = json.loads((default.dataset_dir.parent / INFO_FILE).read_text())

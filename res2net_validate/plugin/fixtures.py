@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from .errors import NotConfigured, ValidateError
+from ..errors import NotConfigured, ValidateError
 from .report import Report
-from .session import BackendUnavailable, ValidationSession
+from ..session import BackendUnavailable, ValidationSession
 
 SESSION_KEY = pytest.StashKey[ValidationSession]()
 
@@ -49,7 +49,7 @@ def res2net_thresholds(res2net_session, res2net_source):
 
 @pytest.fixture(scope="session")
 def res2net_preprocess(request, res2net_session):
-    from .preprocess import Preprocess
+    from ..data.preprocess import Preprocess
 
     preprocess = Preprocess(method=res2net_session.settings.preprocess)
     replaced = request.config.hook.pytest_res2net_validate_preprocess(config=request.config, preprocess=preprocess)
@@ -100,9 +100,9 @@ def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored
         + _skipped_notes(res2net_scored_images),
     }
     if settings.save_baseline is not None:
-        from .predictions import baseline_entry
+        from ..predictions import baseline_entry
 
-        from .cache import file_sha256
+        from ..cache import file_sha256
 
         graph = res2net_session.runner(precision, res2net_artifacts).info.extra
         graph = graph.get("onnx") or graph.get("graph")

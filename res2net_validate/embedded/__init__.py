@@ -1,0 +1,1 @@
+"""The embedded default: generated images and a stand-in checkpoint, built once per cache."""

@@ -1,0 +1,1 @@
+"""The model as ONNX graphs: checkpoint, export, calibration, Q/DQ quantization, fidelity, artifacts."""

@@ -1,0 +1,1 @@
+"""pytest wiring: hooks, fixtures, hook specifications, the results file."""
