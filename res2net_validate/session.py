@@ -242,31 +242,46 @@ class ValidationSession:
                 else:
                     description = f"{len(calibration_images)} held-out val images{listed}"
                 source = CalibrationSource(calibration_images, preprocess, self.settings.batch_size, description)
-
-            def calibration():  # called only when an INT8 graph is built
-                if source is None:
-                    raise NotConfigured("INT8 needs calibration images: pass --calib-dir DIR, or --dataset-dir DIR "
-                                        "to carve them out of val")
-                return source
-
-            self._memo[key] = Artifacts(self.cache, self.source().weights, calibration,
-                                        self.calibration_settings(), progress=self.progress,
-                                        int8_flavour=self.settings.int8_flavour)
+            self._memo[key] = Artifacts(self.cache, self.source().weights, source,
+                                        self.calibration_settings(), progress=self.progress)
         return self._memo[key]
 
     def backend(self):
         if "backend" not in self._memo:
-            self._memo["backend"] = get_backend(self.settings.backend)
+            self._memo["backend"] = get_backend(self.settings.backend, cache=self.cache)
         return self._memo["backend"]
+
+    def int8_flavour(self) -> str:
+        """The INT8 Q/DQ flavour, decided once: --int8-flavour, or the one the backend declares ("auto")."""
+        chosen = self.settings.int8_flavour
+        return (self.backend().int8_flavour or "onnxruntime") if chosen == "auto" else chosen
+
+    def graph(self, precision: str, artifacts):
+        """The path of ``precision``'s graph, exported, converted or calibrated here on a cache miss."""
+        if precision == "int8" and artifacts.calibration is None:
+            raise NotConfigured("INT8 needs calibration images: pass --calib-dir DIR, or --dataset-dir DIR "
+                                "to carve them out of val")
+        return artifacts.graph(precision, self.int8_flavour() if precision == "int8" else None)
+
+    def model_input(self, precision: str, artifacts):
+        """What ``backend.open`` receives for ``precision``, resolved before it opens."""
+        from .backends.base import RUNS_TORCH
+
+        if self.backend().runs == RUNS_TORCH:
+            from .graphs.checkpoint import load_model
+
+            return load_model(self.source().weights)
+        return self.graph(precision, artifacts)
 
     def runner(self, precision: str, artifacts):
         if precision not in self._runners:
             backend = self.backend()
-            usable = backend.supports(precision) if hasattr(backend, "supports") else backend.availability()
+            usable = backend.supports(precision)
             if not usable:
                 raise BackendUnavailable(f"backend {backend.name} cannot run {precision}: {usable.reason}")
-            with self.live_output():  # may export, convert or calibrate first
-                self._runners[precision] = backend.open(artifacts, precision, (1, self.settings.batch_size))
+            with self.live_output():  # may export, convert or calibrate, then build a TensorRT engine
+                model = self.model_input(precision, artifacts)
+                self._runners[precision] = backend.open(model, precision, (1, self.settings.batch_size))
         return self._runners[precision]
 
     def population(self) -> int:
@@ -339,8 +354,7 @@ class ValidationSession:
         from .predictions import images_identity
 
         backend = self.backend()
-        model = (self.source().weights if backend.name == "torch"
-                 else artifacts.graph("fp32", target="tensorrt" if backend.name == "tensorrt" else "onnxruntime"))
+        model = self.source().weights if backend.name == "torch" else self.graph("fp32", artifacts)
         return {"model_sha256": file_sha256(model), "images": images_identity(images),
                 "preprocess": preprocess.key_parts(), "backend": backend.name, "runtime": _runtime_versions(),
                 "cpu": cpu_description(), "gpus": describe_gpus(device_report()), "batch_size": self.settings.batch_size}

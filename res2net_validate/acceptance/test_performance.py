@@ -31,8 +31,9 @@ def test_fps(request, benchmark, precision, res2net_session, res2net_artifacts, 
     fps = batch_size / seconds.median
     benchmark.extra_info.update({"fps": round(fps, 2), "fps_mean": round(batch_size / seconds.mean, 2),
                                  "rounds": seconds.rounds, **info.extra})
-    if hasattr(res2net_runner, "benchmark"):  # GPU backends: trtexec-style throughput, latency percentiles, copies
-        benchmark.extra_info["trtexec_like"] = res2net_runner.benchmark(images, duration_s=3.0).as_dict()
+    trtexec_like = res2net_runner.benchmark(images, duration_s=3.0)  # None where no loop of its own (ORT CPU)
+    if trtexec_like is not None:  # throughput, latency percentiles, copies
+        benchmark.extra_info["trtexec_like"] = trtexec_like.as_dict()
     record_result(request, {"precision": precision, "backend": info.backend, "batch_size": batch_size,
                             "fps": fps, "device": info.device, "notes": res2net_session.notes(res2net_artifacts)})
 
