@@ -137,11 +137,21 @@ class ValidationSession:
                     default = ensure_embedded_default(self.cache, progress=self.progress)
                 source = Source(default.weights, default.dataset_dir, embedded=True)
             else:
-                from .graphs.checkpoint import load_model
-
-                load_model(source.weights)  # a wrong checkpoint fails before minutes of preprocessing
+                self._checkpoint(source.weights)  # a wrong checkpoint fails before minutes of preprocessing
             self._memo["source"] = source
         return self._memo["source"]
+
+    def torch_model(self):
+        """The FP32 module of the run's weights: loaded once per run, shared by the export and the torch
+        backend (which never change it in place)."""
+        return self._checkpoint(self.source().weights)
+
+    def _checkpoint(self, weights: Path):
+        if "torch_model" not in self._memo:
+            from .graphs import checkpoint
+
+            self._memo["torch_model"] = checkpoint.load_model(weights)
+        return self._memo["torch_model"]
 
     def thresholds_path(self) -> Path:
         if self.settings.thresholds is not None:
@@ -242,8 +252,8 @@ class ValidationSession:
                 else:
                     description = f"{len(calibration_images)} held-out val images{listed}"
                 source = CalibrationSource(calibration_images, preprocess, self.settings.batch_size, description)
-            self._memo[key] = Artifacts(self.cache, self.source().weights, source,
-                                        self.calibration_settings(), progress=self.progress)
+            self._memo[key] = Artifacts(self.cache, self.source().weights, source, self.calibration_settings(),
+                                        progress=self.progress, load_model=self.torch_model)
         return self._memo[key]
 
     def backend(self):
@@ -268,9 +278,7 @@ class ValidationSession:
         from .backends.base import RUNS_TORCH
 
         if self.backend().runs == RUNS_TORCH:
-            from .graphs.checkpoint import load_model
-
-            return load_model(self.source().weights)
+            return self.torch_model()
         return self.graph(precision, artifacts)
 
     def runner(self, precision: str, artifacts):

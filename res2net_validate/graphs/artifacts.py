@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -49,9 +49,11 @@ class Artifacts:
     notes.  Which INT8 flavour to build is the caller's decision (the session's), never made here."""
 
     def __init__(self, cache: ArtifactCache, weights: Path, calibration: CalibrationSource | None,
-                 calib_settings, model_name: str = MODEL_NAME, progress: bool = True):
+                 calib_settings, model_name: str = MODEL_NAME, progress: bool = True,
+                 load_model: Callable[[], object] | None = None):
         self.cache = cache
         self.weights = Path(weights)
+        self.load_model = load_model  # the caller's (memoised) module of ``weights``, for the export
         self.model_name = model_name
         self.calibration = calibration  # None: no calibration images, so no INT8 graph
         self.calib_settings = calib_settings
@@ -73,7 +75,7 @@ class Artifacts:
 
     def _build(self, precision: str, int8_flavour: str | None) -> Graph:
         if precision == "fp32":
-            return fp32_graph(self.cache, self.weights, self.model_name)
+            return fp32_graph(self.cache, self.weights, self.model_name, self.load_model)
         if precision == "fp16":
             return fp16_graph(self.cache, self.graph_info("fp32"))
         if precision == "int8":

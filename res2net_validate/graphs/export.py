@@ -62,8 +62,12 @@ def _load_graph_dir(entry_path: Path, precision: str, built: bool) -> Graph:
     return Graph(entry_path / GRAPH_FILE, precision, built, info)
 
 
-def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME) -> Graph:
-    """Export ``weights`` to a simplified, checked ONNX graph with a dynamic batch."""
+def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME, load_model=None) -> Graph:
+    """Export ``weights`` to a simplified, checked ONNX graph with a dynamic batch.
+
+    ``load_model``: returns the module of ``weights`` (a caller that already holds it passes it so,
+    and it is only called on a cache miss); by default the file is loaded.  The key is the file's
+    content either way."""
     key_parts = {
         "model": model_name,
         "weights_sha256": file_sha256(weights),
@@ -78,10 +82,10 @@ def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME
         import onnxsim
         import torch
 
-        from .checkpoint import load_model
+        from . import checkpoint
 
         out_dir.mkdir(parents=True)
-        model = load_model(weights, model_name)
+        model = load_model() if load_model is not None else checkpoint.load_model(weights, model_name)
         raw_path = out_dir / "raw.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice

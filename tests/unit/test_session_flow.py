@@ -80,3 +80,37 @@ def test_every_backend_declares_what_open_receives():
         (RUNS_ONNX, "onnxruntime"), (RUNS_TORCH, None), (RUNS_ONNX, "tensorrt")]
     assert all(isinstance(b, Backend) for b in backends)
     assert not TorchBackend(device="cpu").supports("int8")
+
+
+def test_the_checkpoint_is_loaded_once_per_run_with_a_cold_cache(tmp_path, monkeypatch):
+    """source() checks the weights, the torch backend runs them and the FP32 export needs them:
+    one load between them, and the export's cache key is the file's content as before."""
+    import numpy as np
+    import torch
+
+    from res2net_validate.data.preprocess import Preprocess
+    from res2net_validate.graphs import checkpoint
+    from res2net_validate.graphs.export import fp32_graph
+
+    torch.manual_seed(0)
+    weights = tmp_path / "res2net50_14w_8s-random.pth"
+    torch.save(checkpoint.create_model().state_dict(), weights)
+    loads = []
+    real_load = checkpoint.load_model
+    monkeypatch.setattr(checkpoint, "load_model", lambda *args, **kw: loads.append(args) or real_load(*args, **kw))
+
+    session = _session(tmp_path, weights=weights, backend="torch", precision=("fp32",))
+    session._memo["backend"] = TorchBackend(device="cpu")  # CPU even where a GPU is visible
+    session.source()
+    artifacts = session.artifacts(None, Preprocess())
+    runner = session.runner("fp32", artifacts)
+    exported = artifacts.graph_info("fp32")  # what an ONNX consumer of the same run asks for, on a cold cache
+    assert loads == [(weights,)]
+    assert runner.model is session.torch_model() and exported.built and exported.info["max_abs_diff"] < 1e-3
+    images = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    with torch.inference_mode():
+        assert np.allclose(runner.infer(images), real_load(weights)(torch.from_numpy(images)).numpy(), atol=1e-5)
+
+    again = fp32_graph(session.cache, weights)  # the default loader's key: the same cache entry, a hit
+    assert again.path == exported.path and not again.built
+    runner.close()
