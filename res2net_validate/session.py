@@ -403,19 +403,8 @@ class ValidationSession:
         if self._reference_note:
             notes.append(self._reference_note)
         if artifacts is not None:
-            for (precision, target), graph in artifacts.graphs.items():
-                if "max_abs_diff" in graph.info:
-                    notes.append(f"{precision} graph vs {graph.info['reference']}: max |diff| "
-                                 f"{graph.info['max_abs_diff']:.2e}")
-                if precision == "int8":
-                    names = graph.info["unquantized_weights"]
-                    coverage = (f"WARNING: {len(names)} Conv/Gemm weights left in float: {', '.join(names[:5])}"
-                                if names else "every Conv/Gemm weight quantized")
-                    method = self.settings.calib_method
-                    if method == "percentile":
-                        method = f"percentile {self.settings.calib_percentile:g}"
-                    notes.append(f"int8 Q/DQ graph, {graph.info['flavour']} flavour, {method} "
-                                 f"calibration on {graph.info['calibration']}; {coverage}")
+            for graph in artifacts.graphs.values():
+                notes.extend(graph.notes())
         return notes
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from .. import MODEL_NAME
 from ..cache import ArtifactCache
 from ..errors import ValidateError
 from .export import Graph, fp16_graph, fp32_graph
+from .notes import Int8Build
 
 
 class CalibrationSource:
@@ -94,7 +95,7 @@ class Artifacts:
                 flavour=int8_flavour,
                 progress=self.progress,
             )
-            info = {"flavour": int8_flavour, "calibration": calibration.description,
-                    "unquantized_weights": list(result.unquantized_weights)}
-            return Graph(result.path, "int8", result.built, info)
+            build = Int8Build(int8_flavour, calibration.description, self.calib_settings.method,
+                              self.calib_settings.percentile, tuple(result.unquantized_weights))
+            return Graph(result.path, "int8", result.built, int8=build)
         raise ValidateError(f"--precision {precision!r}: unknown precision")

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import MODEL_NAME, __version__
 from ..cache import ArtifactCache, file_sha256
+from .notes import GraphCheck, Int8Build
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -30,11 +31,15 @@ class Graph:
     path: Path  # the .onnx file
     precision: str
     built: bool
-    info: dict  # check figures, e.g. {"max_abs_diff": ..., "reference": "torch"}
+    check: GraphCheck | None = None  # vs its reference, from the entry's info.json
+    int8: Int8Build | None = None  # how an INT8 graph was calibrated
 
     @property
     def sha256(self) -> str:
         return file_sha256(self.path)
+
+    def notes(self) -> list[str]:
+        return ([self.check.note(self.precision)] if self.check else []) + ([self.int8.note()] if self.int8 else [])
 
 
 def _versions() -> dict:
@@ -59,7 +64,7 @@ def _ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
 
 def _load_graph_dir(entry_path: Path, precision: str, built: bool) -> Graph:
     info = json.loads((entry_path / INFO_FILE).read_text())
-    return Graph(entry_path / GRAPH_FILE, precision, built, info)
+    return Graph(entry_path / GRAPH_FILE, precision, built, GraphCheck.from_info(info))
 
 
 def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME, load_model=None) -> Graph:
@@ -190,6 +195,6 @@ def _export_command(args) -> int:
     fp16 = fp16_graph(cache, fp32)
     for graph in (fp32, fp16):
         state = "built" if graph.built else "cached"
-        print(f"{graph.precision}: {graph.path} ({state}; vs {graph.info['reference']}: "
-              f"max |diff| {graph.info['max_abs_diff']:.2e})")
+        print(f"{graph.precision}: {graph.path} ({state}; vs {graph.check.reference}: "
+              f"max |diff| {graph.check.max_abs_diff:.2e})")
     return 0

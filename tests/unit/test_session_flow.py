@@ -106,7 +106,7 @@ def test_the_checkpoint_is_loaded_once_per_run_with_a_cold_cache(tmp_path, monke
     runner = session.runner("fp32", artifacts)
     exported = artifacts.graph_info("fp32")  # what an ONNX consumer of the same run asks for, on a cold cache
     assert loads == [(weights,)]
-    assert runner.model is session.torch_model() and exported.built and exported.info["max_abs_diff"] < 1e-3
+    assert runner.model is session.torch_model() and exported.built and exported.check.max_abs_diff < 1e-3
     images = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
     with torch.inference_mode():
         assert np.allclose(runner.infer(images), real_load(weights)(torch.from_numpy(images)).numpy(), atol=1e-5)
