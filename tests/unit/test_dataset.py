@@ -16,8 +16,8 @@ from res2net_validate.data.layouts import (
     canonical_wnids,
     discover,
     fingerprint_images,
-    register_cli,
 )
+from res2net_validate.cli.data import register_cli
 from res2net_validate.errors import ValidateError
 from res2net_validate.data.sample import write_sample_dataset
 

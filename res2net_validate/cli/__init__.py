@@ -9,10 +9,10 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-from .errors import ValidateError
+from .. import __version__
+from ..errors import ValidateError
 
-STAGE_MODULES = ("data.layouts", "embedded.default", "graphs.export", "graphs.quantize", "reports.cli")
+STAGE_MODULES = ("data", "embedded", "export", "quantize", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in STAGE_MODULES:
-        importlib.import_module(f"res2net_validate.{name}").register_cli(subparsers)
+        importlib.import_module(f"res2net_validate.cli.{name}").register_cli(subparsers)
     return parser
 
 
