@@ -1,6 +1,8 @@
 """``res2net-validate``: the pipeline stages on their own, outside pytest.
 
-Each stage module adds its own subcommand through ``register_cli(subparsers)``.
+One module of this package per subcommand, each adding itself through ``register_cli(subparsers)``
+and calling the same functions the plugin's session calls, so a command and a pytest run share
+their cache entries. The domain modules (data, embedded, graphs, reports) know nothing of argparse.
 """
 
 from __future__ import annotations

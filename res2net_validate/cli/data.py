@@ -1,4 +1,7 @@
-"""``res2net-validate data``: detect an ImageNet validation layout and list its labels."""
+"""``res2net-validate data``: detect an ImageNet validation layout and list its labels.
+
+Calls ``data.layouts.discover``, as the session does for ``--dataset-dir``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,6 @@ import os
 import sys
 
 from ..data.layouts import discover
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI: res2net-validate data DIR [--list]
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:

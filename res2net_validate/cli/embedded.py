@@ -1,4 +1,7 @@
-"""``res2net-validate embedded``: generate (or find) the embedded default."""
+"""``res2net-validate embedded``: generate (or find) the embedded default.
+
+Calls ``ensure_embedded_default``, as the session does for ``--embedded``: the same cache entry.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,7 @@ from pathlib import Path
 
 from ..cache import ArtifactCache
 from ..embedded.default import DEFAULT_PARAMS, INFO_FILE, ensure_embedded_default
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI
+from ..settings import command_cache_dir
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -30,9 +30,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    from ..settings import command_cache_dir
-
-    default = ensure_embedded_default(ArtifactCache(command_cache_dir(args.cache_dir)), progress=not args.quiet, params=DEFAULT_PARAMS)
+    cache = ArtifactCache(command_cache_dir(args.cache_dir))
+    default = ensure_embedded_default(cache, progress=not args.quiet, params=DEFAULT_PARAMS)
     info = json.loads((default.dataset_dir.parent / INFO_FILE).read_text())
     print(f"dataset:  {default.dataset_dir}  ({default.num_images} images, card layout)")
     print(f"weights:  {default.weights}")

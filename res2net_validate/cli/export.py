@@ -1,11 +1,16 @@
-"""``res2net-validate export``: the FP32 and FP16 ONNX graphs of a checkpoint."""
+"""``res2net-validate export``: the FP32 and FP16 ONNX graphs of a checkpoint.
+
+Calls ``fp32_graph`` and ``fp16_graph``, as the session's ``graphs.artifacts.Artifacts`` does.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..cache import ArtifactCache
+from ..errors import ValidateError
 from ..graphs.export import fp16_graph, fp32_graph
+from ..settings import command_cache_dir
 
 
 def register_cli(subparsers) -> None:
@@ -15,13 +20,10 @@ def register_cli(subparsers) -> None:
                     "(float32 I/O); print the cached paths and each graph's check against its reference.")
     parser.add_argument("--weights", required=True, type=Path, help="res2net50_14w_8s checkpoint")
     parser.add_argument("--cache-dir", type=Path, help="artifact cache (default: $CHECKPOINTS_DIR or the user cache)")
-    parser.set_defaults(func=_export_command)
+    parser.set_defaults(func=_run_cli)
 
 
-def _export_command(args) -> int:
-    from ..errors import ValidateError
-    from ..settings import command_cache_dir
-
+def _run_cli(args) -> int:
     if not args.weights.is_file():
         raise ValidateError(f"--weights {args.weights}: no such file")
     cache = ArtifactCache(command_cache_dir(args.cache_dir))

@@ -1,4 +1,9 @@
-"""``res2net-validate quantize``: calibrate on image files and write an INT8 Q/DQ graph."""
+"""``res2net-validate quantize``: calibrate on image files and write an INT8 Q/DQ graph.
+
+Calls ``int8_graph``, as the session's ``graphs.artifacts.Artifacts`` does; only the calibration
+source differs (image files streamed batch by batch, keyed on their bytes, instead of the session's
+preprocessed-image cache).
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,7 @@ from ..graphs.quantize import (
     int8_graph,
     recipe_for,
 )
-
-
-# ----------------------------------------------------------------------------------------
-# Command line: res2net-validate quantize
+from ..settings import command_cache_dir
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -98,7 +100,6 @@ def _run_cli(args: argparse.Namespace) -> int:
     import onnx
     import onnxruntime as ort
 
-    from ..settings import command_cache_dir
     from ..data.preprocess import Preprocess
 
     if not args.graph.is_file():
