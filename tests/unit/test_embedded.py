@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from res2net_validate.embedded import default as embedded
+from res2net_validate.embedded import render, standin
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.errors import ValidateError
 from res2net_validate.graphs.checkpoint import load_model, read_state_dict
@@ -63,8 +64,8 @@ def test_dominant_colour_survives_the_centre_crop():
     for index in range(6):
         for class_index, (strong, weak) in ((0, (0, 2)), (1, (2, 0))):
             data = embedded.render_jpeg(TINY, embedded._SPLIT_VAL, class_index, index)
-            pixels = embedded.jpeg_to_tensor(data) * torch.tensor(embedded._STD)[:, None, None]
-            levels = 255 * (pixels.mean(dim=(1, 2)) + torch.tensor(embedded._MEAN))  # channel means, 0..255
+            pixels = embedded.jpeg_to_tensor(data) * torch.tensor(standin._STD)[:, None, None]
+            levels = 255 * (pixels.mean(dim=(1, 2)) + torch.tensor(standin._MEAN))  # channel means, 0..255
             colour_excess = levels[strong] - levels[weak]
             assert colour_excess > 15
 
@@ -86,7 +87,7 @@ def test_card_layout(tiny):
         path = root / wnids[int(label)] / name
         with Image.open(path) as image:
             assert image.format == "JPEG" and image.mode == "RGB"
-            assert image.size in embedded.IMAGE_SIZES
+            assert image.size in render.IMAGE_SIZES
             assert 300 <= min(image.size) and max(image.size) <= 640
             image.load()
         names.append(name)
