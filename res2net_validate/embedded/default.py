@@ -30,7 +30,9 @@ images 14.8/52.7.  ``acceptance/thresholds/embedded.yaml`` sits between the two.
 
 Everything is one directory artifact of the :class:`~res2net_validate.cache.ArtifactCache`
 (kind ``"embedded"``), keyed on :data:`GENERATOR_VERSION`, every generator parameter and the
-versions of the libraries whose numerics shape the bytes.
+versions of the libraries whose numerics shape the bytes.  The pictures are drawn by
+:mod:`.render`, the checkpoint fitted by :mod:`.standin`; this module holds the parameters, the
+layout, the cache key and the build.
 """
 
 from __future__ import annotations
@@ -49,13 +51,13 @@ from ..cache import ArtifactCache
 from ..errors import ValidateError
 from .render import CONCEPTS, encode_jpeg, render_image
 from .standin import (
-    _preprocess_transform,
-    _seeded_backbone,
+    evaluation_transform,
     fit_head,
     full_head,
     jpeg_to_tensor,
     pooled_features,
     reestimate_batchnorm,
+    seeded_backbone,
 )
 
 # Bump whenever the rendering, the split, the checkpoint recipe or the layout changes.
@@ -239,7 +241,7 @@ def build_stand_in_checkpoint(path: Path, params: EmbeddedParams, progress: bool
     import torch
     from tqdm import tqdm
 
-    transform = _preprocess_transform()
+    transform = evaluation_transform()
     entries = train_entries(params)
 
     def load(entry):
@@ -256,7 +258,7 @@ def build_stand_in_checkpoint(path: Path, params: EmbeddedParams, progress: bool
         starts = range(0, len(tensor), params.batch_size)
         return (tensor[s : s + params.batch_size] for s in tqdm(starts, desc=desc, disable=not progress, leave=False))
 
-    model = _seeded_backbone(params)
+    model = seeded_backbone(params)
     reestimate_batchnorm(model, [images[: params.bn_images]])  # one batch: batch statistics = plain averages
     features = pooled_features(model, batches(images, "embedded: training features"))
     weight, bias = fit_head(features, labels, params.num_classes, params.head_l2, params.head_steps)

@@ -7,34 +7,34 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from ..data.preprocess import model_data_config
+
 if TYPE_CHECKING:
     from .default import EmbeddedParams
 
-# ImageNet normalisation, the suite's preprocessing (kept local: this module must not depend on
-# the scoring code it is used to check).
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
 
-
-def _preprocess_transform():
-    """The suite's evaluation transform, from torchvision (the reference implementation)."""
+def evaluation_transform():
+    """The model's published evaluation transform (timm's data config: resize, crop, mean, std),
+    run by torchvision -- an implementation independent of the suite's own Preprocess, which the
+    embedded default is used to check."""
     from torchvision import transforms
 
+    config = model_data_config()
     return transforms.Compose([
-        transforms.Resize(256, interpolation=transforms.InterpolationMode.BILINEAR),
-        transforms.CenterCrop(224),
+        transforms.Resize(config.resize_size, interpolation=transforms.InterpolationMode(config.interpolation)),
+        transforms.CenterCrop(config.image_size),
         transforms.ToTensor(),
-        transforms.Normalize(_MEAN, _STD),
+        transforms.Normalize(config.mean, config.std),
     ])
 
 
 def jpeg_to_tensor(data: bytes, transform=None):
-    transform = transform or _preprocess_transform()
+    transform = transform or evaluation_transform()
     with Image.open(io.BytesIO(data)) as image:
         return transform(image.convert("RGB"))
 
 
-def _seeded_backbone(params: EmbeddedParams):
+def seeded_backbone(params: EmbeddedParams):
     import torch
 
     from ..graphs.checkpoint import create_model
@@ -65,7 +65,8 @@ def make_black_blind(weight) -> None:
     """
     import torch
 
-    black = torch.tensor([-m / s for m, s in zip(_MEAN, _STD)], dtype=torch.float64)
+    config = model_data_config()
+    black = torch.tensor([-m / s for m, s in zip(config.mean, config.std)], dtype=torch.float64)
     direction = black / black.norm()
     sums = weight.double().sum(dim=(2, 3))  # (out, in)
     correction = (sums @ direction)[:, None] * direction[None, :]

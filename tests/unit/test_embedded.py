@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 from res2net_validate.embedded import default as embedded
-from res2net_validate.embedded import render, standin
+from res2net_validate.data.preprocess import model_data_config
+from res2net_validate.embedded import render
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.errors import ValidateError
 from res2net_validate.graphs.checkpoint import load_model, read_state_dict
@@ -64,8 +65,8 @@ def test_dominant_colour_survives_the_centre_crop():
     for index in range(6):
         for class_index, (strong, weak) in ((0, (0, 2)), (1, (2, 0))):
             data = embedded.render_jpeg(TINY, embedded._SPLIT_VAL, class_index, index)
-            pixels = embedded.jpeg_to_tensor(data) * torch.tensor(standin._STD)[:, None, None]
-            levels = 255 * (pixels.mean(dim=(1, 2)) + torch.tensor(standin._MEAN))  # channel means, 0..255
+            pixels = embedded.jpeg_to_tensor(data) * torch.tensor(model_data_config().std)[:, None, None]
+            levels = 255 * (pixels.mean(dim=(1, 2)) + torch.tensor(model_data_config().mean))  # channel means, 0..255
             colour_excess = levels[strong] - levels[weak]
             assert colour_excess > 15
 
