@@ -54,7 +54,7 @@ def compare_runs(reference, candidate) -> dict:
     """Fidelity of ``candidate`` predictions to ``reference`` (both ``predictions.Predictions`` on
     the same images): top-1 agreement and the classes that lost most; logit cosine and KL too when
     both runs' logits are at hand (a cached reference keeps only its top-5)."""
-    from ..data.layouts import canonical_wnids
+    from ..data.labels import canonical_wnids
     from ..verdicts import classes_lost
 
     if reference.names != candidate.names:
