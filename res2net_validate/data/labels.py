@@ -64,6 +64,13 @@ def canonical_val_labels() -> dict[str, int]:
     return {Path(name).stem: int(label) for name, label in table.items()}
 
 
+@lru_cache(maxsize=None)
+def canonical_val_names(label: int) -> tuple[str, ...]:
+    """Sorted canonical file names of the 50 real validation images labelled ``label``."""
+    # Every file of the official extraction is .JPEG; the table's keys are those names.
+    return tuple(sorted(f"{stem}.JPEG" for stem, value in canonical_val_labels().items() if value == label))
+
+
 def canonical_label(file_name: str) -> int | None:
     """Canonical label of a ``ILSVRC2012_val_XXXXXXXX.*`` file name, None for other names."""
     match = CANONICAL_NAME.match(file_name)
