@@ -27,7 +27,8 @@ import numpy as np
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.graphs.calibrate import CalibrationSettings, collect_ranges
 from res2net_validate.graphs.export import fp16_graph, fp32_graph
-from res2net_validate.graphs.quantize import FLAVOURS, cpu_session_options, int8_graph
+from res2net_validate.graphs.quantize import FLAVOURS, int8_graph
+from res2net_validate.ort_sessions import cpu_session_options
 
 METHODS = ("minmax", "percentile", "entropy")
 

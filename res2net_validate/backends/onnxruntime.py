@@ -41,7 +41,7 @@ class OnnxRuntimeRunner:
     def __init__(self, graph_path, precision: str, providers: list[str]):
         import onnxruntime as ort
 
-        from ..graphs.quantize import cpu_session_options  # the options that fuse Q/DQ into QLinearConv
+        from ..ort_sessions import cpu_session_options  # the options that fuse Q/DQ into QLinearConv
 
         options = cpu_session_options()
         # The model the session really executes (after fusions and inserted casts), for precision_proof().

@@ -31,6 +31,7 @@ from .. import __version__
 from ..cache import ArtifactCache, file_sha256
 from .calibrate import RANGES_FORMAT, CalibrationSettings, TensorRanges, collect_ranges
 from ..errors import ValidateError
+from ..ort_sessions import cpu_session_options
 from ..versions import module_versions
 
 FLAVOURS = ("onnxruntime", "tensorrt")
@@ -298,21 +299,6 @@ def int8_graph(
         calibration_images=calibration_images,
         built=graph_entry.built,
     )
-
-
-def cpu_session_options(threads: int | None = None):
-    """ORT session options for speed on CPU: every graph optimisation (this is what fuses the
-    Q/DQ pairs into QLinearConv and friends) and one intra-op thread per core."""
-    import os
-
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-    options.log_severity_level = 3
-    return options
 
 
 # ----------------------------------------------------------------------------------------
