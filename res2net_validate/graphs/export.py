@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import MODEL_NAME, __version__
 from ..cache import ArtifactCache, file_sha256
+from ..ort_sessions import inference_session
 from ..versions import package_versions
 
 OPSET = 17
@@ -49,9 +50,7 @@ def _check_input(seed: int = 0, batch: int = 2) -> np.ndarray:
 
 
 def _ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = inference_session(path)  # ORT's default options
     return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ValidateError
+from ..ort_sessions import exposing, inference_session, quiet_session_options
 
 DEQUANTIZED_SUFFIX = "_DequantizeLinear_Output"  # onnxruntime's QDQ quantizer names DQ outputs so
 
@@ -97,16 +98,7 @@ def _float_tensors(model) -> dict[str, str]:
 
 
 def _run_exposed(model, names: list[str], images: np.ndarray) -> dict[str, np.ndarray]:
-    import onnx
-    import onnxruntime as ort
-
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    existing = {o.name for o in exposed.graph.output}
-    exposed.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in existing)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = inference_session(exposing(model, names), quiet_session_options())
     input_name = session.get_inputs()[0].name
     return dict(zip(names, session.run(names, {input_name: images})))
 

@@ -31,7 +31,7 @@ from .. import __version__
 from ..cache import ArtifactCache, file_sha256
 from .calibrate import RANGES_FORMAT, CalibrationSettings, TensorRanges, collect_ranges
 from ..errors import ValidateError
-from ..ort_sessions import cpu_session_options
+from ..ort_sessions import cpu_session_options, inference_session
 from ..versions import module_versions
 
 FLAVOURS = ("onnxruntime", "tensorrt")
@@ -376,7 +376,6 @@ def _run_cli(args: argparse.Namespace) -> int:
     from collections import Counter
 
     import onnx
-    import onnxruntime as ort
 
     from ..settings import command_cache_dir
     from ..data.preprocess import Preprocess
@@ -423,7 +422,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     sample = next(iter(batches()))[:8]
     logits = {}
     for name, path in (("fp32", args.graph), ("int8", result.path)):
-        session = ort.InferenceSession(str(path), cpu_session_options(), providers=["CPUExecutionProvider"])
+        session = inference_session(path, cpu_session_options())
         logits[name] = session.run(["output"], {"input": sample})[0]
     agreement = compare_logits(logits["fp32"], logits["int8"])
     print(f"  sanity vs FP32 on {len(sample)} calibration images (not a score): top-1 agreement "

@@ -13,7 +13,6 @@ import torch
 from onnx import numpy_helper
 from PIL import Image
 
-from res2net_validate.graphs import quantize
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.graphs.calibrate import CalibrationSettings
 from res2net_validate.errors import ValidateError
