@@ -39,10 +39,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..constants import CALIBRATION_METHODS
 from ..errors import ValidateError
 from ..ort_sessions import exposing, inference_session, quiet_session_options
 
-METHODS = ("minmax", "percentile", "entropy")
 RANGES_FORMAT = 1  # bump when the statistics or the JSON layout change
 INPUT_NAME = "input"
 _TINY = 1e-30  # below this a max-abs counts as zero (a bin width from it would overflow 1/width)
@@ -59,8 +59,8 @@ class CalibrationSettings:
     batch_size: int = 8
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValidateError(f"--method {self.method!r}: unknown calibration method. Use one of {', '.join(METHODS)}.")
+        if self.method not in CALIBRATION_METHODS:
+            raise ValidateError(f"--method {self.method!r}: unknown calibration method. Use one of {', '.join(CALIBRATION_METHODS)}.")
         if not (0.0 < self.percentile <= 100.0) or math.isnan(self.percentile):
             raise ValidateError(f"--percentile {self.percentile}: must be in (0, 100], e.g. 99.999.")
         if self.num_quantized_bins < 2 or self.num_bins < self.num_quantized_bins:

@@ -30,11 +30,12 @@ import numpy as np
 from .. import __version__
 from ..cache import ArtifactCache, file_sha256
 from .calibrate import RANGES_FORMAT, CalibrationSettings, TensorRanges, collect_ranges
+from ..constants import INT8_GRAPH_FLAVOURS
 from ..errors import ValidateError
 from ..ort_sessions import cpu_session_options, inference_session
 from ..versions import module_versions
 
-FLAVOURS = ("onnxruntime", "tensorrt")
+FLAVOURS = INT8_GRAPH_FLAVOURS
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
 
 
