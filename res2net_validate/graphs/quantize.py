@@ -30,9 +30,12 @@ import numpy as np
 from .. import __version__
 from ..cache import ArtifactCache, file_sha256
 from .calibrate import RANGES_FORMAT, CalibrationSettings, TensorRanges, collect_ranges
+from ..constants import INT8_GRAPH_FLAVOURS
 from ..errors import ValidateError
+from ..ort_sessions import cpu_session_options, inference_session
+from ..versions import module_versions
 
-FLAVOURS = ("onnxruntime", "tensorrt")
+FLAVOURS = INT8_GRAPH_FLAVOURS
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
 
 
@@ -96,11 +99,8 @@ class Int8Graph:
 
 
 def _versions() -> dict:
-    import onnx
-    import onnxruntime
-
-    return {"res2net_validate": __version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
-            "numpy": np.__version__, "ranges_format": RANGES_FORMAT}
+    return {"res2net_validate": __version__, **module_versions("onnxruntime", "onnx", "numpy"),
+            "ranges_format": RANGES_FORMAT}
 
 
 def _check_flavour(flavour: str) -> None:
@@ -302,21 +302,6 @@ def int8_graph(
     )
 
 
-def cpu_session_options(threads: int | None = None):
-    """ORT session options for speed on CPU: every graph optimisation (this is what fuses the
-    Q/DQ pairs into QLinearConv and friends) and one intra-op thread per core."""
-    import os
-
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-    options.log_severity_level = 3
-    return options
-
-
 # ----------------------------------------------------------------------------------------
 # Command line: res2net-validate quantize
 
@@ -392,7 +377,6 @@ def _run_cli(args: argparse.Namespace) -> int:
     from collections import Counter
 
     import onnx
-    import onnxruntime as ort
 
     from ..settings import command_cache_dir
     from ..data.preprocess import Preprocess
@@ -439,7 +423,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     sample = next(iter(batches()))[:8]
     logits = {}
     for name, path in (("fp32", args.graph), ("int8", result.path)):
-        session = ort.InferenceSession(str(path), cpu_session_options(), providers=["CPUExecutionProvider"])
+        session = inference_session(path, cpu_session_options())
         logits[name] = session.run(["output"], {"input": sample})[0]
     agreement = compare_logits(logits["fp32"], logits["int8"])
     print(f"  sanity vs FP32 on {len(sample)} calibration images (not a score): top-1 agreement "
