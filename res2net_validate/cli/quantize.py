@@ -20,10 +20,10 @@ from ..graphs.quantize import (
     FLAVOURS,
     RESIDUAL_ADD_CHOICES,
     WEIGHTED_OPS,
-    cpu_session_options,
     int8_graph,
     recipe_for,
 )
+from ..ort_sessions import cpu_session_options, inference_session
 from ..settings import command_cache_dir
 
 
@@ -98,7 +98,6 @@ def _run_cli(args: argparse.Namespace) -> int:
     from collections import Counter
 
     import onnx
-    import onnxruntime as ort
 
     from ..data.preprocess import Preprocess
 
@@ -144,7 +143,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     sample = next(iter(batches()))[:8]
     logits = {}
     for name, path in (("fp32", args.graph), ("int8", result.path)):
-        session = ort.InferenceSession(str(path), cpu_session_options(), providers=["CPUExecutionProvider"])
+        session = inference_session(path, cpu_session_options())
         logits[name] = session.run(["output"], {"input": sample})[0]
     agreement = compare_logits(logits["fp32"], logits["int8"])
     print(f"  sanity vs FP32 on {len(sample)} calibration images (not a score): top-1 agreement "

