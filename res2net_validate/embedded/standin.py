@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from ..data.preprocess import model_data_config
-
-if TYPE_CHECKING:
-    from .default import EmbeddedParams
 
 
 def evaluation_transform():
@@ -34,7 +30,8 @@ def jpeg_to_tensor(data: bytes, transform=None):
         return transform(image.convert("RGB"))
 
 
-def seeded_backbone(params: EmbeddedParams):
+def seeded_backbone(params):
+    """timm's seeded random init with two trained-network traits restored (``params``: an EmbeddedParams)."""
     import torch
 
     from ..graphs.checkpoint import create_model
