@@ -28,11 +28,9 @@ what a devkit-ID mix-up or a label file shifted by one line looks like).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import re
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -439,35 +437,3 @@ _LAYOUTS = (
     _Layout("imagefolder", lambda root: bool(_wnid_folders(root)), _load_imagefolder),
     _Layout("flat", _looks_flat, _load_flat),
 )
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI: res2net-validate data DIR [--list]
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "data",
-        help="detect an ImageNet validation layout and show its images and labels",
-        description="Detect the dataset layout under DIR, check its labels, and print a summary "
-        "(or, with --list, one 'filename<TAB>label' line per image, sorted by file name).",
-    )
-    parser.add_argument("directory", metavar="DIR", help="ImageNet validation folder")
-    parser.add_argument("--list", action="store_true", help="print 'filename<TAB>label' for every image")
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    index = discover(args.directory)
-    if args.list:
-        try:
-            sys.stdout.writelines(f"{image.name}\t{image.label}\n" for image in index.images)
-            sys.stdout.flush()
-        except BrokenPipeError:  # `... --list | head`: the reader has all it wanted
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    print(f"layout: {index.layout}")
-    print(index.describe())
-    for note in index.notes:
-        print(f"  {note}")
-    return 0
