@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import CALIBRATION_METHODS
 from ..cache import ArtifactCache, file_sha256
 from ..errors import ValidateError
 from ..graphs.calibrate import CalibrationSettings, TensorRanges
@@ -37,7 +38,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--graph", required=True, type=Path, metavar="FP32.onnx",
                         help="FP32 ONNX graph (input 'input', output 'output', dynamic batch)")
-    parser.add_argument("--method", choices=("entropy", "minmax", "percentile"), default="entropy",
+    parser.add_argument("--method", choices=CALIBRATION_METHODS, default="entropy",
                         help="activation range method (default: entropy, TensorRT-style KL)")
     parser.add_argument("--percentile", type=float, default=99.999, help="for --method percentile (default 99.999)")
     parser.add_argument("--calib-dir", type=Path, metavar="DIR", help="calibration images (searched recursively)")

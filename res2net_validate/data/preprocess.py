@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from .. import MODEL_NAME, __version__
+from ..constants import PREPROCESS_METHODS
 from ..errors import ValidateError
 
 _PIL_FILTERS = {
@@ -48,7 +49,7 @@ _PIL_FILTERS = {
     "hamming": Image.Resampling.HAMMING,
 }
 _FAST_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-METHODS = ("exact", "fast")
+METHODS = PREPROCESS_METHODS
 CHANNEL_ORDERS = ("RGB", "BGR")
 
 
