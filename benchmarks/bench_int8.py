@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from res2net_validate.cache import ArtifactCache
+from res2net_validate.constants import CALIBRATION_METHODS
 from res2net_validate.graphs.calibrate import CalibrationSettings, collect_ranges
 from res2net_validate.graphs.export import fp16_graph, fp32_graph
-from res2net_validate.graphs.quantize import FLAVOURS, cpu_session_options, int8_graph
-
-METHODS = ("minmax", "percentile", "entropy")
+from res2net_validate.graphs.quantize import FLAVOURS, int8_graph
+from res2net_validate.ort_sessions import cpu_session_options
 
 
 def image_like_batches(num_images: int, batch_size: int = 32, seed: int = 0, size: int = 224):
@@ -151,7 +151,7 @@ def print_kernel_ceiling() -> dict:
 
 def bench_calibration_time(fp32: Path, images: int) -> dict:
     out = {}
-    for method in METHODS:
+    for method in CALIBRATION_METHODS:
         ranges = collect_ranges(fp32, image_like_batches(images), CalibrationSettings(method=method), progress=False)
         out[method] = {"pass_s_per_100": round(100 * ranges.seconds["pass"] / images, 1),
                        "ranges_s": round(ranges.seconds["ranges"], 1), "images": images}
@@ -245,7 +245,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calib-images", type=int, default=16, help="images for the calibration-time section")
     parser.add_argument("--rss-sizes", default="100,300,1000")
-    parser.add_argument("--method", default="entropy", choices=METHODS)
+    parser.add_argument("--method", default="entropy", choices=CALIBRATION_METHODS)
     parser.add_argument("--methods", default="entropy", help="calibration methods for the accuracy section")
     parser.add_argument("--layers", type=int, default=5, help="worst layers to list per INT8 graph")
     parser.add_argument("--graph", type=Path, help="(rss-child) FP32 graph")

@@ -4,4 +4,6 @@ PRECISIONS = ("fp32", "fp16", "int8")
 BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt", "torch")
 CALIBRATION_METHODS = ("entropy", "minmax", "percentile")
 PREPROCESS_METHODS = ("exact", "fast")
-INT8_FLAVOURS = ("auto", "onnxruntime", "tensorrt")  # auto: the backend's own
+INT8_GRAPH_FLAVOURS = ("onnxruntime", "tensorrt")  # the Q/DQ graphs graphs/quantize.py writes
+INT8_FLAVOURS = ("auto", *INT8_GRAPH_FLAVOURS)  # auto: the backend's own
+MODEL_LABEL = "Res2Net50"  # the model's name in the card's results table and the reports

@@ -437,15 +437,9 @@ class Scored:
 
 
 def _runtime_versions() -> dict:
-    from importlib import metadata
+    from .versions import package_versions
 
-    versions = {}
-    for package in ("onnxruntime", "onnxruntime-gpu", "torch", "tensorrt"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
+    return package_versions("onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", skip_missing=True)
 
 
 class BackendUnavailable(Exception):

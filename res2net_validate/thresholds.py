@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from .backends import PRECISIONS
+from .constants import PRECISIONS
 from .errors import ValidateError
 
 _TOP_LEVEL = {"model", "source", "batch_size", "accuracy", "max_drop_vs_fp32", "performance"}

@@ -64,6 +64,6 @@ def test_no_regression_vs_baseline(precision, res2net_baseline, res2net_predicti
 
 
 def _class_names():
-    from res2net_validate.data.layouts import canonical_wnids
+    from res2net_validate.data.labels import canonical_wnids
 
     return canonical_wnids()

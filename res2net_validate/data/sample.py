@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .layouts import CARD_LABEL_FILE, KAGGLE_LABEL_FILE, canonical_val_labels, canonical_wnids
+from .labels import canonical_val_labels, canonical_wnids
+from .layouts import CARD_LABEL_FILE, KAGGLE_LABEL_FILE
 
 SAMPLE_LAYOUTS = ("card", "card-flat", "imagefolder", "flat", "kaggle")
 

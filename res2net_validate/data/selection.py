@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ValidateError
+from .layouts import IMAGE_SUFFIXES  # one list for the val set and --calib-dir
 
 DEFAULT_CALIBRATION_IMAGES = 500  # MLPerf's list size
 SEED = 0
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,7 @@ def read_image_list(listing: Path, count: int | None = None) -> list[str]:
     names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not names:
         raise ValidateError(f"--calib-list {listing}: no image names in it. Put one file name per line.")
-    if count is not None:
-        if len(names) < count:
-            raise ValidateError(f"--calib-list {listing}: {len(names)} images, fewer than --calib-count {count}")
-        names = names[:count]
-    return names
+    return _first(names, count, f"--calib-list {listing}")
 
 
 def calibration_files(directory: Path, count: int | None, listing: Path | None = None) -> tuple[Path, ...]:
@@ -118,8 +114,11 @@ def calibration_files(directory: Path, count: int | None, listing: Path | None =
     files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise ValidateError(f"--calib-dir {directory}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    if count is not None:
-        if len(files) < count:
-            raise ValidateError(f"--calib-dir {directory}: {len(files)} images, fewer than --calib-count {count}")
-        files = files[:count]
-    return tuple(files)
+    return tuple(_first(files, count, f"--calib-dir {directory}"))
+
+
+def _first(images: list, count: int | None, where: str) -> list:
+    """The first ``count`` images (all when None); fewer than asked for is the user's error."""
+    if count is not None and len(images) < count:
+        raise ValidateError(f"{where}: {len(images)} images, fewer than --calib-count {count}")
+    return images if count is None else images[:count]

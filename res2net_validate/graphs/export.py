@@ -17,6 +17,8 @@ import numpy as np
 
 from .. import MODEL_NAME, __version__
 from ..cache import ArtifactCache, file_sha256
+from ..ort_sessions import inference_session
+from ..versions import package_versions
 from .notes import GraphCheck, Int8Build
 
 OPSET = 17
@@ -44,10 +46,7 @@ class Graph:
 
 def _versions() -> dict:
     # Installed versions from package metadata: a cache hit must not import torch or timm.
-    from importlib.metadata import version
-
-    return {"res2net_validate": __version__,
-            **{name: version(name) for name in ("torch", "timm", "onnx", "onnxsim", "onnxruntime")}}
+    return {"res2net_validate": __version__, **package_versions("torch", "timm", "onnx", "onnxsim", "onnxruntime")}
 
 
 def _check_input(seed: int = 0, batch: int = 2) -> np.ndarray:
@@ -56,9 +55,7 @@ def _check_input(seed: int = 0, batch: int = 2) -> np.ndarray:
 
 
 def _ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = inference_session(path)  # ORT's default options
     return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
 
 
@@ -172,29 +169,3 @@ def sort_nodes_topologically(graph) -> None:
         copy.CopyFrom(node)
     del graph.node[:]
     graph.node.extend(copies)
-
-
-def register_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "export", help="export a checkpoint to the FP32 and FP16 ONNX graphs (cached)",
-        description="Export --weights to a simplified FP32 ONNX graph with a dynamic batch and convert it to FP16 "
-                    "(float32 I/O); print the cached paths and each graph's check against its reference.")
-    parser.add_argument("--weights", required=True, type=Path, help="res2net50_14w_8s checkpoint")
-    parser.add_argument("--cache-dir", type=Path, help="artifact cache (default: $CHECKPOINTS_DIR or the user cache)")
-    parser.set_defaults(func=_export_command)
-
-
-def _export_command(args) -> int:
-    from ..errors import ValidateError
-    from ..settings import command_cache_dir
-
-    if not args.weights.is_file():
-        raise ValidateError(f"--weights {args.weights}: no such file")
-    cache = ArtifactCache(command_cache_dir(args.cache_dir))
-    fp32 = fp32_graph(cache, args.weights)
-    fp16 = fp16_graph(cache, fp32)
-    for graph in (fp32, fp16):
-        state = "built" if graph.built else "cached"
-        print(f"{graph.precision}: {graph.path} ({state}; vs {graph.check.reference}: "
-              f"max |diff| {graph.check.max_abs_diff:.2e})")
-    return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ValidateError
+from ..ort_sessions import exposing, inference_session, quiet_session_options
 
 DEQUANTIZED_SUFFIX = "_DequantizeLinear_Output"  # onnxruntime's QDQ quantizer names DQ outputs so
 
@@ -54,7 +55,7 @@ def compare_runs(reference, candidate) -> dict:
     """Fidelity of ``candidate`` predictions to ``reference`` (both ``predictions.Predictions`` on
     the same images): top-1 agreement and the classes that lost most; logit cosine and KL too when
     both runs' logits are at hand (a cached reference keeps only its top-5)."""
-    from ..data.layouts import canonical_wnids
+    from ..data.labels import canonical_wnids
     from ..verdicts import classes_lost
 
     if reference.names != candidate.names:
@@ -97,16 +98,7 @@ def _float_tensors(model) -> dict[str, str]:
 
 
 def _run_exposed(model, names: list[str], images: np.ndarray) -> dict[str, np.ndarray]:
-    import onnx
-    import onnxruntime as ort
-
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    existing = {o.name for o in exposed.graph.output}
-    exposed.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in existing)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = inference_session(exposing(model, names), quiet_session_options())
     input_name = session.get_inputs()[0].name
     return dict(zip(names, session.run(names, {input_name: images})))
 

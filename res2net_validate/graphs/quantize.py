@@ -19,8 +19,6 @@ recipe, versions).  ``calibration_batches()`` is only called when the ranges are
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -30,9 +28,11 @@ import numpy as np
 from .. import __version__
 from ..cache import ArtifactCache, file_sha256
 from .calibrate import RANGES_FORMAT, CalibrationSettings, TensorRanges, collect_ranges
+from ..constants import INT8_GRAPH_FLAVOURS
 from ..errors import ValidateError
+from ..versions import module_versions
 
-FLAVOURS = ("onnxruntime", "tensorrt")
+FLAVOURS = INT8_GRAPH_FLAVOURS
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
 
 
@@ -96,11 +96,8 @@ class Int8Graph:
 
 
 def _versions() -> dict:
-    import onnx
-    import onnxruntime
-
-    return {"res2net_validate": __version__, "onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__,
-            "numpy": np.__version__, "ranges_format": RANGES_FORMAT}
+    return {"res2net_validate": __version__, **module_versions("onnxruntime", "onnx", "numpy"),
+            "ranges_format": RANGES_FORMAT}
 
 
 def _check_flavour(flavour: str) -> None:
@@ -300,160 +297,3 @@ def int8_graph(
         calibration_images=calibration_images,
         built=graph_entry.built,
     )
-
-
-def cpu_session_options(threads: int | None = None):
-    """ORT session options for speed on CPU: every graph optimisation (this is what fuses the
-    Q/DQ pairs into QLinearConv and friends) and one intra-op thread per core."""
-    import os
-
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-    options.log_severity_level = 3
-    return options
-
-
-# ----------------------------------------------------------------------------------------
-# Command line: res2net-validate quantize
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "quantize",
-        help="calibrate on a set of images and write an INT8 Q/DQ graph",
-        description="Calibrate the FP32 graph on --calib-dir/--calib-list images in one streaming pass "
-        "(memory independent of the image count), write the Q/DQ graph for --flavour, and print "
-        "the calibration time, peak memory and quantization coverage.",
-    )
-    parser.add_argument("--graph", required=True, type=Path, metavar="FP32.onnx",
-                        help="FP32 ONNX graph (input 'input', output 'output', dynamic batch)")
-    parser.add_argument("--method", choices=("entropy", "minmax", "percentile"), default="entropy",
-                        help="activation range method (default: entropy, TensorRT-style KL)")
-    parser.add_argument("--percentile", type=float, default=99.999, help="for --method percentile (default 99.999)")
-    parser.add_argument("--calib-dir", type=Path, metavar="DIR", help="calibration images (searched recursively)")
-    parser.add_argument("--calib-list", type=Path, metavar="FILE",
-                        help="one image file name per line (MLPerf style), relative to --calib-dir or to FILE's folder")
-    parser.add_argument("--calib-count", type=int, metavar="N", help="use the first N images (sorted / list order)")
-    parser.add_argument("--calib-batch", type=int, default=CalibrationSettings.batch_size, metavar="N",
-                        help=f"images per ONNX Runtime run while calibrating; bounds memory (default {CalibrationSettings.batch_size})")
-    parser.add_argument("--flavour", choices=FLAVOURS, default="onnxruntime",
-                        help="onnxruntime (unsigned activations, fastest on ORT CPU) or tensorrt (signed symmetric, "
-                        "what TensorRT 11 consumes)")
-    parser.add_argument("--residual-add", choices=RESIDUAL_ADD_CHOICES, default=None,
-                        help="tensorrt flavour: Q/DQ on both inputs of residual Adds (default), or on the shortcut "
-                             "only, as TensorRT's placement advice has it (the Add then fuses into the conv)")
-    parser.add_argument("--worst-layers", type=int, default=0, metavar="N",
-                        help="also list the N tensors that drift most from FP32 on the sanity images "
-                             "(runs both graphs with every tensor exposed; 0: skip)")
-    parser.add_argument("--out", type=Path, metavar="INT8.onnx", help="copy the INT8 graph here")
-    parser.add_argument("--cache-dir", type=Path, metavar="DIR",
-                        help="artifact cache (default: $CHECKPOINTS_DIR, else the user cache dir)")
-    parser.set_defaults(func=_run_cli)
-
-
-def calibration_file_list(calib_dir: Path | None, calib_list: Path | None, count: int | None) -> tuple[Path, ...]:
-    """The calibration images named by the CLI options, in order; one ValidateError per problem.
-    Names in --calib-list are looked up under --calib-dir, else beside the list file."""
-    from ..data.selection import calibration_files
-
-    if count is not None and count < 1:
-        raise ValidateError(f"--calib-count {count}: must be at least 1")
-    if calib_list is None and calib_dir is None:
-        raise ValidateError("no calibration images: pass --calib-dir DIR (a folder of images) and/or --calib-list FILE")
-    base = calib_dir if calib_dir is not None else Path(calib_list).parent
-    return calibration_files(base, count, calib_list)
-
-
-def file_calibration_source(files: tuple[Path, ...], preprocess, batch_size: int = 32):
-    """(key, batches) for image files: the key hashes the file bytes and the preprocessing; the
-    batches decode the files lazily, so nothing but one batch is held."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(file_sha256(path).encode())
-    digest.update(repr(preprocess.key_parts()).encode())
-
-    def batches():
-        for start in range(0, len(files), batch_size):
-            chunk = files[start:start + batch_size]
-            yield preprocess.normalize(np.stack([preprocess.load_uint8(path) for path in chunk]))
-
-    return digest.hexdigest(), batches
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    import resource
-    import shutil
-    from collections import Counter
-
-    import onnx
-    import onnxruntime as ort
-
-    from ..settings import command_cache_dir
-    from ..data.preprocess import Preprocess
-
-    if not args.graph.is_file():
-        raise ValidateError(f"--graph {args.graph}: no such file. Pass an FP32 ONNX graph of res2net50_14w_8s.")
-    settings = CalibrationSettings(method=args.method, percentile=args.percentile, batch_size=args.calib_batch)
-    recipe = recipe_for(args.flavour, args.residual_add)  # a wrong combination fails before any image is read
-    files = calibration_file_list(args.calib_dir, args.calib_list, args.calib_count)
-    preprocess = Preprocess()
-    key, batches = file_calibration_source(files, preprocess)
-    calibrated = []
-
-    def tracked_batches():
-        calibrated.append(True)
-        return batches()
-
-    cache = ArtifactCache(command_cache_dir(args.cache_dir))
-    result = int8_graph(cache, args.graph, tracked_batches, key, len(files), settings,
-                        args.flavour, progress=sys.stderr.isatty(), batch_size_hint=32,
-                        residual_add=args.residual_add)
-    ranges = TensorRanges.load(result.ranges_path)
-    source = f"--calib-list {args.calib_list}" if args.calib_list else f"--calib-dir {args.calib_dir}"
-    if calibrated:
-        seconds = ranges.seconds["pass"] + ranges.seconds["ranges"]
-        print(f"calibration: {len(files)} images from {source}, {args.method}, {seconds:.1f} s "
-              f"({100 * ranges.seconds['pass'] / len(files):.1f} s per 100 images for the pass, including decoding, "
-              f"+ {ranges.seconds['ranges']:.1f} s for the {args.method} ranges)")
-    else:
-        print(f"calibration: {len(files)} images from {source}, {args.method}, ranges reused from the cache")
-    print(f"ranges: {len(ranges.ranges)} tensors -> {result.ranges_path}")
-    model = onnx.load(str(result.path), load_external_data=False)
-    ops = Counter(node.op_type for node in model.graph.node)
-    weighted = sum(ops[op] for op in WEIGHTED_OPS)
-    left = ", ".join(result.unquantized_weights) or "none"
-    placement = f", residual Adds: {recipe['residual_add']}" if "residual_add" in recipe else ""
-    print(f"int8 graph ({args.flavour}{placement}, {'built' if result.built else 'cached'}): {result.path}")
-    print(f"  {ops['QuantizeLinear']} QuantizeLinear, {ops['DequantizeLinear']} DequantizeLinear; "
-          f"{weighted - len(result.unquantized_weights)}/{weighted} Conv/Gemm weights in int8 (left in float: {left})")
-
-    # Sanity check, not a score: the graph loads, runs, and follows FP32 on a few calibration images.
-    from .fidelity import compare_logits
-
-    sample = next(iter(batches()))[:8]
-    logits = {}
-    for name, path in (("fp32", args.graph), ("int8", result.path)):
-        session = ort.InferenceSession(str(path), cpu_session_options(), providers=["CPUExecutionProvider"])
-        logits[name] = session.run(["output"], {"input": sample})[0]
-    agreement = compare_logits(logits["fp32"], logits["int8"])
-    print(f"  sanity vs FP32 on {len(sample)} calibration images (not a score): top-1 agreement "
-          f"{agreement['top1_agreement']:.1f} %, logit cosine {agreement['mean_cosine']:.4f}")
-    if args.worst_layers > 0:
-        from .fidelity import layer_comparison
-
-        print(f"  tensors drifting most from FP32 on those {len(sample)} images:")
-        for drift in layer_comparison(args.graph, result.path, sample, top=args.worst_layers):
-            print(f"    {drift.tensor} ({drift.producer}): cosine {drift.cosine:.4f}, "
-                  f"relative error {drift.relative_error:.3f}")
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(result.path, args.out)
-        print(f"written: {args.out}")
-    return 0

@@ -8,10 +8,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends import PRECISIONS
+from ..constants import MODEL_LABEL, PRECISIONS
 
 COLUMNS = ("Model", "BatchSize", "Precision", "Backend", "FPS", "Top-1(%)", "Top-5(%)")
-MODEL_LABEL = "Res2Net50"
 
 
 @dataclass

@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..backends import PRECISIONS
-from ..plugin.report import MODEL_LABEL
+from ..constants import MODEL_LABEL, PRECISIONS
 from .merge import Kind, Merged, SeriesKey
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 
-from ..backends import PRECISIONS
+from ..constants import PRECISIONS
 from ..errors import ValidateError
 from .card import reference_fps
 from .merge import Kind

@@ -28,3 +28,44 @@ def test_a_missing_checkpoint_is_one_line_and_exit_code_2(tmp_path, capsys):
 def test_unknown_command_is_a_usage_error():
     with pytest.raises(SystemExit):
         main(["frobnicate"])
+
+
+@pytest.mark.parametrize("command", ["data", "embedded", "export", "quantize", "report"])
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: res2net-validate {command} ")
+
+
+def test_python_dash_m_runs_the_same_main():
+    import subprocess
+    import sys
+
+    from res2net_validate import __version__
+
+    done = subprocess.run([sys.executable, "-m", "res2net_validate.cli", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == f"res2net-validate {__version__}"
+
+
+def test_domain_modules_carry_no_cli():
+    """argparse and the option table belong to cli/ (and the plugin), not to the stages they drive."""
+    import ast
+    from pathlib import Path
+
+    import res2net_validate
+
+    package = Path(res2net_validate.__file__).parent
+    offenders = []
+    for folder in ("data", "embedded", "graphs", "reports"):
+        for path in sorted((package / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                else:
+                    continue
+                offenders += [f"{path.relative_to(package)}: {name}" for name in names
+                              if name == "argparse" or name.split(".")[-1] == "settings"]
+    assert offenders == []

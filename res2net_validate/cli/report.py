@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import DEFAULT_ACCURACY_TOLERANCE, DEFAULT_FPS_TOLERANCE
+from ..reports import DEFAULT_ACCURACY_TOLERANCE, DEFAULT_FPS_TOLERANCE
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    from . import write_report
+    from ..reports import write_report
 
     written = write_report(args.results, args.benchmark_json, args.out, one_kind=args.one_kind,
                            fps_tolerance=args.fps_tolerance, accuracy_tolerance=args.accuracy_tolerance)

@@ -1,0 +1,41 @@
+"""``res2net-validate embedded``: generate (or find) the embedded default.
+
+Calls ``ensure_embedded_default``, as the session does for ``--embedded``: the same cache entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..cache import ArtifactCache
+from ..embedded.default import DEFAULT_PARAMS, INFO_FILE, ensure_embedded_default
+from ..settings import command_cache_dir
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "embedded",
+        help="generate (or find) the embedded default: a labelled JPEG set and a stand-in checkpoint",
+        description="Generate, once per cache, the embedded default that --embedded runs on: "
+        f"{DEFAULT_PARAMS.num_images} JPEGs of {DEFAULT_PARAMS.num_classes} procedural classes in the card's "
+        "layout and a stand-in res2net50_14w_8s checkpoint fitted on separate generated images. "
+        "Prints where they are.",
+    )
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR",
+                        help="artifact cache (default: $CHECKPOINTS_DIR, else the user cache dir)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    cache = ArtifactCache(command_cache_dir(args.cache_dir))
+    default = ensure_embedded_default(cache, progress=not args.quiet, params=DEFAULT_PARAMS)
+    info = json.loads((default.dataset_dir.parent / INFO_FILE).read_text())
+    print(f"dataset:  {default.dataset_dir}  ({default.num_images} images, card layout)")
+    print(f"weights:  {default.weights}")
+    print("classes:  " + ", ".join(f"{c['label']} {c['concept']}" for c in info["classes"]))
+    print(f"stand-in head fitted on {info['train_images']} separate generated images "
+          f"(training Top-1 {info['train_top1']}%)")
+    return 0

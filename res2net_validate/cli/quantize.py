@@ -1,0 +1,164 @@
+"""``res2net-validate quantize``: calibrate on image files and write an INT8 Q/DQ graph.
+
+Calls ``int8_graph``, as the session's ``graphs.artifacts.Artifacts`` does; only the calibration
+source differs (image files streamed batch by batch, keyed on their bytes, instead of the session's
+preprocessed-image cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import CALIBRATION_METHODS
+from ..cache import ArtifactCache, file_sha256
+from ..errors import ValidateError
+from ..graphs.calibrate import CalibrationSettings, TensorRanges
+from ..graphs.quantize import (
+    FLAVOURS,
+    RESIDUAL_ADD_CHOICES,
+    WEIGHTED_OPS,
+    int8_graph,
+    recipe_for,
+)
+from ..ort_sessions import cpu_session_options, inference_session
+from ..settings import command_cache_dir
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "quantize",
+        help="calibrate on a set of images and write an INT8 Q/DQ graph",
+        description="Calibrate the FP32 graph on --calib-dir/--calib-list images in one streaming pass "
+        "(memory independent of the image count), write the Q/DQ graph for --flavour, and print "
+        "the calibration time, peak memory and quantization coverage.",
+    )
+    parser.add_argument("--graph", required=True, type=Path, metavar="FP32.onnx",
+                        help="FP32 ONNX graph (input 'input', output 'output', dynamic batch)")
+    parser.add_argument("--method", choices=CALIBRATION_METHODS, default="entropy",
+                        help="activation range method (default: entropy, TensorRT-style KL)")
+    parser.add_argument("--percentile", type=float, default=99.999, help="for --method percentile (default 99.999)")
+    parser.add_argument("--calib-dir", type=Path, metavar="DIR", help="calibration images (searched recursively)")
+    parser.add_argument("--calib-list", type=Path, metavar="FILE",
+                        help="one image file name per line (MLPerf style), relative to --calib-dir or to FILE's folder")
+    parser.add_argument("--calib-count", type=int, metavar="N", help="use the first N images (sorted / list order)")
+    parser.add_argument("--calib-batch", type=int, default=CalibrationSettings.batch_size, metavar="N",
+                        help=f"images per ONNX Runtime run while calibrating; bounds memory (default {CalibrationSettings.batch_size})")
+    parser.add_argument("--flavour", choices=FLAVOURS, default="onnxruntime",
+                        help="onnxruntime (unsigned activations, fastest on ORT CPU) or tensorrt (signed symmetric, "
+                        "what TensorRT 11 consumes)")
+    parser.add_argument("--residual-add", choices=RESIDUAL_ADD_CHOICES, default=None,
+                        help="tensorrt flavour: Q/DQ on both inputs of residual Adds (default), or on the shortcut "
+                             "only, as TensorRT's placement advice has it (the Add then fuses into the conv)")
+    parser.add_argument("--worst-layers", type=int, default=0, metavar="N",
+                        help="also list the N tensors that drift most from FP32 on the sanity images "
+                             "(runs both graphs with every tensor exposed; 0: skip)")
+    parser.add_argument("--out", type=Path, metavar="INT8.onnx", help="copy the INT8 graph here")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR",
+                        help="artifact cache (default: $CHECKPOINTS_DIR, else the user cache dir)")
+    parser.set_defaults(func=_run_cli)
+
+
+def calibration_file_list(calib_dir: Path | None, calib_list: Path | None, count: int | None) -> tuple[Path, ...]:
+    """The calibration images named by the CLI options, in order; one ValidateError per problem.
+    Names in --calib-list are looked up under --calib-dir, else beside the list file."""
+    from ..data.selection import calibration_files
+
+    if count is not None and count < 1:
+        raise ValidateError(f"--calib-count {count}: must be at least 1")
+    if calib_list is None and calib_dir is None:
+        raise ValidateError("no calibration images: pass --calib-dir DIR (a folder of images) and/or --calib-list FILE")
+    base = calib_dir if calib_dir is not None else Path(calib_list).parent
+    return calibration_files(base, count, calib_list)
+
+
+def file_calibration_source(files: tuple[Path, ...], preprocess, batch_size: int = 32):
+    """(key, batches) for image files: the key hashes the file bytes and the preprocessing; the
+    batches decode the files lazily, so nothing but one batch is held."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(file_sha256(path).encode())
+    digest.update(repr(preprocess.key_parts()).encode())
+
+    def batches():
+        for start in range(0, len(files), batch_size):
+            chunk = files[start:start + batch_size]
+            yield preprocess.normalize(np.stack([preprocess.load_uint8(path) for path in chunk]))
+
+    return digest.hexdigest(), batches
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    import resource
+    import shutil
+    from collections import Counter
+
+    import onnx
+
+    from ..data.preprocess import Preprocess
+
+    if not args.graph.is_file():
+        raise ValidateError(f"--graph {args.graph}: no such file. Pass an FP32 ONNX graph of res2net50_14w_8s.")
+    settings = CalibrationSettings(method=args.method, percentile=args.percentile, batch_size=args.calib_batch)
+    recipe = recipe_for(args.flavour, args.residual_add)  # a wrong combination fails before any image is read
+    files = calibration_file_list(args.calib_dir, args.calib_list, args.calib_count)
+    preprocess = Preprocess()
+    key, batches = file_calibration_source(files, preprocess)
+    calibrated = []
+
+    def tracked_batches():
+        calibrated.append(True)
+        return batches()
+
+    cache = ArtifactCache(command_cache_dir(args.cache_dir))
+    result = int8_graph(cache, args.graph, tracked_batches, key, len(files), settings,
+                        args.flavour, progress=sys.stderr.isatty(), batch_size_hint=32,
+                        residual_add=args.residual_add)
+    ranges = TensorRanges.load(result.ranges_path)
+    source = f"--calib-list {args.calib_list}" if args.calib_list else f"--calib-dir {args.calib_dir}"
+    if calibrated:
+        seconds = ranges.seconds["pass"] + ranges.seconds["ranges"]
+        print(f"calibration: {len(files)} images from {source}, {args.method}, {seconds:.1f} s "
+              f"({100 * ranges.seconds['pass'] / len(files):.1f} s per 100 images for the pass, including decoding, "
+              f"+ {ranges.seconds['ranges']:.1f} s for the {args.method} ranges)")
+    else:
+        print(f"calibration: {len(files)} images from {source}, {args.method}, ranges reused from the cache")
+    print(f"ranges: {len(ranges.ranges)} tensors -> {result.ranges_path}")
+    model = onnx.load(str(result.path), load_external_data=False)
+    ops = Counter(node.op_type for node in model.graph.node)
+    weighted = sum(ops[op] for op in WEIGHTED_OPS)
+    left = ", ".join(result.unquantized_weights) or "none"
+    placement = f", residual Adds: {recipe['residual_add']}" if "residual_add" in recipe else ""
+    print(f"int8 graph ({args.flavour}{placement}, {'built' if result.built else 'cached'}): {result.path}")
+    print(f"  {ops['QuantizeLinear']} QuantizeLinear, {ops['DequantizeLinear']} DequantizeLinear; "
+          f"{weighted - len(result.unquantized_weights)}/{weighted} Conv/Gemm weights in int8 (left in float: {left})")
+
+    # Sanity check, not a score: the graph loads, runs, and follows FP32 on a few calibration images.
+    from ..graphs.fidelity import compare_logits
+
+    sample = next(iter(batches()))[:8]
+    logits = {}
+    for name, path in (("fp32", args.graph), ("int8", result.path)):
+        session = inference_session(path, cpu_session_options())
+        logits[name] = session.run(["output"], {"input": sample})[0]
+    agreement = compare_logits(logits["fp32"], logits["int8"])
+    print(f"  sanity vs FP32 on {len(sample)} calibration images (not a score): top-1 agreement "
+          f"{agreement['top1_agreement']:.1f} %, logit cosine {agreement['mean_cosine']:.4f}")
+    if args.worst_layers > 0:
+        from ..graphs.fidelity import layer_comparison
+
+        print(f"  tensors drifting most from FP32 on those {len(sample)} images:")
+        for drift in layer_comparison(args.graph, result.path, sample, top=args.worst_layers):
+            print(f"    {drift.tensor} ({drift.producer}): cosine {drift.cosine:.4f}, "
+                  f"relative error {drift.relative_error:.3f}")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result.path, args.out)
+        print(f"written: {args.out}")
+    return 0

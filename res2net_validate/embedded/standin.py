@@ -1,0 +1,157 @@
+"""The embedded default's stand-in checkpoint: a seeded backbone, re-estimated BatchNorm, a fitted head."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from ..data.preprocess import model_data_config
+
+
+def evaluation_transform():
+    """The model's published evaluation transform (timm's data config: resize, crop, mean, std),
+    run by torchvision -- an implementation independent of the suite's own Preprocess, which the
+    embedded default is used to check."""
+    from torchvision import transforms
+
+    config = model_data_config()
+    return transforms.Compose([
+        transforms.Resize(config.resize_size, interpolation=transforms.InterpolationMode(config.interpolation)),
+        transforms.CenterCrop(config.image_size),
+        transforms.ToTensor(),
+        transforms.Normalize(config.mean, config.std),
+    ])
+
+
+def jpeg_to_tensor(data: bytes, transform=None):
+    transform = transform or evaluation_transform()
+    with Image.open(io.BytesIO(data)) as image:
+        return transform(image.convert("RGB"))
+
+
+def seeded_backbone(params):
+    """timm's seeded random init with two trained-network traits restored (``params``: an EmbeddedParams)."""
+    import torch
+
+    from ..graphs.checkpoint import create_model
+
+    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
+        torch.manual_seed(params.seed)
+        model = create_model()
+    # timm zero-initialises the last BN of every residual branch (a training trick): the branch
+    # would then contribute nothing.  A trained network's last BN scales are small but non-zero.
+    for name, module in model.named_modules():
+        if name.endswith(".bn3"):
+            module.weight.data.fill_(params.bn3_gamma)
+    if params.black_blind_stem:
+        make_black_blind(model.conv1.weight.data)
+    return model
+
+
+def make_black_blind(weight) -> None:
+    """Make stem filters blind to a uniformly black picture, in place.
+
+    A trained first layer holds edge detectors and colour-opponent blobs: it answers edges and
+    colour, not plain darkness.  A random one answers a black picture (normalised to
+    ``-mean/std``) as strongly as a real photo, and so does everything after it -- then INT8
+    ranges calibrated on black images would still cover real activations and such a broken
+    calibration would go unnoticed.  Removing from every filter's per-channel sums their
+    component along the black pixel keeps its response to edges and to colour contrasts
+    (red vs blue) and zeroes its response to black, except at the picture's borders.
+    """
+    import torch
+
+    config = model_data_config()
+    black = torch.tensor([-m / s for m, s in zip(config.mean, config.std)], dtype=torch.float64)
+    direction = black / black.norm()
+    sums = weight.double().sum(dim=(2, 3))  # (out, in)
+    correction = (sums @ direction)[:, None] * direction[None, :]
+    weight -= (correction / (weight.shape[2] * weight.shape[3]))[:, :, None, None].to(weight.dtype)
+
+
+def reestimate_batchnorm(model, batches) -> None:
+    """Replace every BatchNorm's running statistics with the plain average over ``batches``."""
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved_momentum = [m.momentum for m in norms]
+    for module in norms:
+        module.reset_running_stats()
+        module.momentum = None  # cumulative moving average
+    model.train()
+    with torch.no_grad():
+        for batch in batches:
+            model(batch)
+    for module, momentum in zip(norms, saved_momentum):
+        module.momentum = momentum
+    model.eval()
+
+
+def pooled_features(model, batches):
+    """Global-average-pooled backbone features (the ``fc`` input), float64."""
+    import torch
+
+    chunks = []
+    with torch.no_grad():
+        for batch in batches:
+            chunks.append(model.forward_head(model.forward_features(batch), pre_logits=True).double())
+    return torch.cat(chunks)
+
+
+def fit_head(features, labels, num_classes: int, l2: float, steps: int):
+    """Multinomial logistic regression on standardised features, folded back to raw features.
+
+    Returns ``(weight [num_classes, D], bias [num_classes])`` acting on the raw pooled features.
+    """
+    import torch
+
+    mean = features.mean(0)
+    scale = features.std(0) + 1e-6
+    standardised = (features - mean) / scale
+    weight = torch.zeros(num_classes, features.shape[1], dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=steps, history_size=20,
+                                  tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        logits = standardised @ weight.T + bias
+        loss = torch.nn.functional.cross_entropy(logits, labels) + 0.5 * l2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    weight, bias = weight.detach(), bias.detach()
+    raw_weight = weight / scale
+    raw_bias = bias - raw_weight @ mean
+    return raw_weight, raw_bias
+
+
+def full_head(weight, bias, classes: tuple[int, ...], features, seed: int, num_outputs: int = 1000):
+    """The 1000-way ``fc`` from the fitted rows for ``classes``.
+
+    The other classes get small random weights and biases that put them below the fifth-ranked
+    used class on (nearly) every training image: ordinary, distinct logits that rank low, so
+    Top-5 is decided among the generated classes without any class being unreachable.
+    """
+    import torch
+
+    used = torch.tensor(classes)
+    unused = torch.tensor(sorted(set(range(num_outputs)) - set(classes)))
+    generator = torch.Generator().manual_seed(seed)
+    used_logits = features @ weight.T + bias
+    fifth = used_logits.topk(min(5, len(classes)), dim=1).values[:, -1]
+    ceiling = torch.quantile(fifth, 0.02) - 1.0
+
+    noise_weight = torch.randn(len(unused), weight.shape[1], generator=generator, dtype=torch.float64)
+    noise_weight *= 0.05 * weight.std()
+    noise_logits = features @ noise_weight.T
+    offsets = torch.rand(len(unused), generator=generator, dtype=torch.float64) * 2.0
+    noise_bias = ceiling - noise_logits.max(0).values - offsets
+
+    full_weight = torch.zeros(num_outputs, weight.shape[1], dtype=torch.float64)
+    full_bias = torch.zeros(num_outputs, dtype=torch.float64)
+    full_weight[used], full_bias[used] = weight, bias
+    full_weight[unused], full_bias[unused] = noise_weight, noise_bias
+    return full_weight.float(), full_bias.float()
