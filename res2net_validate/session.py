@@ -137,11 +137,21 @@ class ValidationSession:
                     default = ensure_embedded_default(self.cache, progress=self.progress)
                 source = Source(default.weights, default.dataset_dir, embedded=True)
             else:
-                from .graphs.checkpoint import load_model
-
-                load_model(source.weights)  # a wrong checkpoint fails before minutes of preprocessing
+                self._checkpoint(source.weights)  # a wrong checkpoint fails before minutes of preprocessing
             self._memo["source"] = source
         return self._memo["source"]
+
+    def torch_model(self):
+        """The FP32 module of the run's weights: loaded once per run, shared by the export and the torch
+        backend (which never change it in place)."""
+        return self._checkpoint(self.source().weights)
+
+    def _checkpoint(self, weights: Path):
+        if "torch_model" not in self._memo:
+            from .graphs import checkpoint
+
+            self._memo["torch_model"] = checkpoint.load_model(weights)
+        return self._memo["torch_model"]
 
     def thresholds_path(self) -> Path:
         if self.settings.thresholds is not None:
@@ -242,31 +252,44 @@ class ValidationSession:
                 else:
                     description = f"{len(calibration_images)} held-out val images{listed}"
                 source = CalibrationSource(calibration_images, preprocess, self.settings.batch_size, description)
-
-            def calibration():  # called only when an INT8 graph is built
-                if source is None:
-                    raise NotConfigured("INT8 needs calibration images: pass --calib-dir DIR, or --dataset-dir DIR "
-                                        "to carve them out of val")
-                return source
-
-            self._memo[key] = Artifacts(self.cache, self.source().weights, calibration,
-                                        self.calibration_settings(), progress=self.progress,
-                                        int8_flavour=self.settings.int8_flavour)
+            self._memo[key] = Artifacts(self.cache, self.source().weights, source, self.calibration_settings(),
+                                        progress=self.progress, load_model=self.torch_model)
         return self._memo[key]
 
     def backend(self):
         if "backend" not in self._memo:
-            self._memo["backend"] = get_backend(self.settings.backend)
+            self._memo["backend"] = get_backend(self.settings.backend, cache=self.cache)
         return self._memo["backend"]
+
+    def int8_flavour(self) -> str:
+        """The INT8 Q/DQ flavour, decided once: --int8-flavour, or the one the backend declares ("auto")."""
+        chosen = self.settings.int8_flavour
+        return (self.backend().int8_flavour or "onnxruntime") if chosen == "auto" else chosen
+
+    def graph(self, precision: str, artifacts):
+        """The path of ``precision``'s graph, exported, converted or calibrated here on a cache miss."""
+        if precision == "int8" and artifacts.calibration is None:
+            raise NotConfigured("INT8 needs calibration images: pass --calib-dir DIR, or --dataset-dir DIR "
+                                "to carve them out of val")
+        return artifacts.graph(precision, self.int8_flavour() if precision == "int8" else None)
+
+    def model_input(self, precision: str, artifacts):
+        """What ``backend.open`` receives for ``precision``, resolved before it opens."""
+        from .backends.base import RUNS_TORCH
+
+        if self.backend().runs == RUNS_TORCH:
+            return self.torch_model()
+        return self.graph(precision, artifacts)
 
     def runner(self, precision: str, artifacts):
         if precision not in self._runners:
             backend = self.backend()
-            usable = backend.supports(precision) if hasattr(backend, "supports") else backend.availability()
+            usable = backend.supports(precision)
             if not usable:
                 raise BackendUnavailable(f"backend {backend.name} cannot run {precision}: {usable.reason}")
-            with self.live_output():  # may export, convert or calibrate first
-                self._runners[precision] = backend.open(artifacts, precision, (1, self.settings.batch_size))
+            with self.live_output():  # may export, convert or calibrate, then build a TensorRT engine
+                model = self.model_input(precision, artifacts)
+                self._runners[precision] = backend.open(model, precision, (1, self.settings.batch_size))
         return self._runners[precision]
 
     def population(self) -> int:
@@ -339,8 +362,7 @@ class ValidationSession:
         from .predictions import images_identity
 
         backend = self.backend()
-        model = (self.source().weights if backend.name == "torch"
-                 else artifacts.graph("fp32", target="tensorrt" if backend.name == "tensorrt" else "onnxruntime"))
+        model = self.source().weights if backend.name == "torch" else self.graph("fp32", artifacts)
         return {"model_sha256": file_sha256(model), "images": images_identity(images),
                 "preprocess": preprocess.key_parts(), "backend": backend.name, "runtime": _runtime_versions(),
                 "cpu": cpu_description(), "gpus": describe_gpus(device_report()), "batch_size": self.settings.batch_size}
@@ -381,19 +403,8 @@ class ValidationSession:
         if self._reference_note:
             notes.append(self._reference_note)
         if artifacts is not None:
-            for (precision, target), graph in artifacts.graphs.items():
-                if "max_abs_diff" in graph.info:
-                    notes.append(f"{precision} graph vs {graph.info['reference']}: max |diff| "
-                                 f"{graph.info['max_abs_diff']:.2e}")
-                if precision == "int8":
-                    names = graph.info["unquantized_weights"]
-                    coverage = (f"WARNING: {len(names)} Conv/Gemm weights left in float: {', '.join(names[:5])}"
-                                if names else "every Conv/Gemm weight quantized")
-                    method = self.settings.calib_method
-                    if method == "percentile":
-                        method = f"percentile {self.settings.calib_percentile:g}"
-                    notes.append(f"int8 Q/DQ graph, {graph.info['flavour']} flavour, {method} "
-                                 f"calibration on {graph.info['calibration']}; {coverage}")
+            for graph in artifacts.graphs.values():
+                notes.extend(graph.notes())
         return notes
 
     def close(self) -> None:

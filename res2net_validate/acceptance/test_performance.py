@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from res2net_validate.plugin.fixtures import record_result
+from res2net_validate.plugin.report import PerformanceRecord
 from res2net_validate.verdicts import check_fps
 
 
@@ -31,10 +32,11 @@ def test_fps(request, benchmark, precision, res2net_session, res2net_artifacts, 
     fps = batch_size / seconds.median
     benchmark.extra_info.update({"fps": round(fps, 2), "fps_mean": round(batch_size / seconds.mean, 2),
                                  "rounds": seconds.rounds, **info.extra})
-    if hasattr(res2net_runner, "benchmark"):  # GPU backends: trtexec-style throughput, latency percentiles, copies
-        benchmark.extra_info["trtexec_like"] = res2net_runner.benchmark(images, duration_s=3.0).as_dict()
-    record_result(request, {"precision": precision, "backend": info.backend, "batch_size": batch_size,
-                            "fps": fps, "device": info.device, "notes": res2net_session.notes(res2net_artifacts)})
+    trtexec_like = res2net_runner.benchmark(images, duration_s=3.0)  # None where no loop of its own (ORT CPU)
+    if trtexec_like is not None:  # throughput, latency percentiles, copies
+        benchmark.extra_info["trtexec_like"] = trtexec_like.as_dict()
+    record_result(request, PerformanceRecord(precision, info.backend, batch_size, fps, info.device,
+                                             tuple(res2net_session.notes(res2net_artifacts))))
 
     floor = res2net_thresholds.fps_floor(precision, info.device)
     device_key, minimum = floor if floor is not None else (None, None)

@@ -8,7 +8,8 @@ from .base import PRECISIONS, Availability, Backend, PrecisionProof, Runner, Run
 from ..constants import BACKEND_NAMES  # noqa: F401
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, cache=None) -> Backend:
+    """``cache``: the ArtifactCache a backend keeps its own builds in (TensorRT engines)."""
     if name == "onnxruntime":
         from .onnxruntime import OnnxRuntimeBackend
 
@@ -16,18 +17,18 @@ def get_backend(name: str) -> Backend:
     if name == "tensorrt":
         from .tensorrt import TensorRTBackend
 
-        return TensorRTBackend()
+        return TensorRTBackend(cache=cache)
     if name == "torch":
         from .pytorch import TorchBackend
 
         return TorchBackend()
     if name == "auto":
-        return resolve_auto()
+        return resolve_auto(cache)
     raise ValidateError(f"--backend {name!r}: unknown; choose one of {', '.join(BACKEND_NAMES)}")
 
 
-def resolve_auto() -> Backend:
+def resolve_auto(cache=None) -> Backend:
     # The TensorRT backend imports tensorrt lazily and reports a missing wheel or GPU through
     # availability(), so asking it is always safe.
-    tensorrt = get_backend("tensorrt")
+    tensorrt = get_backend("tensorrt", cache)
     return tensorrt if tensorrt.availability() else get_backend("onnxruntime")

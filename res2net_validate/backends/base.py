@@ -1,14 +1,15 @@
 """The small protocol every backend implements.
 
-A backend turns one precision's artifact (an ONNX graph, or the torch model) into a
-``Runner``.  Precision lives in the graph (TensorRT 11 is strongly typed): backends only
-execute what they are given, they never choose precisions themselves.
+A backend declares what it runs (``runs``: an ONNX graph or the torch module, and for INT8
+which Q/DQ flavour) and the session hands ``open()`` exactly that, resolved beforehand: a
+backend never exports, converts or calibrates.  Precision lives in the graph (TensorRT 11 is
+strongly typed): backends only execute what they are given, they never choose precisions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -57,6 +58,11 @@ class PrecisionProof:
                 **self.summary}
 
 
+# What ``Backend.runs`` may say: the input ``open()`` receives.
+RUNS_ONNX = "onnx"  # the path of the precision's ONNX graph
+RUNS_TORCH = "torch"  # the FP32 torch.nn.Module in eval mode, on CPU (shared: never changed in place)
+
+
 @runtime_checkable
 class Runner(Protocol):
     info: RunnerInfo
@@ -73,27 +79,23 @@ class Runner(Protocol):
         device where the backend allows (no host<->device copies); for FPS loops.
         The callable must block until the result is ready."""
 
+    def benchmark(self, images: np.ndarray, *, duration_s: float = 3.0):
+        """trtexec-style throughput, latency percentiles and copies (``timing.ThroughputReport``),
+        or None where the backend has no such loop of its own (ONNX Runtime on CPU)."""
+
     def close(self) -> None: ...
 
 
 @runtime_checkable
 class Backend(Protocol):
     name: str
+    runs: str  # RUNS_ONNX or RUNS_TORCH: what open() receives
+    int8_flavour: str | None  # the INT8 Q/DQ flavour it runs ("onnxruntime" or "tensorrt"); None: no INT8
 
     def availability(self) -> Availability: ...
 
-    def open(self, artifacts: "ModelArtifacts", precision: str, batch_sizes: tuple[int, ...]) -> Runner: ...
+    def supports(self, precision: str) -> Availability:
+        """Whether ``open(..., precision)`` can work here, and why not (as what to do about it)."""
 
-
-class ModelArtifacts(Protocol):
-    """What a backend may ask for; implemented by res2net_validate.graphs.artifacts."""
-
-    def graph(self, precision: str, target: str = "onnxruntime"):
-        """Path to the ONNX graph for ``precision`` (fp32/fp16/int8), built or from cache.
-        ``target`` picks the INT8 Q/DQ flavour: "onnxruntime" or "tensorrt"."""
-
-    def torch_model(self):
-        """The FP32 torch.nn.Module in eval mode, on CPU."""
-
-    @property
-    def cache(self): ...
+    def open(self, model: Any, precision: str, batch_sizes: tuple[int, ...]) -> Runner:
+        """A runner for ``model``: the ONNX graph's path (RUNS_ONNX) or the torch module (RUNS_TORCH)."""

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .base import Availability, PrecisionProof, RunnerInfo
+from .base import PRECISIONS, RUNS_ONNX, Availability, PrecisionProof, RunnerInfo
 
 # Compute layers whose precision is proven, as ONNX Runtime names them after its fusions.
 FLOAT_COMPUTE_OPS = {"Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
@@ -78,6 +78,9 @@ class OnnxRuntimeRunner:
 
         run_once.keepalive = (binding, resident)  # the binding must outlive the callable
         return run_once
+
+    def benchmark(self, images: np.ndarray, *, duration_s: float = 3.0) -> None:
+        return None  # no device loop of its own on CPU: pytest-benchmark's rounds are the measurement
 
     def precision_proof(self) -> PrecisionProof:
         if self._proof is None:
@@ -165,6 +168,8 @@ def proof_from_layers(precision: str, layers: list[tuple[str, str, str]], checke
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+    runs = RUNS_ONNX
+    int8_flavour = "onnxruntime"  # Q/DQ placed for ONNX Runtime's CPU fusions
 
     def __init__(self, providers: list[str] | None = None):
         self.providers = providers or ["CPUExecutionProvider"]
@@ -176,5 +181,11 @@ class OnnxRuntimeBackend:
             return Availability(False, f"onnxruntime is not importable ({exc}); pip install onnxruntime")
         return Availability(True)
 
-    def open(self, artifacts, precision: str, batch_sizes: tuple[int, ...] = (32,)) -> OnnxRuntimeRunner:
-        return OnnxRuntimeRunner(artifacts.graph(precision, target="onnxruntime"), precision, self.providers)
+    def supports(self, precision: str) -> Availability:
+        if precision not in PRECISIONS:
+            return Availability(False, f"precision {precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+        return self.availability()  # every graph runs here (see the module docstring)
+
+    def open(self, graph, precision: str, batch_sizes: tuple[int, ...] = (32,)) -> OnnxRuntimeRunner:
+        """``graph``: the path of ``precision``'s ONNX graph (its INT8 one in the onnxruntime flavour)."""
+        return OnnxRuntimeRunner(Path(graph), precision, self.providers)

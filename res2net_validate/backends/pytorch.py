@@ -5,7 +5,7 @@ compared with.  FP16 is a ``.half()`` copy of the model in channels_last layout;
 are cast to half at the boundary and logits back to float32, so callers always exchange
 float32 NCHW arrays.  INT8 has no eager equivalent of the Q/DQ graph and is refused.
 
-The module handed out by ``artifacts.torch_model()`` may be shared, so it is never moved
+The module ``open()`` receives is the session's loaded checkpoint and may be shared, so it is never moved
 or converted in place: GPU runners work on a copy.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ValidateError
 from .timing import ThroughputReport, Timer, WallClockTimer, run_timed_loop, throughput_report, time_repeated
-from .base import PRECISIONS, Availability, PrecisionProof, RunnerInfo
+from .base import PRECISIONS, RUNS_TORCH, Availability, PrecisionProof, RunnerInfo
 
 INT8_REFUSAL = (
     "int8 is not supported by the torch backend (the INT8 model is an ONNX Q/DQ graph); "
@@ -166,6 +166,8 @@ class TorchRunner:
 
 class TorchBackend:
     name = "torch"
+    runs = RUNS_TORCH
+    int8_flavour = None  # no eager INT8 (INT8_REFUSAL)
 
     def __init__(self, device: str | None = None):
         self.requested_device = device  # None: CUDA when available, else CPU
@@ -201,8 +203,9 @@ class TorchBackend:
             )
         return Availability(True)
 
-    def open(self, artifacts, precision: str, batch_sizes: tuple[int, ...] = (32,)) -> TorchRunner:
+    def open(self, model, precision: str, batch_sizes: tuple[int, ...] = (32,)) -> TorchRunner:
+        """``model``: the FP32 torch.nn.Module in eval mode, on CPU (copied, never changed, on a GPU)."""
         usable = self.supports(precision)
         if not usable:
             raise ValidateError(f"--backend torch --precision {precision}: {usable.reason}")
-        return TorchRunner(artifacts.torch_model(), precision, self.device())
+        return TorchRunner(model, precision, self.device())

@@ -31,6 +31,6 @@ def _run_cli(args) -> int:
     fp16 = fp16_graph(cache, fp32)
     for graph in (fp32, fp16):
         state = "built" if graph.built else "cached"
-        print(f"{graph.precision}: {graph.path} ({state}; vs {graph.info['reference']}: "
-              f"max |diff| {graph.info['max_abs_diff']:.2e})")
+        print(f"{graph.precision}: {graph.path} ({state}; vs {graph.check.reference}: "
+              f"max |diff| {graph.check.max_abs_diff:.2e})")
     return 0

@@ -1,7 +1,5 @@
-"""The graphs a backend may ask for, built on first use and cached by content.
-
-``Artifacts`` implements ``backends.base.ModelArtifacts``: FP32 export, the FP16 graph,
-and the INT8 Q/DQ graph per target (ONNX Runtime or TensorRT flavour).
+"""The graphs a run resolves before a backend opens, built on first use and cached by content:
+FP32 export, the FP16 graph, and the INT8 Q/DQ graph per flavour (ONNX Runtime or TensorRT).
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from .. import MODEL_NAME
 from ..cache import ArtifactCache
 from ..errors import ValidateError
 from .export import Graph, fp16_graph, fp32_graph
+from .notes import Int8Build
 
 
 class CalibrationSource:
@@ -47,55 +46,56 @@ class CalibrationSource:
 
 
 class Artifacts:
-    def __init__(self, cache: ArtifactCache, weights: Path, calibration: Callable[[], CalibrationSource],
-                 calib_settings, model_name: str = MODEL_NAME, progress: bool = True, int8_flavour: str = "auto"):
+    """One run's graphs, each built (or read from the cache) once and kept in ``graphs`` for the
+    notes.  Which INT8 flavour to build is the caller's decision (the session's), never made here."""
+
+    def __init__(self, cache: ArtifactCache, weights: Path, calibration: CalibrationSource | None,
+                 calib_settings, model_name: str = MODEL_NAME, progress: bool = True,
+                 load_model: Callable[[], object] | None = None):
         self.cache = cache
         self.weights = Path(weights)
+        self.load_model = load_model  # the caller's (memoised) module of ``weights``, for the export
         self.model_name = model_name
-        self._calibration = calibration
+        self.calibration = calibration  # None: no calibration images, so no INT8 graph
         self.calib_settings = calib_settings
         self.progress = progress
-        self.int8_flavour = int8_flavour  # "auto": whatever the backend asks for
-        self.graphs: dict[tuple[str, str], Graph] = {}
-        self.int8_reports: dict[str, object] = {}
+        self.graphs: dict[tuple[str, str], Graph] = {}  # (precision, INT8 flavour or "any")
 
-    def graph(self, precision: str, target: str = "onnxruntime") -> Path:
-        return self.graph_info(precision, target).path
+    def graph(self, precision: str, int8_flavour: str | None = None) -> Path:
+        """The path of ``precision``'s graph (what an overriding ``res2net_artifacts`` fixture may swap)."""
+        return self.graph_info(precision, int8_flavour).path
 
-    def graph_info(self, precision: str, target: str = "onnxruntime") -> Graph:
-        if precision == "int8" and self.int8_flavour != "auto":
-            target = self.int8_flavour
-        key = (precision, target if precision == "int8" else "any")
+    def graph_info(self, precision: str, int8_flavour: str | None = None) -> Graph:
+        """``precision``'s graph; INT8 is built in ``int8_flavour`` ("onnxruntime" or "tensorrt")."""
+        if precision == "int8" and int8_flavour not in ("onnxruntime", "tensorrt"):
+            raise ValueError(f"an INT8 graph needs its Q/DQ flavour (onnxruntime or tensorrt), not {int8_flavour!r}")
+        key = (precision, int8_flavour if precision == "int8" else "any")
         if key not in self.graphs:
-            self.graphs[key] = self._build(precision, target)
+            self.graphs[key] = self._build(precision, int8_flavour)
         return self.graphs[key]
 
-    def _build(self, precision: str, target: str) -> Graph:
+    def _build(self, precision: str, int8_flavour: str | None) -> Graph:
         if precision == "fp32":
-            return fp32_graph(self.cache, self.weights, self.model_name)
+            return fp32_graph(self.cache, self.weights, self.model_name, self.load_model)
         if precision == "fp16":
             return fp16_graph(self.cache, self.graph_info("fp32"))
         if precision == "int8":
             from .quantize import int8_graph
 
-            calibration = self._calibration()
+            calibration = self.calibration
+            if calibration is None:
+                raise ValueError("an INT8 graph needs calibration images (the caller checks for them first)")
             result = int8_graph(
                 self.cache,
-                self.graph_info("fp32").path,
+                self.graph("fp32"),
                 calibration.batches,
                 calibration_key=calibration.key,
                 calibration_images=calibration.count,
                 settings=self.calib_settings,
-                flavour=target,
+                flavour=int8_flavour,
                 progress=self.progress,
             )
-            self.int8_reports[target] = result
-            info = {"flavour": target, "calibration": calibration.description,
-                    "unquantized_weights": list(result.unquantized_weights)}
-            return Graph(result.path, "int8", result.built, info)
+            build = Int8Build(int8_flavour, calibration.description, self.calib_settings.method,
+                              self.calib_settings.percentile, tuple(result.unquantized_weights))
+            return Graph(result.path, "int8", result.built, int8=build)
         raise ValidateError(f"--precision {precision!r}: unknown precision")
-
-    def torch_model(self):
-        from .checkpoint import load_model
-
-        return load_model(self.weights, self.model_name)

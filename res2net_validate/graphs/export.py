@@ -19,6 +19,7 @@ from .. import MODEL_NAME, __version__
 from ..cache import ArtifactCache, file_sha256
 from ..ort_sessions import inference_session
 from ..versions import package_versions
+from .notes import GraphCheck, Int8Build
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -32,11 +33,15 @@ class Graph:
     path: Path  # the .onnx file
     precision: str
     built: bool
-    info: dict  # check figures, e.g. {"max_abs_diff": ..., "reference": "torch"}
+    check: GraphCheck | None = None  # vs its reference, from the entry's info.json
+    int8: Int8Build | None = None  # how an INT8 graph was calibrated
 
     @property
     def sha256(self) -> str:
         return file_sha256(self.path)
+
+    def notes(self) -> list[str]:
+        return ([self.check.note(self.precision)] if self.check else []) + ([self.int8.note()] if self.int8 else [])
 
 
 def _versions() -> dict:
@@ -56,11 +61,15 @@ def _ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
 
 def _load_graph_dir(entry_path: Path, precision: str, built: bool) -> Graph:
     info = json.loads((entry_path / INFO_FILE).read_text())
-    return Graph(entry_path / GRAPH_FILE, precision, built, info)
+    return Graph(entry_path / GRAPH_FILE, precision, built, GraphCheck.from_info(info))
 
 
-def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME) -> Graph:
-    """Export ``weights`` to a simplified, checked ONNX graph with a dynamic batch."""
+def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME, load_model=None) -> Graph:
+    """Export ``weights`` to a simplified, checked ONNX graph with a dynamic batch.
+
+    ``load_model``: returns the module of ``weights`` (a caller that already holds it passes it so,
+    and it is only called on a cache miss); by default the file is loaded.  The key is the file's
+    content either way."""
     key_parts = {
         "model": model_name,
         "weights_sha256": file_sha256(weights),
@@ -75,10 +84,10 @@ def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME
         import onnxsim
         import torch
 
-        from .checkpoint import load_model
+        from . import checkpoint
 
         out_dir.mkdir(parents=True)
-        model = load_model(weights, model_name)
+        model = load_model() if load_model is not None else checkpoint.load_model(weights, model_name)
         raw_path = out_dir / "raw.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice

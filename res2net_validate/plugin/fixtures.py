@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ..errors import NotConfigured, ValidateError
-from .report import Report
+from .report import AccuracyRecord, Report, ResultRecord, VerdictRecord
 from ..session import BackendUnavailable, ValidationSession
 
 SESSION_KEY = pytest.StashKey[ValidationSession]()
@@ -90,15 +90,10 @@ def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored
     scored = _scored(res2net_session, precision, res2net_artifacts, res2net_scored_images, res2net_preprocess)
     result = scored.result
     settings = res2net_session.settings
-    record = {
-        "precision": precision, "backend": result.backend, "batch_size": settings.batch_size,
-        "top1": result.top1, "top5": result.top5, "images": result.images, "device": result.device,
-        "run": _or_fail(res2net_session.identity, res2net_preprocess),
-        "extra": {"accuracy_seconds": round(result.seconds, 2), "skipped_images": result.skipped,
-                  **({"fidelity_vs_fp32": result.fidelity} if result.fidelity else {})},
-        "notes": res2net_session.notes(res2net_artifacts) + _fidelity_notes(precision, result.fidelity)
-        + _skipped_notes(res2net_scored_images),
-    }
+    run = _or_fail(res2net_session.identity, res2net_preprocess)
+    notes = (res2net_session.notes(res2net_artifacts) + _fidelity_notes(precision, result.fidelity)
+             + _skipped_notes(res2net_scored_images))
+    baseline = None
     if settings.save_baseline is not None:
         from ..predictions import baseline_entry
 
@@ -106,8 +101,11 @@ def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored
 
         graph = res2net_session.runner(precision, res2net_artifacts).info.extra
         graph = graph.get("onnx") or graph.get("graph")
-        record["baseline"] = baseline_entry(scored.predictions, file_sha256(graph) if graph else "",
-                                            result.backend, result.device)
+        baseline = baseline_entry(scored.predictions, file_sha256(graph) if graph else "", result.backend,
+                                  result.device)
+    record = AccuracyRecord(precision, result.backend, settings.batch_size, result.top1, result.top5, result.images,
+                            result.device, run, seconds=result.seconds, skipped_images=result.skipped,
+                            fidelity=result.fidelity or None, notes=tuple(notes), baseline=baseline)
     record_result(request, record)
     return result
 
@@ -151,8 +149,7 @@ class VerdictChecker:
 
     def __call__(self, precision: str, backend: str, verdicts, where: str = "") -> list:
         verdicts = list(verdicts)
-        record_result(self.request, {"precision": precision, "backend": backend,
-                                     "verdicts": [v.as_dict() for v in verdicts]})
+        record_result(self.request, VerdictRecord(precision, backend, tuple(verdicts)))
         for verdict in verdicts:  # each verdict's sentence, for CI test views (numbers: record_result)
             self.request.node.user_properties.append((f"res2net_{verdict.kind}_{verdict.metric}", verdict.message))
         failed = [v.message for v in verdicts if not v.passed]
@@ -164,10 +161,13 @@ class VerdictChecker:
 JUNIT_PROPERTIES = ("top1", "top5", "fps", "images")
 
 
-def record_result(request, record: dict) -> None:
-    """Attach a result to the test report; the controller's report collects it (xdist-safe).
+def record_result(request, record: ResultRecord | dict) -> None:
+    """Attach a result (an AccuracyRecord, PerformanceRecord or VerdictRecord, or its dict) to the test
+    report; the controller's report collects it (xdist-safe).
 
     The numbers also go flat beside it, as junitxml writes each (name, value) as a <property>."""
+    if isinstance(record, ResultRecord):
+        record = record.as_dict()
     request.node.user_properties.append((Report.PROPERTY, record))
     request.node.user_properties.extend(
         (name, round(record[name], 2) if isinstance(record[name], float) else record[name])

@@ -27,6 +27,69 @@ class ReportRow:
     verdicts: list = field(default_factory=list)  # verdicts.Verdict.as_dict() records
 
 
+# -- what a test records (record_result): typed, rendered by as_dict() into the public dict -------------
+# The dicts' keys and their order are a public format: the results JSON, and junitxml's
+# res2net_result property (the dict's text).  tests/plugin/test_report_dir.py pins them.
+
+
+class ResultRecord:
+    def as_dict(self) -> dict:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AccuracyRecord(ResultRecord):
+    precision: str
+    backend: str
+    batch_size: int
+    top1: float
+    top5: float
+    images: int
+    device: str
+    run: dict  # session.identity(): what identifies the run's inputs
+    seconds: float  # scoring time
+    skipped_images: int
+    fidelity: dict | None = None  # vs FP32 on the same images, when it was scored
+    notes: tuple[str, ...] = ()
+    baseline: dict | None = None  # predictions.baseline_entry(), with --save-baseline
+
+    def as_dict(self) -> dict:
+        record = {"precision": self.precision, "backend": self.backend, "batch_size": self.batch_size,
+                  "top1": self.top1, "top5": self.top5, "images": self.images, "device": self.device,
+                  "run": self.run,
+                  "extra": {"accuracy_seconds": round(self.seconds, 2), "skipped_images": self.skipped_images,
+                            **({"fidelity_vs_fp32": self.fidelity} if self.fidelity else {})},
+                  "notes": list(self.notes)}
+        if self.baseline is not None:
+            record["baseline"] = self.baseline
+        return record
+
+
+@dataclass(frozen=True)
+class PerformanceRecord(ResultRecord):
+    precision: str
+    backend: str
+    batch_size: int
+    fps: float
+    device: str
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {"precision": self.precision, "backend": self.backend, "batch_size": self.batch_size,
+                "fps": self.fps, "device": self.device, "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class VerdictRecord(ResultRecord):
+    precision: str
+    backend: str
+    verdicts: tuple = ()  # verdicts.Verdict
+
+    def as_dict(self) -> dict:
+        return {"precision": self.precision, "backend": self.backend,
+                "verdicts": [verdict.as_dict() for verdict in self.verdicts]}
+
+
 class Report:
     """Results gathered from test reports (``user_properties``), so xdist workers' results arrive too."""
 

@@ -84,3 +84,67 @@ def test_junitxml_carries_each_tests_numbers_as_properties(recording):
         "top1_relative_to_fp32_interval": "[-1.20, 0.40]"}
     fps_properties = cases["test_fps[fp32]"]
     assert set(fps_properties) == {"res2net_result", "fps"} and float(fps_properties["fps"]) > 0
+
+
+# The same results recorded as the typed records and as the dicts the fixtures built before them.
+TYPED_OR_DICT_TESTS = '''
+import os
+
+from res2net_validate.plugin.fixtures import record_result
+from res2net_validate.plugin.report import AccuracyRecord, PerformanceRecord, VerdictRecord
+from res2net_validate.verdicts import check_floor
+
+RUN = {"model_name": "res2net50_14w_8s", "dataset": {"population": 50000}}
+FIDELITY = {"images": 256, "top1_agreement": 99.22}
+
+
+def test_records(request):
+    verdict = check_floor("fp16", "top1", 240, 256, 50000, 85.0, 0.05)
+    if os.environ["RECORDS"] == "typed":
+        records = [
+            AccuracyRecord("fp16", "onnxruntime", 4, 93.75, 99.61, 256, "CPU (test box)", RUN, seconds=1.234,
+                           skipped_images=1, fidelity=FIDELITY, notes=("note a", "note b"), baseline={"top5": []}),
+            VerdictRecord("fp16", "onnxruntime", (verdict,)),
+            PerformanceRecord("fp16", "onnxruntime", 4, 1234.5678, "CPU (test box)", ("note a",)),
+        ]
+    else:
+        records = [
+            {"precision": "fp16", "backend": "onnxruntime", "batch_size": 4, "top1": 93.75, "top5": 99.61,
+             "images": 256, "device": "CPU (test box)", "run": RUN,
+             "extra": {"accuracy_seconds": 1.23, "skipped_images": 1, "fidelity_vs_fp32": FIDELITY},
+             "notes": ["note a", "note b"], "baseline": {"top5": []}},
+            {"precision": "fp16", "backend": "onnxruntime", "verdicts": [verdict.as_dict()]},
+            {"precision": "fp16", "backend": "onnxruntime", "batch_size": 4, "fps": 1234.5678,
+             "device": "CPU (test box)", "notes": ["note a"]},
+        ]
+    for record in records:
+        record_result(request, record)
+'''
+
+
+def test_typed_records_write_the_same_results_json_and_junit_properties_as_the_dicts(pytester, monkeypatch):
+    for name in ("RES2NET_REPORT_DIR", "RES2NET_REPORT_JSON"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(test_records=TYPED_OR_DICT_TESTS)
+    written = {}
+    for kind in ("dict", "typed"):
+        monkeypatch.setenv("RECORDS", kind)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--junitxml={kind}.xml",
+                                               f"--report-json={kind}.json")
+        result.assert_outcomes(passed=1)
+        case = next(ET.parse(pytester.path / f"{kind}.xml").iter("testcase"))
+        results = json.loads((pytester.path / f"{kind}.json").read_text())
+        assert results["run"].pop("timestamp")  # the one thing that differs between the two runs
+        written[kind] = ([(p.get("name"), p.get("value")) for p in case.iter("property")], results)
+    assert written["typed"] == written["dict"]
+    properties, results = written["typed"]
+    assert [name for name, _ in properties] == ["res2net_result", "top1", "top5", "images",  # accuracy
+                                                "res2net_result", "top1_interval",  # verdict
+                                                "res2net_result", "fps"]  # performance
+    assert properties[0][1].startswith("{'precision': 'fp16', 'backend': 'onnxruntime', 'batch_size': 4, "
+                                       "'top1': 93.75, 'top5': 99.61, 'images': 256, 'device': 'CPU (test box)', "
+                                       "'run': {")  # the record's text, in the dict's key order
+    assert ("fps", "1234.57") in properties
+    (row,) = results["rows"]
+    assert row["accuracy_seconds"] == 1.23 and row["skipped_images"] == 1 and row["fps"] == 1234.5678
+    assert row["verdicts"][0]["kind"] == "absolute" and results["notes"] == ["note a", "note b"]

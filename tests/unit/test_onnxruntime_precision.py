@@ -67,3 +67,19 @@ def test_the_proof_cleans_up_the_executed_model(graphs):
     assert (folder / "executed.onnx").is_file()
     runner.precision_proof()
     assert not folder.exists()
+
+
+def test_the_backend_declares_what_it_runs_and_opens_the_graph_it_is_given(graphs):
+    from res2net_validate.backends.base import RUNS_ONNX, Backend, Runner
+    from res2net_validate.backends.onnxruntime import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend()
+    assert isinstance(backend, Backend)
+    assert backend.runs == RUNS_ONNX and backend.int8_flavour == "onnxruntime"
+    assert backend.supports("int8") and not backend.supports("bf16")
+    runner = backend.open(graphs[1], "fp16", (1, 2))
+    assert isinstance(runner, Runner) and runner.info.extra["graph"] == str(graphs[1])
+    images = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    assert runner.infer(images).shape == (2, 4)
+    assert runner.benchmark(images, duration_s=0.1) is None  # no loop of its own: pytest-benchmark times it
+    runner.close()

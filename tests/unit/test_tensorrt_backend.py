@@ -16,7 +16,7 @@ import pytest
 from fake_tensorrt import FakeCudaRuntime, FakeTensorRT, fake_logits
 
 from res2net_validate.backends import devices
-from res2net_validate.backends.base import Runner
+from res2net_validate.backends.base import RUNS_ONNX, Runner
 from res2net_validate.backends.tensorrt import (
     HEADER_NAME,
     PLAN_NAME,
@@ -105,25 +105,12 @@ def graphs(tmp_path_factory) -> dict[str, Path]:
     return {"fp32": fp32, "fp16": fp16, "int8": int8, "static": static}
 
 
-class TinyArtifacts:
-    """The slice of ModelArtifacts the TensorRT backend asks for; graphs are real files."""
-
-    def __init__(self, graphs: dict[str, Path], cache_root: Path, swap: dict[str, str] | None = None):
-        self.graphs, self.cache, self.swap = graphs, ArtifactCache(cache_root), swap or {}
-        self.requests = []
-
-    def graph(self, precision, target="onnxruntime"):
-        self.requests.append((precision, target))
-        return self.graphs[self.swap.get(precision, precision)]
-
-    def torch_model(self):
-        raise AssertionError("the TensorRT backend never needs the torch model")
-
-
-def _backend(**fake_options):
+def _backend(cache_root: Path | None = None, **fake_options):
+    """A TensorRT backend on the fake, keeping its engines in an ArtifactCache at ``cache_root``."""
     cuda = fake_options.pop("cuda", None) or FakeCudaRuntime()
     trt = FakeTensorRT(cuda=cuda, **fake_options)
-    return TensorRTBackend(trt=trt, cuda=cuda, progress=False), trt, cuda
+    cache = ArtifactCache(cache_root) if cache_root is not None else None
+    return TensorRTBackend(cache=cache, trt=trt, cuda=cuda, progress=False), trt, cuda
 
 
 def _images(n, seed=0):
@@ -397,10 +384,9 @@ def test_graph_convolution_counts_come_from_the_real_graphs(graphs):
 
 
 def test_open_builds_a_strongly_typed_engine_and_runs_it(graphs, tmp_path):
-    backend, trt, cuda = _backend()
-    artifacts = TinyArtifacts(graphs, tmp_path)
-    runner = backend.open(artifacts, "fp16", (4, 2))
-    assert artifacts.requests == [("fp16", "tensorrt")]
+    backend, trt, cuda = _backend(tmp_path)
+    assert backend.runs == RUNS_ONNX and backend.int8_flavour == "tensorrt"  # what the session hands it
+    runner = backend.open(graphs["fp16"], "fp16", (4, 2))
     (build,) = trt.builds
     assert build["strong"] and build["flags"] == []  # precision comes from the graph, never from flags
     config = build["config"]
@@ -440,18 +426,17 @@ def test_open_builds_a_strongly_typed_engine_and_runs_it(graphs, tmp_path):
 
 
 def test_second_open_reuses_the_engine_and_new_builds_reuse_the_timing_cache(graphs, tmp_path):
-    artifacts = TinyArtifacts(graphs, tmp_path)
-    backend, trt, _ = _backend()
-    backend.open(artifacts, "fp16", (4,)).close()
+    backend, trt, _ = _backend(tmp_path)
+    backend.open(graphs["fp16"], "fp16", (4,)).close()
     assert trt.timing_cache_loads == [b""]
 
-    again, trt_again, _ = _backend()  # a new process: same TensorRT version and GPU
-    runner = again.open(artifacts, "fp16", (4,))
+    again, trt_again, _ = _backend(tmp_path)  # a new process: same TensorRT version and GPU
+    runner = again.open(graphs["fp16"], "fp16", (4,))
     assert trt_again.builds == [] and runner.info.extra["engine_cached"] is True
     runner.close()
 
-    other_batch, trt_other, _ = _backend()
-    other_batch.open(artifacts, "fp16", (8,)).close()
+    other_batch, trt_other, _ = _backend(tmp_path)
+    other_batch.open(graphs["fp16"], "fp16", (8,)).close()
     assert len(trt_other.builds) == 1 and trt_other.timing_cache_loads[0].startswith(b"FAKE-TRT-TIMING")
 
 
@@ -471,9 +456,8 @@ def _forge_manifest(engine_dir: Path) -> None:
 def test_an_engine_that_does_not_deserialize_is_rebuilt_with_a_warning_never_run(graphs, tmp_path):
     import hashlib
 
-    artifacts = TinyArtifacts(graphs, tmp_path)
-    backend, _, _ = _backend()
-    runner = backend.open(artifacts, "int8", (4,))
+    backend, _, _ = _backend(tmp_path)
+    runner = backend.open(graphs["int8"], "int8", (4,))
     engine_dir = Path(runner.info.extra["engine"]).parent
     runner.close()
     garbage = b"\x00corrupt plan\xff" * 8
@@ -483,9 +467,9 @@ def test_an_engine_that_does_not_deserialize_is_rebuilt_with_a_warning_never_run
     (engine_dir / HEADER_NAME).write_text(json.dumps(header))
     _forge_manifest(engine_dir)
 
-    fresh, trt, _ = _backend()
+    fresh, trt, _ = _backend(tmp_path)
     with pytest.warns(RuntimeWarning, match="could not be deserialized.*rebuilding it"):
-        runner = fresh.open(artifacts, "int8", (4,))
+        runner = fresh.open(graphs["int8"], "int8", (4,))
     # two contexts, both for the rebuilt engine: the inspection at build time, then the runner's
     assert len(trt.builds) == 1 and trt.contexts == 2
     assert runner.info.extra["convolution_precisions"] == {"INT8": 2}
@@ -495,35 +479,33 @@ def test_an_engine_that_does_not_deserialize_is_rebuilt_with_a_warning_never_run
 
 @pytest.mark.parametrize("field, value", [("gpu_name", "NVIDIA A100-SXM4-80GB"), ("tensorrt_version", "10.0.1")])
 def test_a_foreign_or_stale_header_forces_a_rebuild(graphs, tmp_path, field, value):
-    artifacts = TinyArtifacts(graphs, tmp_path)
-    backend, _, _ = _backend()
-    engine_dir = Path(backend.open(artifacts, "fp16", (4,)).info.extra["engine"]).parent
+    backend, _, _ = _backend(tmp_path)
+    engine_dir = Path(backend.open(graphs["fp16"], "fp16", (4,)).info.extra["engine"]).parent
     header = json.loads((engine_dir / HEADER_NAME).read_text())
     header[field] = value
     (engine_dir / HEADER_NAME).write_text(json.dumps(header))
     _forge_manifest(engine_dir)
 
-    fresh, trt, _ = _backend()
+    fresh, trt, _ = _backend(tmp_path)
     with pytest.warns(RuntimeWarning, match=f"was built for {field} '{value}'"):
-        fresh.open(artifacts, "fp16", (4,)).close()
+        fresh.open(graphs["fp16"], "fp16", (4,)).close()
     assert len(trt.builds) == 1
     assert json.loads((engine_dir / HEADER_NAME).read_text())[field] != value
 
 
 def test_a_plan_edited_behind_the_caches_back_is_rebuilt_by_the_cache(graphs, tmp_path):
-    artifacts = TinyArtifacts(graphs, tmp_path)
-    backend, _, _ = _backend()
-    engine_dir = Path(backend.open(artifacts, "fp16", (4,)).info.extra["engine"]).parent
+    backend, _, _ = _backend(tmp_path)
+    engine_dir = Path(backend.open(graphs["fp16"], "fp16", (4,)).info.extra["engine"]).parent
     (engine_dir / PLAN_NAME).write_bytes(b"truncated")
-    fresh, trt, _ = _backend()
+    fresh, trt, _ = _backend(tmp_path)
     with pytest.warns(UserWarning, match="does not match its manifest"):
-        fresh.open(artifacts, "fp16", (4,)).close()
+        fresh.open(graphs["fp16"], "fp16", (4,)).close()
     assert len(trt.builds) == 1
 
 
 def test_fp16_engine_with_fp32_convolutions_opens_and_its_proof_names_them(graphs, tmp_path):
-    backend, _, _ = _backend(fp32_convs=1)
-    runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))  # the precision test fails, not open
+    backend, _, _ = _backend(tmp_path, fp32_convs=1)
+    runner = backend.open(graphs["fp16"], "fp16", (4,))  # the precision test fails, not open
     proof = runner.precision_proof()
     assert not proof.proven and proof.offending == ["conv1 + Relu [FP32]"]
     assert runner.info.extra["convolution_precisions"] == {"FP16": 1, "FP32": 1}
@@ -531,22 +513,22 @@ def test_fp16_engine_with_fp32_convolutions_opens_and_its_proof_names_them(graph
 
 
 def test_an_fp32_graph_served_as_fp16_is_caught(graphs, tmp_path):
-    backend, _, _ = _backend()
-    runner = backend.open(TinyArtifacts(graphs, tmp_path, swap={"fp16": "fp32"}), "fp16", (4,))
+    backend, _, _ = _backend(tmp_path)
+    runner = backend.open(graphs["fp32"], "fp16", (4,))
     assert runner.precision_proof().offending == ["conv1 + Relu [FP32]", "conv2 + Relu [FP32]"]
     runner.close()
 
 
 def test_an_int8_graph_without_quantized_convolutions_is_refused_at_open(graphs, tmp_path):
-    backend, _, _ = _backend()
+    backend, _, _ = _backend(tmp_path)
     with pytest.raises(EnginePrecisionError, match="int8 graph .*fp32.onnx has no quantized convolution"):
-        backend.open(TinyArtifacts(graphs, tmp_path, swap={"int8": "fp32"}), "int8", (4,))
+        backend.open(graphs["fp32"], "int8", (4,))
 
 
 @pytest.mark.parametrize("v11", [False, True])
 def test_the_engine_is_inspected_through_an_execution_context(graphs, tmp_path, v11):
-    backend, trt, _ = _backend(version="11.4.0.106" if v11 else "10.13.3.9", v11=v11)
-    runner = backend.open(TinyArtifacts(graphs, tmp_path), "int8", (4,))
+    backend, trt, _ = _backend(tmp_path, version="11.4.0.106" if v11 else "10.13.3.9", v11=v11)
+    runner = backend.open(graphs["int8"], "int8", (4,))
     engine_dir = Path(runner.info.extra["layers_json"]).parent
     stored = parse_engine_information((engine_dir / "layers.json").read_text())
     assert stored.hidden_formats == 0 and stored.precision_counts(True) == {"INT8": 2}
@@ -558,34 +540,34 @@ def test_the_engine_is_inspected_through_an_execution_context(graphs, tmp_path, 
 
 
 def test_without_strongly_typed_flag_10x_falls_back_to_weak_typing_with_a_warning(graphs, tmp_path):
-    backend, trt, _ = _backend(strongly_typed=False)
+    backend, trt, _ = _backend(tmp_path, strongly_typed=False)
     with pytest.warns(RuntimeWarning, match="no NetworkDefinitionCreationFlag.STRONGLY_TYPED"):
-        runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+        runner = backend.open(graphs["fp16"], "fp16", (4,))
     assert trt.builds[0]["flags"] == ["FP16"] and runner.info.extra["typing"].startswith("weak (fallback")
     assert runner.info.extra["convolution_precisions"] == {"FP16": 2}
 
 
 def test_a_failed_strongly_typed_parse_retries_weakly_typed_on_10x(graphs, tmp_path):
-    backend, trt, _ = _backend(fail_strong_parse=True)
+    backend, trt, _ = _backend(tmp_path, fail_strong_parse=True)
     with pytest.warns(RuntimeWarning, match="retrying weakly typed with BuilderFlag.INT8"):
-        runner = backend.open(TinyArtifacts(graphs, tmp_path), "int8", (4,))
+        runner = backend.open(graphs["int8"], "int8", (4,))
     assert [b["strong"] for b in trt.builds] == [False] and trt.builds[0]["flags"] == ["INT8"]
     assert "type mismatch" in runner.info.extra["typing"]
 
 
 def test_tensorrt_11_is_strongly_typed_only(graphs, tmp_path):
-    backend, trt, _ = _backend(version="11.0.0", v11=True)
-    runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+    backend, trt, _ = _backend(tmp_path, version="11.0.0", v11=True)
+    runner = backend.open(graphs["fp16"], "fp16", (4,))
     assert trt.builds[0]["flags"] == [] and runner.info.extra["inspector_schema"] == "11.x"
     assert trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED == 0  # as in the 11.4 bindings (10.13: 1)
-    strict, _, _ = _backend(version="11.0.0", v11=True, fail_strong_parse=True)
+    strict, _, _ = _backend(tmp_path / "other", version="11.0.0", v11=True, fail_strong_parse=True)
     with pytest.raises(ValidateError, match="TensorRT cannot parse .*fp16.onnx.*type mismatch"):
-        strict.open(TinyArtifacts(graphs, tmp_path / "other"), "fp16", (4,))
+        strict.open(graphs["fp16"], "fp16", (4,))
 
 
 def test_a_tensorrt_without_the_deprecated_flag_builds_strongly_typed_with_flags_zero(graphs, tmp_path):
     created = []
-    backend, trt, _ = _backend(version="11.9.0", v11=True, strongly_typed=False)
+    backend, trt, _ = _backend(tmp_path, version="11.9.0", v11=True, strongly_typed=False)
     real_builder = trt.Builder
 
     def spying_builder(logger):
@@ -597,7 +579,7 @@ def test_a_tensorrt_without_the_deprecated_flag_builds_strongly_typed_with_flags
     trt.Builder = spying_builder
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "weakly typed" warning: there is no weak mode to fall back to
-        runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+        runner = backend.open(graphs["fp16"], "fp16", (4,))
     assert created == [0] and trt.builds[0]["strong"] and trt.builds[0]["flags"] == []
     assert runner.info.extra["typing"].startswith("strong (implicit")
     assert runner.precision_proof().proven
@@ -605,32 +587,31 @@ def test_a_tensorrt_without_the_deprecated_flag_builds_strongly_typed_with_flags
 
 
 def test_an_unreadable_timing_cache_falls_back_to_an_empty_one(graphs, tmp_path):
-    artifacts = TinyArtifacts(graphs, tmp_path)
-    backend, _, _ = _backend()
-    runner = backend.open(artifacts, "fp16", (4,))
+    backend, _, _ = _backend(tmp_path)
+    runner = backend.open(graphs["fp16"], "fp16", (4,))
     cache_file = Path(runner.info.extra["timing_cache"])
     runner.close()
     cache_file.write_bytes(b"\x00 not a timing cache")
 
-    fresh, trt, _ = _backend()
+    fresh, trt, _ = _backend(tmp_path)
     with pytest.warns(UserWarning, match="timing cache .* is unreadable; starting a new one"):
-        fresh.open(artifacts, "fp16", (8,)).close()  # another profile: a new build
+        fresh.open(graphs["fp16"], "fp16", (8,)).close()  # another profile: a new build
     assert trt.timing_cache_loads[:2] == [b"\x00 not a timing cache", b""]
     assert cache_file.read_bytes().startswith(b"FAKE-TRT-TIMING")  # replaced by the new build's cache
 
 
 def test_a_refused_timing_cache_builds_without_one_and_keeps_the_file(graphs, tmp_path):
-    backend, trt, _ = _backend(refuse_timing_cache=True)
+    backend, trt, _ = _backend(tmp_path, refuse_timing_cache=True)
     with pytest.warns(UserWarning, match="refused the timing cache"):
-        runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+        runner = backend.open(graphs["fp16"], "fp16", (4,))
     assert trt.builds[0]["config"].get_timing_cache() is None  # like TensorRT: None when none is set
     assert not Path(runner.info.extra["timing_cache"]).exists()
     runner.close()
 
 
 def test_a_failed_enqueue_under_capture_abandons_the_graph_and_times_plain_launches(graphs, tmp_path):
-    backend, trt, cuda = _backend(fail_capture_enqueue=True)
-    runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+    backend, trt, cuda = _backend(tmp_path, fail_capture_enqueue=True)
+    runner = backend.open(graphs["fp16"], "fp16", (4,))
     report = runner.benchmark(_images(2), warmup_s=0.0, duration_s=0.0, min_iterations=2, copy_repeats=1)
     assert not report.cuda_graph and "execute_async_v3 failed" in report.notes[0]
     assert cuda.captures_abandoned == 1 and cuda.capturing is None
@@ -639,8 +620,8 @@ def test_a_failed_enqueue_under_capture_abandons_the_graph_and_times_plain_launc
 
 
 def test_a_closed_runner_refuses_to_run(graphs, tmp_path):
-    backend, _, _ = _backend()
-    runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+    backend, _, _ = _backend(tmp_path)
+    runner = backend.open(graphs["fp16"], "fp16", (4,))
     runner.close()
     for use in (lambda: runner.infer(_images(1)), lambda: runner.timed_call(_images(1)), runner.precision_proof):
         with pytest.raises(RuntimeError, match="runner is closed"):
@@ -650,8 +631,8 @@ def test_a_closed_runner_refuses_to_run(graphs, tmp_path):
 def test_the_build_reports_progress_through_a_tqdm_monitor(graphs, tmp_path, capsys):
     cuda = FakeCudaRuntime()
     trt = FakeTensorRT(cuda=cuda)
-    backend = TensorRTBackend(trt=trt, cuda=cuda, progress=True)
-    backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,)).close()
+    backend = TensorRTBackend(cache=ArtifactCache(tmp_path), trt=trt, cuda=cuda, progress=True)
+    backend.open(graphs["fp16"], "fp16", (4,)).close()
     monitor = trt.builds[0]["config"].progress_monitor
     assert isinstance(monitor, trt.IProgressMonitor) and monitor.bars == {}  # every bar closed
     err = capsys.readouterr().err
@@ -660,23 +641,23 @@ def test_the_build_reports_progress_through_a_tqdm_monitor(graphs, tmp_path, cap
 
 
 def test_a_failed_build_leaves_nothing_in_the_cache(graphs, tmp_path):
-    backend, trt, _ = _backend(fail_builds=True)
+    backend, trt, _ = _backend(tmp_path, fail_builds=True)
     with pytest.raises(RuntimeError, match="build_serialized_network returned None"):
         with pytest.warns(RuntimeWarning, match="retrying weakly typed"):
-            backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+            backend.open(graphs["fp16"], "fp16", (4,))
     assert [b["strong"] for b in trt.builds] == [True, False]
     assert not list((tmp_path / "engine").glob("*.trt"))
 
 
 def test_a_static_batch_graph_needs_a_dynamic_export(graphs, tmp_path):
-    backend, _, _ = _backend()
+    backend, _, _ = _backend(tmp_path)
     with pytest.raises(ValidateError, match="static batch of 32.*dynamic batch"):
-        backend.open(TinyArtifacts(graphs, tmp_path, swap={"fp16": "static"}), "fp16", (32, 8))
+        backend.open(graphs["static"], "fp16", (32, 8))
 
 
 def test_benchmark_reports_compute_latency_throughput_and_copies(graphs, tmp_path):
-    backend, _, _ = _backend()
-    runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+    backend, _, _ = _backend(tmp_path)
+    runner = backend.open(graphs["fp16"], "fp16", (4,))
     report = runner.benchmark(_images(4), warmup_s=0.0, duration_s=0.0, min_iterations=5, copy_repeats=3)
     assert report.cuda_graph and report.iterations == 5 and report.batch_size == 4 and report.throughput > 0
     assert report.compute.count == 5 and report.h2d.count == 3 and report.d2h.count == 3
@@ -685,8 +666,8 @@ def test_benchmark_reports_compute_latency_throughput_and_copies(graphs, tmp_pat
 
 
 def test_cuda_graph_capture_failure_falls_back_to_plain_enqueue(graphs, tmp_path):
-    backend, trt, _ = _backend(cuda=FakeCudaRuntime(capture_fails=True))
-    runner = backend.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
+    backend, trt, _ = _backend(tmp_path, cuda=FakeCudaRuntime(capture_fails=True))
+    runner = backend.open(graphs["fp16"], "fp16", (4,))
     report = runner.benchmark(_images(2), warmup_s=0.0, duration_s=0.0, min_iterations=2, copy_repeats=1)
     assert not report.cuda_graph and "capture failed" in report.notes[0]
     before = trt.executions
@@ -705,17 +686,17 @@ def test_a_driver_too_old_for_the_wheels_names_the_extra_that_fits(monkeypatch):
 
 
 def test_availability_explains_what_is_missing(graphs, tmp_path):
-    real = TensorRTBackend()
+    real = TensorRTBackend(cache=ArtifactCache(tmp_path))
     if devices.tensorrt_version()[0] == "":
         reason = real.availability().reason
         assert reason.startswith("needs TensorRT: pip install .[trt-cu12]")
         with pytest.raises(ValidateError, match="--backend tensorrt: needs TensorRT"):
-            real.open(TinyArtifacts(graphs, tmp_path), "fp16", (4,))
-    no_gpu, _, _ = _backend(cuda=FakeCudaRuntime(device_count=0))
+            real.open(graphs["fp16"], "fp16", (4,))
+    no_gpu, _, _ = _backend(tmp_path, cuda=FakeCudaRuntime(device_count=0))
     assert no_gpu.availability().reason.startswith("needs a CUDA GPU")
-    broken, _, _ = _backend(cuda=FakeCudaRuntime(device_count=-1))
+    broken, _, _ = _backend(tmp_path, cuda=FakeCudaRuntime(device_count=-1))
     assert "cudaErrorInsufficientDriver" in broken.availability().reason
-    assert not _backend()[0].supports("int4")
+    assert not _backend(tmp_path)[0].supports("int4")
 
 
 # ----------------------------------------------------------------------------- real GPU
@@ -733,8 +714,8 @@ def test_real_engine_runs_the_graphs_precision_and_matches_onnxruntime(graphs, t
     _skip_without_tensorrt()
     import onnxruntime as ort
 
-    backend = TensorRTBackend(progress=False)
-    runner = backend.open(TinyArtifacts(graphs, tmp_path), precision, (4, 2))
+    backend = TensorRTBackend(cache=ArtifactCache(tmp_path), progress=False)
+    runner = backend.open(graphs[precision], precision, (4, 2))
     try:
         expected = {"fp16": "FP16", "int8": "INT8"}[precision]
         counts = runner.info.extra["convolution_precisions"]
@@ -752,10 +733,9 @@ def test_real_engine_runs_the_graphs_precision_and_matches_onnxruntime(graphs, t
 @pytest.mark.gpu
 def test_real_engine_is_reused_from_the_cache(graphs, tmp_path):
     _skip_without_tensorrt()
-    artifacts = TinyArtifacts(graphs, tmp_path)
-    TensorRTBackend(progress=False).open(artifacts, "fp16", (4,)).close()
+    TensorRTBackend(cache=ArtifactCache(tmp_path), progress=False).open(graphs["fp16"], "fp16", (4,)).close()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a reused engine must load without any rebuild warning
-        runner = TensorRTBackend(progress=False).open(artifacts, "fp16", (4,))
+        runner = TensorRTBackend(cache=ArtifactCache(tmp_path), progress=False).open(graphs["fp16"], "fp16", (4,))
     assert runner.info.extra["engine_cached"] is True
     runner.close()

@@ -13,20 +13,6 @@ from res2net_validate.errors import ValidateError
 from res2net_validate.graphs.checkpoint import create_model
 
 
-class ModelArtifacts:
-    """What the torch backend asks for: the FP32 eval model on CPU (randomly initialised here,
-    nothing may be downloaded)."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def torch_model(self):
-        return self.model
-
-    def graph(self, precision, target="onnxruntime"):
-        raise AssertionError("the torch backend never needs an ONNX graph")
-
-
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
@@ -64,7 +50,7 @@ def images(tmp_path_factory) -> np.ndarray:
 
 
 def test_cpu_fp32_logits_match_the_models_own_forward(model, images):
-    runner = TorchBackend(device="cpu").open(ModelArtifacts(model), "fp32", (2,))
+    runner = TorchBackend(device="cpu").open(model, "fp32", (2,))
     assert isinstance(runner, Runner)
     assert runner.info.backend == "torch" and runner.info.precision == "fp32"
     assert runner.info.device.startswith("CPU (") and runner.info.extra["dtype"] == "float32"
@@ -81,7 +67,7 @@ def test_cpu_fp32_logits_match_the_models_own_forward(model, images):
 
 
 def test_cpu_timed_call_and_benchmark(model, images):
-    runner = TorchBackend(device="cpu").open(ModelArtifacts(model), "fp32", (2,))
+    runner = TorchBackend(device="cpu").open(model, "fp32", (2,))
     run_once = runner.timed_call(images[:1])
     assert run_once() is None
     report = runner.benchmark(images[:1], warmup_s=0.0, duration_s=0.0, min_iterations=1)
@@ -94,7 +80,7 @@ def test_int8_is_refused_with_a_clear_message(model):
     backend = TorchBackend(device="cpu")
     assert not backend.supports("int8")
     with pytest.raises(ValidateError, match="int8 is not supported by the torch backend.*--backend onnxruntime"):
-        backend.open(ModelArtifacts(model), "int8", (32,))
+        backend.open(model, "int8", (32,))
 
 
 def test_fp16_needs_cuda(model):
@@ -103,7 +89,7 @@ def test_fp16_needs_cuda(model):
     with pytest.raises(
         ValidateError, match="--backend torch --precision fp16: fp16 with the torch backend needs a CUDA GPU"
     ):
-        backend.open(ModelArtifacts(model), "fp16", (32,))
+        backend.open(model, "fp16", (32,))
     assert not TorchBackend().supports("bf16")
 
 
@@ -122,9 +108,9 @@ def test_cuda_fp16_agrees_with_cpu_fp32(model, images):
     reason = devices.gpu_skip_reason()
     if reason:
         pytest.skip(reason)
-    reference = TorchBackend(device="cpu").open(ModelArtifacts(model), "fp32", (2,)).infer(images)
+    reference = TorchBackend(device="cpu").open(model, "fp32", (2,)).infer(images)
     for precision in ("fp32", "fp16"):
-        runner = TorchBackend(device="cuda").open(ModelArtifacts(model), precision, (2,))
+        runner = TorchBackend(device="cuda").open(model, precision, (2,))
         try:
             assert runner.info.extra["memory_format"] == "channels_last"
             logits = runner.infer(images)
@@ -142,7 +128,7 @@ def test_cuda_fp16_agrees_with_cpu_fp32(model, images):
 def test_precision_proof_reads_the_dtype_of_every_conv_and_linear_weight_that_runs(model):
     import copy
 
-    runner = TorchBackend(device="cpu").open(ModelArtifacts(copy.deepcopy(model)), "fp32")
+    runner = TorchBackend(device="cpu").open(copy.deepcopy(model), "fp32")
     proof = runner.precision_proof()
     assert proof.proven and proof.layers == sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
                                                 for m in model.modules())

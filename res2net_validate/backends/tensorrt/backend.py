@@ -1,5 +1,8 @@
 """TensorRTBackend: availability, then a cached engine (built on a miss) opened as a runner.
 
+It runs the ONNX graph it is given (INT8: the tensorrt Q/DQ flavour) and keeps its engines
+and timing cache in the artifact cache it is constructed with.
+
 An engine that is foreign, stale or does not deserialize is rebuilt with a warning,
 never run.  CUDA memory, streams, events and graphs go through
 ``res2net_validate.backends.timing.CudaRuntime`` (cuda-python).
@@ -18,7 +21,7 @@ from ...cache import file_sha256
 from ..devices import TRT_INSTALL_HINT
 from ...errors import ValidateError
 from ..timing import CudaRuntime
-from ..base import PRECISIONS, Availability
+from ..base import PRECISIONS, RUNS_ONNX, Availability
 from .builder import EngineBuilder, deserialize
 from .engine import (
     HEADER_NAME,
@@ -38,15 +41,19 @@ from .runner import TensorRTRunner
 
 class TensorRTBackend:
     name = "tensorrt"
+    runs = RUNS_ONNX
+    int8_flavour = "tensorrt"  # Q/DQ placed where TensorRT fuses it
 
     def __init__(
         self,
         *,
+        cache=None,
         trt=None,
         cuda: CudaRuntime | None = None,
         workspace_bytes: int | None = None,
         progress: bool = True,
     ):
+        self.cache = cache  # cache.ArtifactCache for engines and the timing cache; needed by open()
         self._trt = trt  # injected by tests (FakeTensorRT); else imported on first use
         self._cuda = cuda
         self.workspace_bytes = workspace_bytes
@@ -90,13 +97,17 @@ class TensorRTBackend:
 
     # -- open -------------------------------------------------------------------------
 
-    def open(self, artifacts, precision: str, batch_sizes: tuple[int, ...] = (32,)) -> "TensorRTRunner":
+    def open(self, graph, precision: str, batch_sizes: tuple[int, ...] = (32,)) -> "TensorRTRunner":
+        """``graph``: the path of ``precision``'s ONNX graph (its INT8 one in the tensorrt flavour)."""
         usable = self.supports(precision)
         if not usable:
             raise ValidateError(f"--backend tensorrt: {usable.reason}")
+        if self.cache is None:
+            raise TypeError("TensorRTBackend(cache=...) is needed to open an engine: it is where engines are kept")
+        cache = self.cache
         trt, cuda = self._modules()
         batches = profile_batches(batch_sizes)
-        onnx_path = Path(artifacts.graph(precision, target="tensorrt"))
+        onnx_path = Path(graph)
         gpu_name, (major, minor) = cuda.device_properties()
         capability = f"{major}.{minor}"
         expected = EngineHeader(
@@ -109,7 +120,7 @@ class TensorRTBackend:
         key_parts = engine_key_parts(
             expected.onnx_sha256, expected.tensorrt_version, gpu_name, capability, expected.settings
         )
-        timing_cache = timing_cache_path(artifacts.cache.root, expected.tensorrt_version, gpu_name, capability)
+        timing_cache = timing_cache_path(cache.root, expected.tensorrt_version, gpu_name, capability)
 
         # Not named "builder": the API manifest test reads that name as a trt.Builder.
         engine_builder = EngineBuilder(trt, self.workspace_bytes, self.progress)
@@ -117,7 +128,7 @@ class TensorRTBackend:
         def build(tmp: Path) -> None:
             engine_builder.build_engine_dir(tmp, onnx_path, precision, batches, expected, timing_cache)
 
-        entry, engine, header = self._load_or_build(artifacts.cache, key_parts, build, expected)
+        entry, engine, header = self._load_or_build(cache, key_parts, build, expected)
         graph = count_graph_convolutions(onnx_path)
         check_int8_graph(precision, graph, onnx_path)
         runner = TensorRTRunner(trt, cuda, engine, precision, gpu_name)
