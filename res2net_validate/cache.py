@@ -342,6 +342,7 @@ class _OwnedLock:
                 self.lock.acquire(timeout=0.2)
                 break
             except Timeout:
+                self._refuse_waiting_on_the_parent()
                 waited = time.monotonic() - started
                 if self.timeout is not None and waited >= self.timeout:
                     raise ValidateError(
@@ -361,6 +362,23 @@ class _OwnedLock:
         except OSError:
             pass
         self.lock.release()
+
+    def _refuse_waiting_on_the_parent(self) -> None:
+        """A spawned worker that waits for its own parent's lock waits forever: that is a script
+        without a ``__main__`` guard, whose top level each decode worker runs again on start-up."""
+        import multiprocessing
+
+        if not getattr(multiprocessing.current_process(), "_inheriting", False):
+            return  # not a spawned worker still running its parent's script (multiprocessing's own test)
+        try:
+            holder = json.loads(self.owner.read_text()).get("pid")
+        except (OSError, ValueError, AttributeError):
+            return
+        if holder == os.getppid():
+            raise ValidateError(
+                f"a worker process started to build {self.what} again while its parent holds it: the calling "
+                "script runs res2net_validate at its top level, which every spawned worker re-runs. Put that "
+                "code under `if __name__ == \"__main__\":`")
 
     def _holder(self) -> str:
         try:

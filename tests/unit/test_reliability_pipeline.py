@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
-from reliability_tools import alive, children_of, finish, python, read_only_view, tmpfs, wait_for
+from reliability_tools import REPO, alive, children_of, finish, python, read_only_view, tmpfs, wait_for
 
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.graphs.calibrate import CalibrationSettings
@@ -208,3 +209,32 @@ def test_a_replaced_image_array_is_the_users_own_data_and_not_checked(photos, tm
     zeros = dataclasses.replace(real, images=np.zeros_like(np.asarray(real.images)))
     assert sum(len(labels) for _, labels in zeros.batches(32, Preprocess(), prefetch=1)) == len(photos)
     assert real.cache_path.is_dir()  # not discarded as corrupt
+
+
+UNGUARDED_SCRIPT = """
+import sys
+from res2net_validate.cache import ArtifactCache
+from res2net_validate.data.layouts import discover
+from res2net_validate.data.preprocess import Preprocess
+from res2net_validate.data.image_cache import preprocess_images
+
+# No `if __name__ == "__main__":` here: every spawned decode worker runs this again on start-up.
+images = discover(sys.argv[1]).images
+result = preprocess_images(images, Preprocess(), ArtifactCache(sys.argv[2]), workers=2, progress=False)
+print("decoded", len(result.images), flush=True)
+"""
+
+
+def test_a_script_without_a_main_guard_is_told_so_instead_of_waiting_on_its_own_lock(tmp_path):
+    # Each spawned worker re-runs the script's top level and asks for the images entry its parent is
+    # building; it used to wait for that lock forever ("held by pid <the parent>").
+    write_sample_dataset(tmp_path / "val", 70, layout="card", size=(64, 80))
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "val"), str(tmp_path / "cache")],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "decoded 70" in done.stdout  # the parent finishes the work in its own process
+    assert 'if __name__ == "__main__":' in done.stderr
+    assert "while its parent holds it" in done.stderr
