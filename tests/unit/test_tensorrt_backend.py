@@ -17,23 +17,25 @@ from fake_tensorrt import FakeCudaRuntime, FakeTensorRT, fake_logits
 
 from res2net_validate.backends import devices
 from res2net_validate.backends.base import RUNS_ONNX, Runner
-from res2net_validate.backends.tensorrt import (
+from res2net_validate.backends.tensorrt import TensorRTBackend
+from res2net_validate.backends.tensorrt.engine import (
     HEADER_NAME,
     PLAN_NAME,
+    engine_key_parts,
+    engine_settings,
+    profile_batches,
+    timing_cache_path,
+    trtexec_commands,
+)
+from res2net_validate.backends.tensorrt.inspector import (
     FORMATS_HIDDEN,
     EngineInspectionError,
     EnginePrecisionError,
     GraphConvolutions,
-    TensorRTBackend,
     check_int8_graph,
     count_graph_convolutions,
     engine_precision_proof,
-    engine_key_parts,
-    engine_settings,
     parse_engine_information,
-    profile_batches,
-    timing_cache_path,
-    trtexec_commands,
 )
 from res2net_validate.cache import ArtifactCache, content_key, file_sha256
 from res2net_validate.errors import ValidateError
