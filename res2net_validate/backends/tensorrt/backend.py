@@ -176,17 +176,5 @@ class TensorRTBackend:
                 RuntimeWarning,
                 stacklevel=3,
             )
-            self._discard(entry.path)
+            cache.discard(entry.path)
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _discard(engine_dir: Path) -> None:
-        import shutil
-
-        from filelock import FileLock
-
-        with FileLock(str(engine_dir) + ".lock"):  # the cache's own lock for this entry
-            manifest = engine_dir.with_name(engine_dir.name + ".json")
-            if manifest.exists():
-                manifest.unlink()
-            shutil.rmtree(engine_dir, ignore_errors=True)
