@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from res2net_validate.cache import ArtifactCache
-from res2net_validate.constants import CALIBRATION_METHODS
+from res2net_validate.constants import CALIBRATION_METHODS, INT8_GRAPH_FLAVOURS
 from res2net_validate.graphs.calibrate import CalibrationSettings, collect_ranges
 from res2net_validate.graphs.export import fp16_graph, fp32_graph
-from res2net_validate.graphs.quantize import FLAVOURS, int8_graph
+from res2net_validate.graphs.quantize import int8_graph
 from res2net_validate.ort_sessions import cpu_session_options
 
 
@@ -213,7 +213,7 @@ def bench_accuracy(cache: ArtifactCache, embedded, fp32: Path, fp16: Path, metho
               "fp32": {"top1": round(100 * float(np.mean(reference.argmax(1) == labels)), 2)}}
     candidates = {"fp16": fp16}
     for method in methods:
-        for flavour in FLAVOURS:
+        for flavour in INT8_GRAPH_FLAVOURS:
             graph = int8_graph(cache, fp32, calibration.batches, calibration.key, calibration.count,
                                CalibrationSettings(method=method), flavour, progress=False)
             candidates[f"int8-{flavour}-{method}"] = graph.path
@@ -273,7 +273,7 @@ def main() -> int:
         # Speed does not depend on the ranges' quality: calibrate the graphs on generated images.
         key = f"bench-image-like-{args.calib_images}"
         graphs = {"fp32": fp32.path, "fp16": fp16_graph(cache, fp32).path}
-        for flavour in FLAVOURS:
+        for flavour in INT8_GRAPH_FLAVOURS:
             graphs[f"int8-{flavour}"] = int8_graph(
                 cache, fp32.path, lambda: image_like_batches(args.calib_images), key, args.calib_images,
                 CalibrationSettings(), flavour, progress=False).path

@@ -41,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA_BINARY = {"onnxsim"}  # binary wheels the export needs that GPU images tend to lack
-# Guards against a hung step, not estimates (the whole run is meant to take under 8 minutes on an H100).
+# Guards against a hung step, not estimates of how long a step takes (no GPU run has been timed yet).
 STEP_TIMEOUT_S = {"gpu-unit-tests": 150, "torch-cuda": 330, "cuda-graph-timing": 60, "tensorrt": 330}
 
 

@@ -212,14 +212,10 @@ def tensorrt_version() -> tuple[str, str]:
 
 
 def cuda_python_version() -> str:
-    from importlib import metadata
+    from ..versions import package_versions
 
-    for dist in ("cuda-python", "cuda-bindings"):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return ""
+    found = package_versions("cuda-python", "cuda-bindings", skip_missing=True)
+    return next(iter(found.values()), "")
 
 
 def _torch_gpus() -> tuple[list[GpuInfo], str, str]:

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import CALIBRATION_METHODS
+from ..constants import CALIBRATION_METHODS, INT8_GRAPH_FLAVOURS
 from ..cache import ArtifactCache, file_sha256
 from ..errors import ValidateError
 from ..graphs.calibrate import CalibrationSettings, TensorRanges
 from ..graphs.quantize import (
-    FLAVOURS,
     RESIDUAL_ADD_CHOICES,
     WEIGHTED_OPS,
     int8_graph,
@@ -47,7 +46,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--calib-count", type=int, metavar="N", help="use the first N images (sorted / list order)")
     parser.add_argument("--calib-batch", type=int, default=CalibrationSettings.batch_size, metavar="N",
                         help=f"images per ONNX Runtime run while calibrating; bounds memory (default {CalibrationSettings.batch_size})")
-    parser.add_argument("--flavour", choices=FLAVOURS, default="onnxruntime",
+    parser.add_argument("--flavour", choices=INT8_GRAPH_FLAVOURS, default="onnxruntime",
                         help="onnxruntime (unsigned activations, fastest on ORT CPU) or tensorrt (signed symmetric, "
                         "what TensorRT 11 consumes)")
     parser.add_argument("--residual-add", choices=RESIDUAL_ADD_CHOICES, default=None,

@@ -49,7 +49,6 @@ _PIL_FILTERS = {
     "hamming": Image.Resampling.HAMMING,
 }
 _FAST_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-METHODS = PREPROCESS_METHODS
 CHANNEL_ORDERS = ("RGB", "BGR")
 
 
@@ -145,7 +144,7 @@ class Preprocess:
             )
         if self.channel_order not in CHANNEL_ORDERS:
             raise ValidateError(f"preprocess channel_order={self.channel_order!r}: use RGB or BGR")
-        if self.method not in METHODS:
+        if self.method not in PREPROCESS_METHODS:
             raise ValidateError(f"preprocess method={self.method!r}: use 'exact' or 'fast'")
         if self.method == "fast" and self.interpolation not in _FAST_INTERPOLATIONS:
             raise ValidateError(

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import MODEL_NAME
 from ..cache import ArtifactCache
+from ..constants import INT8_GRAPH_FLAVOURS
 from ..errors import ValidateError
 from .export import Graph, fp16_graph, fp32_graph
 from .notes import Int8Build
@@ -67,8 +68,9 @@ class Artifacts:
 
     def graph_info(self, precision: str, int8_flavour: str | None = None) -> Graph:
         """``precision``'s graph; INT8 is built in ``int8_flavour`` ("onnxruntime" or "tensorrt")."""
-        if precision == "int8" and int8_flavour not in ("onnxruntime", "tensorrt"):
-            raise ValueError(f"an INT8 graph needs its Q/DQ flavour (onnxruntime or tensorrt), not {int8_flavour!r}")
+        if precision == "int8" and int8_flavour not in INT8_GRAPH_FLAVOURS:
+            raise ValueError(f"an INT8 graph needs its Q/DQ flavour ({' or '.join(INT8_GRAPH_FLAVOURS)}), "
+                             f"not {int8_flavour!r}")
         key = (precision, int8_flavour if precision == "int8" else "any")
         if key not in self.graphs:
             self.graphs[key] = self._build(precision, int8_flavour)

@@ -32,7 +32,6 @@ from ..constants import INT8_GRAPH_FLAVOURS
 from ..errors import ValidateError
 from ..versions import module_versions
 
-FLAVOURS = INT8_GRAPH_FLAVOURS
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
 
 
@@ -101,8 +100,8 @@ def _versions() -> dict:
 
 
 def _check_flavour(flavour: str) -> None:
-    if flavour not in FLAVOURS:
-        raise ValidateError(f"--flavour {flavour!r}: unknown INT8 flavour. Use one of {', '.join(FLAVOURS)}.")
+    if flavour not in INT8_GRAPH_FLAVOURS:
+        raise ValidateError(f"--flavour {flavour!r}: unknown INT8 flavour. Use one of {', '.join(INT8_GRAPH_FLAVOURS)}.")
 
 
 RESIDUAL_ADD_CHOICES = ("both", "shortcut")
