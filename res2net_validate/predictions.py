@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from .cache import atomic_write_bytes
 from .errors import ValidateError
 from .evaluate import TOP_K, top_classes  # noqa: F401 - scoring's own top-k, re-exported for callers here
 BASELINE_FORMAT = "res2net_validate-baseline-v1"
@@ -93,12 +92,7 @@ def baseline_entry(predictions: Predictions, graph_sha256: str, backend: str, de
 def write_baseline(path: Path, identity: dict, entries: dict[str, dict]) -> None:
     document = {"format": BASELINE_FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "identity": identity, "precisions": entries}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False) as f:
-        json.dump(document, f)
-    os.replace(f.name, path)
+    atomic_write_bytes(Path(path), json.dumps(document).encode())
 
 
 @dataclass

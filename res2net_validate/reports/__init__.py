@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..cache import atomic_write_bytes
 
 DEFAULT_FPS_TOLERANCE = 5.0  # percent
 DEFAULT_ACCURACY_TOLERANCE = 0.5  # points
@@ -20,16 +21,6 @@ class WrittenReport:
     markdown: Path
     html: Path | None  # None when matplotlib is missing
     skipped: str = ""  # why report.html was not written
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:
-        f.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(f.name, 0o666 & ~umask)  # a temp file is private; the report is for everyone who reads the folder
-    os.replace(f.name, path)
 
 
 def write_report(results: list, benchmarks: list, out_dir: str | os.PathLike, *, one_kind: bool = False,
@@ -46,10 +37,10 @@ def write_report(results: list, benchmarks: list, out_dir: str | os.PathLike, *,
     blocks = document.build(merged, fps_tolerance, accuracy_tolerance)
     out_dir = Path(out_dir)
     written = WrittenReport(out_dir / "report.md", None)
-    _write_atomically(written.markdown, markdown.render(blocks))
+    atomic_write_bytes(written.markdown, markdown.render(blocks).encode("utf-8"))
     if not matplotlib_available():
         written.skipped = f"report.html not written: {MATPLOTLIB_HINT}"
         return written
     written.html = out_dir / "report.html"
-    _write_atomically(written.html, html.render(blocks, title=blocks[0].text))
+    atomic_write_bytes(written.html, html.render(blocks, title=blocks[0].text).encode("utf-8"))
     return written
