@@ -150,11 +150,15 @@ def paired_drop_test(lost: int, gained: int, images: int, population: int, allow
     z_half = float(_scipy.norm.ppf(1 - (1 - INTERVAL_LEVEL) / 2))
     interval = (100 * _solve_drop(lost, gained, images, fpc, z_half),
                 100 * _solve_drop(lost, gained, images, fpc, -z_half))
-    # Normal approximation at the discordance seen (at least one image's worth).
+    return TestResult(p_value, interval, _detectable_change(lost, gained, images, fpc, alpha, power), exact=False)
+
+
+def _detectable_change(lost: int, gained: int, images: int, fpc: float, alpha: float, power: float) -> float:
+    """Points of net right -> wrong change found with probability ``power``: a normal approximation
+    at the discordance seen (at least one image's worth)."""
     discordance = max(lost + gained, 1) / images
     spread = math.sqrt(discordance * fpc / images)
-    detectable = 100 * (float(_scipy.norm.ppf(1 - alpha)) + float(_scipy.norm.ppf(power))) * spread
-    return TestResult(p_value, interval, detectable, exact=False)
+    return 100 * (float(_scipy.norm.ppf(1 - alpha)) + float(_scipy.norm.ppf(power))) * spread
 
 
 # ---------------------------------------------------------------------------- run vs run
@@ -167,7 +171,4 @@ def mcnemar_test(lost: int, gained: int, images: int, alpha: float, power: float
     z_half = float(_scipy.norm.ppf(1 - (1 - INTERVAL_LEVEL) / 2))
     interval = (-100 * _solve_drop(lost, gained, images, 1.0, -z_half),
                 -100 * _solve_drop(lost, gained, images, 1.0, z_half))
-    # The fewest right->wrong flips, with none going the other way, that the test would flag: 0.5**m <= alpha.
-    fewest = math.ceil(math.log2(1.0 / alpha))
-    detectable = _points(fewest, images) if fewest <= images else None
-    return TestResult(p_value, interval, detectable, exact=False)
+    return TestResult(p_value, interval, _detectable_change(lost, gained, images, 1.0, alpha, power), exact=False)

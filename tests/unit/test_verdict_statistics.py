@@ -132,3 +132,16 @@ def test_baseline_mcnemar_false_alarms_at_most_alpha_on_run_to_run_noise():
 def test_baseline_mcnemar_detects_a_half_point_regression():
     # 0.75% right -> wrong, 0.25% back: tonight is 0.5 points worse on 5,000 images.
     assert _baseline_failure_rate(0.0075, 0.0025, np.random.default_rng(12)) >= 0.8
+
+
+def test_baseline_mcnemar_detects_its_printed_detectable_regression_about_80_percent_of_the_time():
+    # 1% of 5,000 images flip (run-to-run noise); the printed figure is a normal approximation at that
+    # discordance, so a regression of exactly that size should be caught near the promised power.
+    rng = np.random.default_rng(13)
+    last_night = rng.random(5_000) < 0.78
+    names, labels = [str(i) for i in range(5_000)], np.zeros(5_000, int)
+    printed = check_baseline("fp16", "top1", last_night, last_night ^ (rng.random(5_000) < 0.01), names, labels,
+                             ALPHA).detectable_shortfall
+    shift = printed / 100 / 2  # half of the net change each way keeps the discordance at 1%
+    rate = _baseline_failure_rate(0.005 + shift, 0.005 - shift, rng)
+    assert 0.8 - 0.1 <= rate <= 0.8 + 0.1, (printed, rate)
