@@ -53,11 +53,10 @@ class Source:
 
 
 class ValidationSession:
-    def __init__(self, settings: Settings, rootpath: Path, progress: bool = True,
+    def __init__(self, settings: Settings, progress: bool = True,
                  live_output: Callable[[], ContextManager] = nullcontext):
         self.settings = settings
         self.live_output = live_output if progress else nullcontext
-        self.rootpath = Path(rootpath)
         self.progress = progress
         self.cache = ArtifactCache(settings.checkpoints_dir, lock_timeout=settings.values.get("lock_timeout"))
         self.started = time.perf_counter()
@@ -374,8 +373,6 @@ class ValidationSession:
             from .cache import file_sha256
             from .predictions import dataset_identity
 
-            settings = {k: v for k, v in preprocess.key_parts().items()
-                        if k not in ("pillow", "res2net_validate", "torch", "torchvision")}
             has_data = not self.source().no_data_reason
             thresholds = self.thresholds()
             self._memo["identity"] = {
@@ -385,7 +382,7 @@ class ValidationSession:
                 "model_name": MODEL_NAME,
                 "weights_sha256": file_sha256(self.source().weights),
                 "dataset": {**dataset_identity(self.dataset()), "population": self.population()} if has_data else None,
-                "preprocess": settings,
+                "preprocess": preprocess.settings(),
             }
         return self._memo["identity"]
 

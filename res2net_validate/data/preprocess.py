@@ -161,19 +161,20 @@ class Preprocess:
 
     # -- keys -------------------------------------------------------------------------------
 
+    def pixel_settings(self) -> dict:
+        """The settings that change the uint8 pixels."""
+        return {"image_size": self.image_size, "resize_size": self.resize_size, "interpolation": self.interpolation,
+                "channel_order": self.channel_order, "method": self.method}
+
+    def settings(self) -> dict:
+        """Every setting of the transform, without library versions (what a baseline must match)."""
+        return {**self.pixel_settings(), "crop_pct": self.crop_pct, "mean": self.mean, "std": self.std}
+
     def pixel_key_parts(self) -> dict:
         """Everything that changes the uint8 pixels (the cache key of preprocessed images)."""
         import PIL
 
-        parts = {
-            "image_size": self.image_size,
-            "resize_size": self.resize_size,
-            "interpolation": self.interpolation,
-            "channel_order": self.channel_order,
-            "method": self.method,
-            "pillow": PIL.__version__,
-            "res2net_validate": __version__,
-        }
+        parts = {**self.pixel_settings(), "pillow": PIL.__version__, "res2net_validate": __version__}
         if self.method == "fast":
             import torch
             import torchvision

@@ -49,7 +49,7 @@ def pytest_configure(config):
     _refuse_misplaced_rootdir(config)
     try:
         settings = resolve(config)
-        session = ValidationSession(settings, config.rootpath, progress=_is_controller_or_solo(config),
+        session = ValidationSession(settings, progress=_is_controller_or_solo(config),
                                     live_output=lambda: _live_output(config))
         session.check_paths()
         benchmark_json = getattr(config.option, "benchmark_json", None)

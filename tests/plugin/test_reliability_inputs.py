@@ -69,7 +69,7 @@ def test_an_installation_without_its_packaged_thresholds_says_to_reinstall(tmp_p
 
     monkeypatch.setattr(session_module, "__file__", str(tmp_path / "res2net_validate" / "session.py"))
     settings = Settings({"thresholds": None, "embedded": True, "checkpoints_dir": tmp_path / "cache"})
-    session = session_module.ValidationSession(settings, tmp_path, progress=False)
+    session = session_module.ValidationSession(settings, progress=False)
     missing = tmp_path / "res2net_validate" / "acceptance" / "thresholds" / "embedded.yaml"
     with pytest.raises(ValidateError, match=re.escape(f"no thresholds file at {missing}: the default thresholds ship "
                        "inside the res2net_validate package (package data)") + r".*Reinstall it \(pip install \.\), or "

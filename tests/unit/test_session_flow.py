@@ -23,7 +23,7 @@ def _session(tmp_path: Path, **values) -> ValidationSession:
     defaults = {"embedded": False, "weights": None, "dataset_dir": None, "checkpoints_dir": tmp_path / "cache",
                 "backend": "onnxruntime", "int8_flavour": "auto", "batch_size": 2, "lock_timeout": None,
                 "calib_method": "minmax", "calib_percentile": 99.99}
-    return ValidationSession(Settings({**defaults, **values}), tmp_path, progress=False)
+    return ValidationSession(Settings({**defaults, **values}), progress=False)
 
 
 def _fake_tensorrt(session: ValidationSession) -> TensorRTBackend:
