@@ -112,8 +112,11 @@ class ValidationSession:
                 continue
             raise ValidateError(f"--{name.replace('_', '-')} {value} (from {s.sources[name]}): {problem}; "
                                 f"expected {what}")
-        if s.values.get("report_json") is not None:
-            check_output_file(Path(s.report_json), f"--report-json {s.report_json} (from {s.sources['report_json']})")
+        for name in ("report_json", "save_baseline", "report_dir"):  # written at the end of the run
+            value = s.values.get(name)
+            if value is not None:
+                target = Path(value) / "report.md" if name == "report_dir" else Path(value)
+                check_output_file(target, f"--{name.replace('_', '-')} {value} (from {s.sources[name]})")
 
     def check_batch_size(self) -> None:
         """A batch that cannot fit in memory is a usage error now, not a MemoryError mid-run."""
@@ -354,15 +357,22 @@ class ValidationSession:
                 f"{len(self._memo['reference'].names)} images (fp32 is not under test: add it to --precision)")
         return self._memo["reference"]
 
+    def model_sha256(self, precision: str, artifacts) -> str:
+        """The sha256 of what the backend runs for ``precision``: the weights file for torch, else the graph."""
+        from .backends.base import RUNS_TORCH
+        from .cache import file_sha256
+
+        if self.backend().runs == RUNS_TORCH:
+            return file_sha256(self.source().weights)
+        return file_sha256(self.graph(precision, artifacts))
+
     def _reference_key(self, artifacts, images, preprocess) -> dict:
         from .backends.onnxruntime import cpu_description
-        from .cache import file_sha256
         from .backends.devices import describe_gpus, device_report
         from .predictions import images_identity
 
         backend = self.backend()
-        model = self.source().weights if backend.name == "torch" else self.graph("fp32", artifacts)
-        return {"model_sha256": file_sha256(model), "images": images_identity(images),
+        return {"model_sha256": self.model_sha256("fp32", artifacts), "images": images_identity(images),
                 "preprocess": preprocess.key_parts(), "backend": backend.name, "runtime": _runtime_versions(),
                 "cpu": cpu_description(), "gpus": describe_gpus(device_report()), "batch_size": self.settings.batch_size}
 

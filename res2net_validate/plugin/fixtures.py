@@ -97,12 +97,8 @@ def res2net_accuracy(request, res2net_session, res2net_artifacts, res2net_scored
     if settings.save_baseline is not None:
         from ..predictions import baseline_entry
 
-        from ..cache import file_sha256
-
-        graph = res2net_session.runner(precision, res2net_artifacts).info.extra
-        graph = graph.get("onnx") or graph.get("graph")
-        baseline = baseline_entry(scored.predictions, file_sha256(graph) if graph else "", result.backend,
-                                  result.device)
+        baseline = baseline_entry(scored.predictions, res2net_session.model_sha256(precision, res2net_artifacts),
+                                  result.backend, result.device)
     record = AccuracyRecord(precision, result.backend, settings.batch_size, result.top1, result.top5, result.images,
                             result.device, run, seconds=result.seconds, skipped_images=result.skipped,
                             fidelity=result.fidelity or None, notes=tuple(notes), baseline=baseline)

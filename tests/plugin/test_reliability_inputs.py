@@ -35,7 +35,7 @@ def test_a_path_of_the_wrong_kind_says_so(suite, tmp_path, option, problem):
     usage_error(suite.run("--co", f"--{option}={path}"), f"--{option} {path} (from --{option}): {problem}")
 
 
-@pytest.mark.parametrize("option", ["--report-json", "--benchmark-json"])
+@pytest.mark.parametrize("option", ["--report-json", "--benchmark-json", "--save-baseline", "--report-dir"])
 def test_an_output_path_that_cannot_be_written_fails_at_start_up(suite, tmp_path, option):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
