@@ -57,15 +57,6 @@ def images_identity(images) -> str:
     return digest.hexdigest()
 
 
-def dataset_identity(dataset) -> dict:
-    """The dataset a baseline was made on: names, byte sizes and labels of every image (not mtimes,
-    so a copy of the same dataset on another machine matches)."""
-    digest = hashlib.sha256()
-    for image in dataset.images:
-        digest.update(f"{image.name}\t{image.path.stat().st_size}\t{image.label}\n".encode())
-    return {"fingerprint": digest.hexdigest(), "images": len(dataset.images)}
-
-
 def cached_predictions(cache, key_parts: dict, score) -> tuple[np.ndarray, bool]:
     """Top-5 predictions for ``key_parts`` from the cache, or from ``score()`` on a miss.
     Returns (top5, reused)."""

@@ -381,7 +381,6 @@ class ValidationSession:
         if "identity" not in self._memo:
             from . import MODEL_NAME
             from .cache import file_sha256
-            from .predictions import dataset_identity
 
             has_data = not self.source().no_data_reason
             thresholds = self.thresholds()
@@ -391,10 +390,17 @@ class ValidationSession:
                                "model": thresholds.model, "batch_size": thresholds.batch_size},
                 "model_name": MODEL_NAME,
                 "weights_sha256": file_sha256(self.source().weights),
-                "dataset": {**dataset_identity(self.dataset()), "population": self.population()} if has_data else None,
+                "dataset": self._dataset_identity() if has_data else None,
                 "preprocess": preprocess.settings(),
             }
         return self._memo["identity"]
+
+    def _dataset_identity(self) -> dict:
+        """The dataset a baseline was made on: names, sizes and labels (no mtimes: a copy matches)."""
+        from .data.layouts import fingerprint_images
+
+        found = fingerprint_images(self.dataset().images, mtimes=False)
+        return {"fingerprint": found["files_sha256"], "images": found["count"], "population": self.population()}
 
     def baseline(self):
         if "baseline" not in self._memo:

@@ -114,11 +114,11 @@ class DatasetIndex:
         return fingerprint_images(self.images)
 
 
-def fingerprint_images(images: Sequence[LabeledImage]) -> dict:
+def fingerprint_images(images: Sequence[LabeledImage], mtimes: bool = True) -> dict:
     """Content key parts of an image list: names, sizes, mtimes and labels, hashed.
 
     Sizes and mtimes (not the pixel bytes) keep this cheap on 50,000 files; any copy, edit or
-    relabelling changes it.
+    relabelling changes it.  Without ``mtimes`` a copy of the same files matches (baselines).
     """
     digest = hashlib.sha256()
     for image in images:
@@ -126,7 +126,8 @@ def fingerprint_images(images: Sequence[LabeledImage]) -> dict:
             st = image.path.stat()
         except OSError as exc:
             raise ValidateError(f"dataset image {image.path} cannot be read ({exc.strerror}); check the dataset") from exc
-        digest.update(f"{image.name}\t{st.st_size}\t{st.st_mtime_ns}\t{image.label}\n".encode())
+        stamp = f"\t{st.st_mtime_ns}" if mtimes else ""
+        digest.update(f"{image.name}\t{st.st_size}{stamp}\t{image.label}\n".encode())
     return {"count": len(images), "files_sha256": digest.hexdigest()}
 
 

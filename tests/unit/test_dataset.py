@@ -364,3 +364,14 @@ def test_devkit_ids_used_as_labels_are_caught(tmp_path):
     )
     with pytest.raises(ValidateError, match="devkit class IDs"):
         discover(tmp_path / "card")
+
+
+def test_a_fingerprint_without_mtimes_matches_a_copy_of_the_same_files(tmp_path):
+    # Baselines identify their dataset this way: copied to another machine, the files get new mtimes.
+    write_sample_dataset(tmp_path, 4, layout="card", size=(40, 50))
+    images = discover(tmp_path).images
+    before = fingerprint_images(images, mtimes=False), fingerprint_images(images)
+    for image in images:
+        os.utime(image.path, ns=(1, 1))
+    assert fingerprint_images(images, mtimes=False) == before[0]
+    assert fingerprint_images(images) != before[1]
