@@ -92,18 +92,6 @@ def model_data_config(model_name: str = MODEL_NAME) -> DataConfig:
                       mean=tuple(float(m) for m in cfg.mean), std=tuple(float(s) for s in cfg.std))
 
 
-# The names the rest of the package (and users) import; read from timm on first use (PEP 562), so
-# importing this module does not import torch and timm.
-_PUBLISHED = {"IMAGENET_MEAN": "mean", "IMAGENET_STD": "std", "IMAGE_SIZE": "image_size",
-              "CROP_PCT": "crop_pct", "RESIZE_SIZE": "resize_size", "INTERPOLATION": "interpolation"}
-
-
-def __getattr__(name: str):
-    if name in _PUBLISHED:
-        return getattr(model_data_config(), _PUBLISHED[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _published(name: str):
     """A dataclass field whose default is read from the model's published data config on first use."""
     return field(default_factory=lambda: getattr(model_data_config(), name))

@@ -8,7 +8,10 @@ from PIL import Image
 from torchvision import transforms as T
 
 from res2net_validate.errors import ValidateError
-from res2net_validate.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, BadImageError, Preprocess, compare_methods
+from res2net_validate.data.preprocess import BadImageError, Preprocess, compare_methods
+
+# torchvision's reference transform is written with the ImageNet statistics themselves, not read from our code
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 # (height, width): landscape, portrait, square, near-square, extreme, smaller than the crop
 SIZES = [(375, 500), (500, 333), (256, 256), (300, 257), (1000, 180), (150, 120), (37, 900)]

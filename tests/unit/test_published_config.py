@@ -12,7 +12,6 @@ import PIL
 import pytest
 
 from res2net_validate import MODEL_NAME, __version__
-from res2net_validate.data import preprocess as preprocess_module
 from res2net_validate.data.preprocess import Preprocess, model_data_config
 from res2net_validate.errors import ValidateError
 
@@ -47,10 +46,6 @@ def test_the_defaults_are_read_from_timm():
     assert (default.mean, default.std) == (tuple(cfg.mean), tuple(cfg.std))
     assert (default.image_size, default.resize_size) == (config.image_size, config.resize_size) == (CARD_CROP,
                                                                                                    CARD_RESIZE)
-    # the module's constants are the same published values
-    assert (preprocess_module.IMAGENET_MEAN, preprocess_module.IMAGENET_STD) == (tuple(cfg.mean), tuple(cfg.std))
-    assert (preprocess_module.IMAGE_SIZE, preprocess_module.RESIZE_SIZE, preprocess_module.CROP_PCT,
-            preprocess_module.INTERPOLATION) == (CARD_CROP, CARD_RESIZE, cfg.crop_pct, cfg.interpolation)
 
 
 def test_the_defaults_follow_timm_when_it_changes(monkeypatch):
