@@ -18,7 +18,7 @@ import numpy as np
 
 from .cache import atomic_write_bytes
 from .errors import ValidateError
-from .evaluate import TOP_K, top_classes  # noqa: F401 - scoring's own top-k, re-exported for callers here
+from .evaluate import TOP_K
 BASELINE_FORMAT = "res2net_validate-baseline-v1"
 # Identity parts that must match for a baseline comparison to mean anything.
 MUST_MATCH = {"dataset": "dataset (image names, sizes and labels)", "preprocess": "preprocessing"}

@@ -62,13 +62,12 @@ def check_floor(precision: str, metric: str, correct: int, images: int, populati
     result = stats.floor_test(correct, images, population, floor, alpha)
     measured = 100.0 * correct / images
     name = METRICS[metric]
+    passed = result.p_value > alpha  # exact (all of the population): p is 1 or 0
     if result.exact:
         test = f"exact: all {population} images of the population scored"
-        passed = result.p_value > alpha  # 1 or 0: the population's own accuracy against the floor
         decision = f"{name} {measured:.2f}% {'>=' if passed else '<'} floor {floor:.2f}% on the full set"
     else:
         test = "one-sided exact hypergeometric (sample of a finite population)"
-        passed = result.p_value > alpha
         decision = (f"{name} {measured:.2f}% (95% interval {_interval_text(result.interval)}) vs floor "
                     f"{floor:.2f}%: p={result.p_value:.3g} {'>' if passed else '<='} alpha {alpha:g} "
                     f"on {images} of {population} images")
@@ -119,22 +118,22 @@ def check_baseline(precision: str, metric: str, baseline_correct, now_correct, n
     change = 100.0 * (gained - lost) / images
     passed = result.p_value > alpha
     flipped = [names[i] for i in np.flatnonzero(worse)]
+    lost_classes = classes_lost(worse, better, labels, class_names)
     name = METRICS[metric]
     message = (f"{name} vs baseline {change:+.2f} points on {images} images (95% interval "
                f"{_interval_text(result.interval)}): {lost} right->wrong, {gained} wrong->right, exact McNemar "
                f"p={result.p_value:.3g} {'>' if passed else '<='} alpha {alpha:g}")
     if not passed:
-        lost_classes = classes_lost(worse, better, labels, class_names)[:5]
         message += (" - significantly worse. Right->wrong: " + ", ".join(flipped[:MAX_LISTED_FLIPS])
                     + (f" ... ({len(flipped)} in all, listed in the results JSON)" if len(flipped) > MAX_LISTED_FLIPS
                        else "")
                     + ". Classes that lost most: " + ", ".join(f"{c['label']} (-{c['lost']}/+{c['gained']})"
-                                                              for c in lost_classes))
+                                                              for c in lost_classes[:5]))
     return Verdict("baseline", precision, metric, passed, message, measured=change, threshold=0.0, images=images,
                    alpha=alpha, test="one-sided exact McNemar on the flipped images", p_value=result.p_value,
                    interval=result.interval, detectable_shortfall=result.detectable,
                    details={"lost": lost, "gained": gained, "right_to_wrong": flipped,
-                            "classes_lost": classes_lost(worse, better, labels, class_names)})
+                            "classes_lost": lost_classes})
 
 
 def check_fps(precision: str, fps: float, floor: float | None, device_key: str | None, batch_size: int,

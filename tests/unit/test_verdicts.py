@@ -8,8 +8,8 @@ import pytest
 
 from res2net_validate.backends.base import PrecisionProof
 from res2net_validate.errors import ValidateError
-from res2net_validate.predictions import (Predictions, align, baseline_entry, read_baseline, top_classes,
-                                          write_baseline)
+from res2net_validate.evaluate import top_classes
+from res2net_validate.predictions import Predictions, align, baseline_entry, read_baseline, write_baseline
 from res2net_validate.thresholds import load_thresholds
 from res2net_validate.verdicts import check_fps, check_precision
 
