@@ -63,6 +63,16 @@ RUNS_ONNX = "onnx"  # the path of the precision's ONNX graph
 RUNS_TORCH = "torch"  # the FP32 torch.nn.Module in eval mode, on CPU (shared: never changed in place)
 
 
+def layer_proof(precision: str, layers: list[tuple[str, str, str]], checked: str, accepted: set[str],
+                none_found: str) -> PrecisionProof:
+    """The proof from (name, op, what it runs in) per compute layer: those not ``accepted`` offend."""
+    from collections import Counter
+
+    offending = [f"{name or '?'} ({op}) [{runs_in}]" for name, op, runs_in in layers if runs_in not in accepted]
+    return PrecisionProof(precision, checked, len(layers), offending, unproven="" if layers else none_found,
+                          summary={"layer_precisions": dict(Counter(runs_in for *_, runs_in in layers))})
+
+
 @runtime_checkable
 class Runner(Protocol):
     info: RunnerInfo

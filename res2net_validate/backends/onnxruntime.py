@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .base import PRECISIONS, RUNS_ONNX, Availability, PrecisionProof, RunnerInfo
+from .base import PRECISIONS, RUNS_ONNX, Availability, PrecisionProof, RunnerInfo, layer_proof
 
 # Compute layers whose precision is proven, as ONNX Runtime names them after its fusions.
 FLOAT_COMPUTE_OPS = {"Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
@@ -156,14 +156,8 @@ def executed_layer_precisions(model) -> list[tuple[str, str, str]]:
 
 
 def proof_from_layers(precision: str, layers: list[tuple[str, str, str]], checked: str) -> PrecisionProof:
-    from collections import Counter
-
-    offending = [f"{name or '?'} ({op}) [{runs_in}]" for name, op, runs_in in layers
-                 if runs_in not in PROVING[precision]]
-    counts = Counter(runs_in for _name, _op, runs_in in layers)
-    unproven = "" if layers else "no Conv/Gemm/MatMul layer found in the executed model"
-    return PrecisionProof(precision, checked, len(layers), offending, unproven=unproven,
-                          summary={"layer_precisions": dict(counts)})
+    return layer_proof(precision, layers, checked, PROVING[precision],
+                       none_found="no Conv/Gemm/MatMul layer found in the executed model")
 
 
 class OnnxRuntimeBackend:

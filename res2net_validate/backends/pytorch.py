@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ValidateError
 from .timing import ThroughputReport, Timer, WallClockTimer, run_timed_loop, throughput_report, time_repeated
-from .base import PRECISIONS, RUNS_TORCH, Availability, PrecisionProof, RunnerInfo
+from .base import PRECISIONS, RUNS_TORCH, Availability, PrecisionProof, RunnerInfo, layer_proof
 
 INT8_REFUSAL = (
     "int8 is not supported by the torch backend (the INT8 model is an ONNX Q/DQ graph); "
@@ -92,12 +92,8 @@ class TorchRunner:
                   for name, module in self.model.named_modules()
                   if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))]
         asked = str(self.dtype).replace("torch.", "")
-        offending = [f"{name} ({kind}) [{dtype}]" for name, kind, dtype in layers if dtype != asked]
-        return PrecisionProof(self.precision, f"the torch module's Conv2d/Linear weights (asked: {asked})",
-                              len(layers), offending,
-                              unproven="" if layers else "the module has no Conv2d or Linear layer",
-                              summary={"layer_precisions": {d: sum(1 for *_, x in layers if x == d)
-                                                            for d in {x for *_, x in layers}}})
+        return layer_proof(self.precision, layers, f"the torch module's Conv2d/Linear weights (asked: {asked})",
+                           {asked}, none_found="the module has no Conv2d or Linear layer")
 
     def _to_device(self, images: np.ndarray):
         images = np.ascontiguousarray(images, dtype=np.float32)
