@@ -362,9 +362,11 @@ class ValidationSession:
         from .backends.base import RUNS_TORCH
         from .cache import file_sha256
 
-        if self.backend().runs == RUNS_TORCH:
-            return file_sha256(self.source().weights)
-        return file_sha256(self.graph(precision, artifacts))
+        key = ("model_sha256", precision if self.backend().runs != RUNS_TORCH else "weights")
+        if key not in self._memo:  # asked by the reference cache and by each baseline entry
+            model = self.source().weights if key[1] == "weights" else self.graph(precision, artifacts)
+            self._memo[key] = file_sha256(model)
+        return self._memo[key]
 
     def _reference_key(self, artifacts, images, preprocess) -> dict:
         from .backends.onnxruntime import cpu_description
