@@ -159,7 +159,9 @@ class ValidationSession:
         if self.settings.thresholds is not None:
             return Path(self.settings.thresholds)
         name = "embedded.yaml" if self.settings.embedded else "res2net50.yaml"
-        return Path(__file__).resolve().parent / "acceptance" / "thresholds" / name  # package data
+        from .thresholds import PACKAGED
+
+        return PACKAGED / name
 
     def thresholds(self) -> Thresholds:
         if "thresholds" not in self._memo:

@@ -23,6 +23,7 @@ import yaml
 from .constants import PRECISIONS
 from .errors import ValidateError
 
+PACKAGED = Path(__file__).resolve().parent / "acceptance" / "thresholds"  # package data: embedded.yaml, res2net50.yaml
 _TOP_LEVEL = {"model", "source", "batch_size", "accuracy", "max_drop_vs_fp32", "performance"}
 
 

@@ -270,7 +270,7 @@ def test_a_benchmark_file_that_is_not_one_is_named(tmp_path):
 def test_fps_reference_marks_come_from_the_runs_thresholds_file_else_from_the_card(tmp_path):
     from pathlib import Path
 
-    from res2net_validate.reports.card import CARD_FPS, reference_fps
+    from res2net_validate.reports.card import reference_fps
 
     thresholds = Path(__file__).resolve().parents[2] / "res2net_validate" / "acceptance" / "thresholds"
     custom = tmp_path / "lab.yaml"
@@ -280,4 +280,4 @@ def test_fps_reference_marks_come_from_the_runs_thresholds_file_else_from_the_ca
                                                                                            "int8": 1933.74}}
     # no floors (embedded), unreadable, or not recorded: the card's own figures
     for recorded in ({"path": str(thresholds / "embedded.yaml")}, {"path": str(tmp_path / "gone.yaml")}, {}):
-        assert reference_fps(recorded) == ("card, batch 32", CARD_FPS)
+        assert reference_fps(recorded) == ("card, batch 32", {"MR-V100": {"fp16": 921.37, "int8": 1933.74}})
