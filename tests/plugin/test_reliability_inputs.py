@@ -64,10 +64,12 @@ def test_running_where_pytest_finds_no_thresholds_folder_uses_the_packaged_defau
 
 def test_an_installation_without_its_packaged_thresholds_says_to_reinstall(tmp_path, monkeypatch):
     from res2net_validate import session as session_module
+    from res2net_validate import thresholds as thresholds_module
     from res2net_validate.errors import ValidateError
     from res2net_validate.settings import Settings
 
-    monkeypatch.setattr(session_module, "__file__", str(tmp_path / "res2net_validate" / "session.py"))
+    # an installation whose package folder lacks acceptance/thresholds/
+    monkeypatch.setattr(thresholds_module, "PACKAGED", tmp_path / "res2net_validate" / "acceptance" / "thresholds")
     settings = Settings({"thresholds": None, "embedded": True, "checkpoints_dir": tmp_path / "cache"})
     session = session_module.ValidationSession(settings, progress=False)
     missing = tmp_path / "res2net_validate" / "acceptance" / "thresholds" / "embedded.yaml"
