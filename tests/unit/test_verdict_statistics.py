@@ -145,3 +145,20 @@ def test_baseline_mcnemar_detects_its_printed_detectable_regression_about_80_per
     shift = printed / 100 / 2  # half of the net change each way keeps the discordance at 1%
     rate = _baseline_failure_rate(0.005 + shift, 0.005 - shift, rng)
     assert 0.8 - 0.1 <= rate <= 0.8 + 0.1, (printed, rate)
+
+
+@pytest.mark.parametrize("images", [1_000, 5_000])
+def test_relative_gate_detects_its_printed_detectable_excess_about_80_percent_of_the_time(images):
+    """INT8-like pairs (4% of images disagree with FP32): a population drop of the allowance plus the
+    excess the verdict prints for such a subset is caught near the promised power.  The figure is a
+    normal approximation at the discordance seen, so it is checked to +-0.1, not to the sampling noise."""
+    rng = np.random.default_rng(200 + images)
+    reference, candidate = _pairs(0.0239, 0.0161, rng)
+    chosen = rng.choice(POPULATION, images, replace=False)
+    printed = check_drop("int8", "top1", reference[chosen], candidate[chosen], POPULATION, 0.78,
+                         ALPHA).detectable_shortfall
+    shift = printed / 100 / 2  # half of the extra drop each way keeps about 4% of images discordant
+    reference, candidate = _pairs(0.0239 + shift, 0.0161 - shift, rng)
+    assert 100 * (reference.mean() - candidate.mean()) == pytest.approx(0.78 + printed, abs=0.01)
+    rate = _drop_failure_rate(reference, candidate, images, 0.78, rng)
+    assert 0.8 - 0.1 <= rate <= 0.8 + 0.1, (images, printed, rate)
