@@ -14,9 +14,10 @@ from res2net_validate.verdicts import check_fps
 
 @pytest.mark.performance
 def test_fps(request, benchmark, precision, res2net_session, res2net_artifacts, res2net_runner, res2net_thresholds,
-             res2net_check):
+             res2net_check, res2net_preprocess):
     settings = res2net_session.settings
-    images = np.random.default_rng(0).standard_normal((settings.batch_size, 3, 224, 224), dtype=np.float32)
+    size = res2net_preprocess.image_size  # the crop the accuracy run feeds the same graph
+    images = np.random.default_rng(0).standard_normal((settings.batch_size, 3, size, size), dtype=np.float32)
     batch_size = len(images)  # the batch actually timed, for the table
     run_batch = res2net_runner.timed_call(images)
     info = res2net_runner.info

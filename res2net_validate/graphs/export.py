@@ -49,9 +49,10 @@ def _versions() -> dict:
     return {"res2net_validate": __version__, **package_versions("torch", "timm", "onnx", "onnxsim", "onnxruntime")}
 
 
-def _check_input(seed: int = 0, batch: int = 2) -> np.ndarray:
-    # Normalised-image-like values: what the graph sees in practice.
-    return np.random.default_rng(seed).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+def _check_input(graph, seed: int = 0, batch: int = 2) -> np.ndarray:
+    """Normalised-image-like values (what the graph sees in practice) in the graph's own image shape."""
+    channels, height, width = (dim.dim_value for dim in graph.graph.input[0].type.tensor_type.shape.dim[1:])
+    return np.random.default_rng(seed).standard_normal((batch, channels, height, width)).astype(np.float32)
 
 
 def _ort_outputs(path: Path, x: np.ndarray) -> np.ndarray:
@@ -84,16 +85,18 @@ def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME
         import onnxsim
         import torch
 
+        from ..data.preprocess import model_data_config
         from . import checkpoint
 
         out_dir.mkdir(parents=True)
         model = load_model() if load_model is not None else checkpoint.load_model(weights, model_name)
+        size = model_data_config(model_name).image_size  # the crop timm publishes for this model
         raw_path = out_dir / "raw.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(
                 model,
-                torch.zeros(1, 3, 224, 224),
+                torch.zeros(1, 3, size, size),
                 str(raw_path),
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
@@ -108,7 +111,7 @@ def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME
         onnx.checker.check_model(simplified, full_check=True)
         onnx.save(simplified, str(out_dir / GRAPH_FILE))
 
-        x = _check_input()
+        x = _check_input(simplified)
         with torch.no_grad():
             reference = model(torch.from_numpy(x)).numpy()
         diff = float(np.abs(_ort_outputs(out_dir / GRAPH_FILE, x) - reference).max())
@@ -141,7 +144,7 @@ def fp16_graph(cache: ArtifactCache, fp32: Graph) -> Graph:
         sort_nodes_topologically(model16.graph)  # the converter appends its input casts at the end
         onnx.checker.check_model(model16)
         onnx.save(model16, str(out_dir / GRAPH_FILE))
-        x = _check_input()
+        x = _check_input(model16)
         diff = float(np.abs(_ort_outputs(out_dir / GRAPH_FILE, x) - _ort_outputs(fp32.path, x)).max())
         info = {"reference": "onnx fp32", "max_abs_diff": diff, "nodes": len(model16.graph.node)}
         (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2))
