@@ -44,8 +44,8 @@ class Figure:
 Block = Heading | Text | Bullets | Table | Figure
 
 CARD_COLUMNS = ["Model", "BatchSize", "Precision", "Backend", "FPS", "Top-1(%)", "Top-5(%)", "Images", "Run"]
-VERDICT_COLUMNS = ["Result", "Device", "Precision", "Check", "Metric", "Measured", "Interval", "Threshold",
-                   "p-value", "Images", "Run", "Message"]
+VERDICT_COLUMNS = ["Result", "Precision", "Check", "Metric", "Measured", "Interval", "Threshold", "p-value",
+                   "Images", "Message"]
 
 
 def _num(value, digits: int = 2) -> str:
@@ -89,7 +89,7 @@ def _kind_blocks(kind: Kind, mixed: bool, fps_tolerance: float, accuracy_toleran
     blocks: list[Block] = [Heading(2, kind.title() if mixed else f"Runs: {kind.title()}"), _runs_table(kind)]
     blocks += _problem_blocks(kind, latest, fps_tolerance, accuracy_tolerance)
     blocks += _card_tables(kind, latest)
-    blocks += _verdict_blocks(latest)
+    blocks += _verdict_blocks(latest, kind.devices())
     blocks += _fidelity_blocks(latest)
     blocks += _latency_blocks(kind)
     blocks += _history_blocks(kind)
@@ -147,17 +147,21 @@ def _card_tables(kind: Kind, latest: dict) -> list[Block]:
     return blocks
 
 
-def _verdict_blocks(latest: dict) -> list[Block]:
-    verdicts = [(key, point, v) for key, point in latest.items() for v in point.row.get("verdicts", ())]
-    if not verdicts:
-        return []
-    verdicts.sort(key=lambda item: (item[2].get("passed") is not False, _series_order(item[0])))  # failures first
-    return [Heading(3, "Verdicts"), Table(VERDICT_COLUMNS, [
-        ["FAIL" if v.get("passed") is False else "pass", key.device, (v.get("precision") or key.precision).upper(),
-         str(v.get("kind") or "-"), str(v.get("metric") or "-"), _num(v.get("measured")), _interval(v),
-         _num(v.get("threshold")), "-" if v.get("p_value") is None else f"{v['p_value']:.3g}",
-         str(v.get("images") or "-"), point.run.label, str(v.get("message") or "-")]
-        for key, point, v in verdicts])]
+def _verdict_blocks(latest: dict, devices: list[str]) -> list[Block]:
+    """One table per device, failures first; the run of each row is the card table's."""
+    blocks: list[Block] = []
+    for device in devices:
+        verdicts = [(key, v) for key, point in latest.items() if key.device == device
+                    for v in point.row.get("verdicts", ())]
+        verdicts.sort(key=lambda item: (item[1].get("passed") is not False, _series_order(item[0])))
+        if verdicts:
+            blocks += [Heading(3, f"Verdicts: {device}"), Table(VERDICT_COLUMNS, [
+                ["FAIL" if v.get("passed") is False else "pass", (v.get("precision") or key.precision).upper(),
+                 str(v.get("kind") or "-"), str(v.get("metric") or "-"), _num(v.get("measured")), _interval(v),
+                 _num(v.get("threshold")), "-" if v.get("p_value") is None else f"{v['p_value']:.3g}",
+                 str(v.get("images") or "-"), str(v.get("message") or "-")]
+                for key, v in verdicts])]
+    return blocks
 
 
 def _history_blocks(kind: Kind) -> list[Block]:

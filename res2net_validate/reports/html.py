@@ -12,8 +12,9 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-td { white-space: nowrap; }
-td:last-child { white-space: normal; min-width: 24em; }
+td.n { white-space: nowrap; }
+td:last-child { min-width: 18em; overflow-wrap: anywhere; }
+div.wide { overflow-x: auto; }
 th { background: #f0f0f0; }
 td.fail { background: #fdd; font-weight: bold; }
 figure { margin: 1em 0 2em; }
@@ -30,13 +31,19 @@ def _inline(text: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
 
 
+# Numbers, intervals and run labels stay on one line; names and messages wrap, so a wide table fits the page.
+_UNBROKEN = re.compile(r"-?[\d.]+%?|\[-?[\d.]+, -?[\d.]+\]|\d{4}-\d\d-\d\d \d\d:\d\d.*|-")
+
+
+def _cell(text: str) -> str:
+    classes = (["fail"] if text == "FAIL" else []) + (["n"] if _UNBROKEN.fullmatch(text) else [])
+    return f'<td class="{" ".join(classes)}">{_inline(text)}</td>' if classes else f"<td>{_inline(text)}</td>"
+
+
 def _table(block: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="fail">{_inline(c)}</td>' if c == "FAIL" else f"<td>{_inline(c)}</td>"
-                         for c in row) + "</tr>"
-        for row in block.rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in block.rows)
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def render(blocks: list[Block], title: str) -> str:

@@ -66,7 +66,7 @@ def test_report_dir_writes_the_merged_report_with_the_benchmark_rounds(recording
     medians = {b["extra_info"]["precision"]: b["stats"]["median"] * 1000 for b in benchmarks}
     assert [(p, float(median)) for p, _, median in latency] == [
         (p, pytest.approx(medians[p.lower()], abs=0.0006)) for p in ("FP32", "FP16")]
-    verdicts = re.findall(r"^\| pass \| CPU \(test box\) \| (FP\d+) \| absolute \| top1 \| ([\d.]+) \| "
+    verdicts = re.findall(r"^\| pass \| (FP\d+) \| absolute \| top1 \| ([\d.]+) \| "
                           r"\[([\d.]+), ([\d.]+)\] \| 85.00 \|", markdown, re.M)
     assert verdicts == [("FP32", "94.14", "91.64", "95.64"), ("FP16", "93.75", "91.25", "95.25")]
     page = (out / "report.html").read_text()

@@ -103,16 +103,17 @@ def test_two_nights_and_a_second_device_give_one_card_table_per_device_with_the_
 
 def test_failures_come_first_with_measured_value_interval_and_threshold(tmp_path):
     markdown = write_report(two_nights_and_a_gpu(tmp_path), [], tmp_path / "out").markdown.read_text()
-    verdicts = tables(markdown)["Verdicts"]
-    # (2 precisions x top1/top5 + FP16's drop vs FP32) x 2 devices, latest run of each
-    assert len(verdicts) == 10
-    assert [(r["Check"], r["Measured"], r["Interval"], r["Threshold"]) for r in verdicts
-            if r["Device"] == GPU and r["Check"] != "absolute"] == [("relative_to_fp32", "0.39", "[-1.20, 2.00]", "1.00")]
-    first = verdicts[0]
-    assert (first["Result"], first["Device"], first["Precision"], first["Metric"], first["Measured"],
-            first["Interval"], first["Threshold"], first["Message"]) == (
-        "FAIL", CPU, "FP16", "top1", "84.00", "[81.00, 86.00]", "85.00", "top1 84.0 vs 85.0")
-    assert all(r["Result"] == "pass" for r in verdicts[1:])
+    found = tables(markdown)
+    cpu, gpu = found[f"Verdicts: {CPU}"], found[f"Verdicts: {GPU}"]
+    # 2 precisions x top1/top5 + FP16's drop vs FP32, per device, latest run of each
+    assert len(cpu) == len(gpu) == 5
+    assert [(r["Check"], r["Measured"], r["Interval"], r["Threshold"]) for r in gpu if r["Check"] != "absolute"] == [
+        ("relative_to_fp32", "0.39", "[-1.20, 2.00]", "1.00")]
+    first = cpu[0]
+    assert (first["Result"], first["Precision"], first["Metric"], first["Measured"], first["Interval"],
+            first["Threshold"], first["Message"]) == (
+        "FAIL", "FP16", "top1", "84.00", "[81.00, 86.00]", "85.00", "top1 84.0 vs 85.0")
+    assert all(r["Result"] == "pass" for r in cpu[1:] + gpu)
     problems = markdown.split("### Failures and regressions")[1].split("###")[0]
     bullets = [line for line in problems.splitlines() if line.startswith("- ")]
     assert bullets[0].startswith(f"- **FAIL** top1 FP16 on {CPU} (onnxruntime): measured 84.00, interval "
@@ -145,7 +146,7 @@ def test_the_html_is_one_file_with_every_plot_inline(tmp_path):
     assert len(images) == 4
     assert all(base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n") for data in images)
     assert re.findall(r'(?:src|href)="(?!data:)', page) == []  # nothing fetched
-    assert f"<h3>Card table: {GPU}</h3>" in page and "<td>1500.00</td>" in page
+    assert f"<h3>Card table: {GPU}</h3>" in page and '<td class="n">1500.00</td>' in page
     assert '<td class="fail">FAIL</td>' in page
 
 
