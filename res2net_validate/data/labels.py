@@ -81,12 +81,12 @@ def canonical_label(file_name: str) -> int | None:
 # Devkit class IDs (1..1000) -> sorted-WNID labels
 
 
-def _allowed_disagreements(checked: int) -> int:
+def allowed_disagreements(checked: int) -> int:
     """How many of ``checked`` labels may differ from the canonical ground truth: a handful."""
     return max(CROSS_CHECK_MAX_ABSOLUTE, int(CROSS_CHECK_MAX_FRACTION * checked))
 
 
-def _scipy_loadmat() -> Callable | None:
+def scipy_loadmat() -> Callable | None:
     """scipy's ``loadmat``, or None when scipy (the optional ``devkit`` extra) is not installed."""
     try:
         from scipy.io import loadmat
@@ -99,7 +99,7 @@ def devkit_id_to_wnid(meta_path: Path) -> dict[int, str]:
     """Devkit class ID (1..1000) -> WNID, from the devkit's ``meta.mat`` (needs scipy)."""
     if not meta_path.is_file():
         raise ValidateError(f"{meta_path} not found: expected the devkit's {DEVKIT_FOLDER}/{DEVKIT_META_FILE}")
-    loadmat = _scipy_loadmat()
+    loadmat = scipy_loadmat()
     if loadmat is None:
         raise ValidateError(f"reading {meta_path} needs scipy: pip install res2net_validate[devkit]")
     try:
@@ -116,7 +116,7 @@ def devkit_id_to_wnid(meta_path: Path) -> dict[int, str]:
     return mapping
 
 
-def _read_devkit_ids(ground_truth: Path) -> list[int]:
+def read_devkit_ids(ground_truth: Path) -> list[int]:
     """The devkit class ID on each line; line *i* is image ``ILSVRC2012_val_{i:08d}``, all 50,000 of them."""
     advice = f"Use the unmodified {DEVKIT_LABEL_FILE} from the ILSVRC2012 devkit ({DEVKIT_FOLDER})"
     try:
@@ -173,10 +173,10 @@ def _match_ids_to_labels(devkit_ids: Sequence[int], labels: Sequence[int]) -> _I
     absent = sorted(set(range(1, NUM_CLASSES + 1)) - set(votes))
 
     problems = []
-    if disagreeing > _allowed_disagreements(lines):
+    if disagreeing > allowed_disagreements(lines):
         problems.append(
             f"{disagreeing:,} of {lines:,} lines disagree with the canonical ground truth under the best "
-            f"ID-to-label match (at most {_allowed_disagreements(lines)} may)"
+            f"ID-to-label match (at most {allowed_disagreements(lines)} may)"
         )
     if absent:
         problems.append(f"{len(absent)} devkit IDs never appear (e.g. {', '.join(map(str, absent[:3]))})")
@@ -189,7 +189,7 @@ def _match_ids_to_labels(devkit_ids: Sequence[int], labels: Sequence[int]) -> _I
     return _IdMatch(label_of_id, "; ".join(problems) or None)
 
 
-def _derive_devkit_labels(ground_truth: Path, devkit_ids: Sequence[int]) -> dict[int, int]:
+def derive_devkit_labels(ground_truth: Path, devkit_ids: Sequence[int]) -> dict[int, int]:
     """Devkit ID -> sorted-WNID label, derived from all 50,000 lines and the canonical ground truth."""
     truth = _canonical_labels_by_line()
     match = _match_ids_to_labels(devkit_ids, truth)
@@ -220,7 +220,7 @@ def _derive_devkit_labels(ground_truth: Path, devkit_ids: Sequence[int]) -> dict
     )
 
 
-def _check_meta_mat_agrees(meta_path: Path, ground_truth: Path, from_meta: dict[int, int],
+def check_meta_mat_agrees(meta_path: Path, ground_truth: Path, from_meta: dict[int, int],
                            derived: dict[int, int]) -> None:
     differing = [devkit_id for devkit_id in sorted(from_meta) if from_meta[devkit_id] != derived[devkit_id]]
     if not differing:

@@ -44,14 +44,14 @@ from .labels import (
     DEVKIT_META_FILE,
     NUM_CLASSES,
     NUM_VAL_IMAGES,
-    _allowed_disagreements,
-    _check_meta_mat_agrees,
-    _derive_devkit_labels,
-    _read_devkit_ids,
-    _scipy_loadmat,
+    allowed_disagreements,
     canonical_label,
     canonical_wnids,
+    check_meta_mat_agrees,
+    derive_devkit_labels,
     devkit_id_to_wnid,
+    read_devkit_ids,
+    scipy_loadmat,
     wnid_to_label,
 )
 
@@ -237,7 +237,7 @@ def _cross_check(root: Path, layout: str, images: Sequence[LabeledImage]) -> lis
     ):
         if not count:
             continue
-        allowed = _allowed_disagreements(count)
+        allowed = allowed_disagreements(count)
         if len(bad) > allowed:
             raise ValidateError(
                 f"labels of the {layout} dataset at {root} disagree with the {what} for {len(bad)} of {count} "
@@ -334,12 +334,12 @@ def _devkit_ground_truth(root: Path) -> Path | None:
 
 def _load_devkit(root: Path) -> DatasetIndex:
     ground_truth = _devkit_ground_truth(root)
-    devkit_ids = _read_devkit_ids(ground_truth)
-    label_of_id = _derive_devkit_labels(ground_truth, devkit_ids)
+    devkit_ids = read_devkit_ids(ground_truth)
+    label_of_id = derive_devkit_labels(ground_truth, devkit_ids)
     meta_path = ground_truth.with_name(DEVKIT_META_FILE)
-    if meta_path.is_file() and _scipy_loadmat() is not None:
+    if meta_path.is_file() and scipy_loadmat() is not None:
         from_meta = {devkit_id: wnid_to_label()[wnid] for devkit_id, wnid in devkit_id_to_wnid(meta_path).items()}
-        _check_meta_mat_agrees(meta_path, ground_truth, from_meta, label_of_id)
+        check_meta_mat_agrees(meta_path, ground_truth, from_meta, label_of_id)
         label_of_id = from_meta
         layout = f"devkit ({DEVKIT_LABEL_FILE}, class IDs mapped through meta.mat)"
         notes = [
