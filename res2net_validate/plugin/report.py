@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cache import atomic_write_bytes
 from ..constants import MODEL_LABEL, PRECISIONS
 
 COLUMNS = ("Model", "BatchSize", "Precision", "Backend", "FPS", "Top-1(%)", "Top-5(%)")
@@ -161,11 +161,9 @@ class Report:
         }
 
     def write_json(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-            json.dump(self.to_json(), f, indent=2)
-        os.replace(f.name, path)
+        # (the project's atomic writer: mode 0666 less the umask, like the reports beside it; a
+        # NamedTemporaryFile would leave it 0600, unreadable to a merge step run as another user)
+        atomic_write_bytes(Path(path), json.dumps(self.to_json(), indent=2).encode("utf-8"))
 
 
 def json_path_beside(benchmark_json: str | os.PathLike) -> Path:

@@ -282,3 +282,23 @@ def test_fps_reference_marks_come_from_the_runs_thresholds_file_else_from_the_ca
     # no floors (embedded), unreadable, or not recorded: the card's own figures
     for recorded in ({"path": str(thresholds / "embedded.yaml")}, {"path": str(tmp_path / "gone.yaml")}, {}):
         assert reference_fps(recorded) == ("card, batch 32", {"MR-V100": {"fp16": 921.37, "int8": 1933.74}})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask-022", "umask-027"])
+def test_the_results_json_is_as_readable_as_the_reports_beside_it(tmp_path, umask):
+    """A merge or upload step run as another user must read it: 0666 less the umask, like report.md."""
+    import os
+    import stat
+
+    report = Report()
+    report.add({"precision": "fp16", "backend": "onnxruntime", "batch_size": 4, "fps": 7.25, "device": CPU})
+    previous = os.umask(umask)
+    try:
+        report.write_json(tmp_path / "out" / "results.json")
+        written = write_report([tmp_path / "out" / "results.json"], [], tmp_path / "out")
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "out").iterdir()}
+    assert modes["results.json"] == modes[written.markdown.name] == 0o666 & ~umask
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]["fps"] == 7.25
+    assert sorted(modes) == sorted(["results.json", "report.md"] + (["report.html"] if written.html else []))
