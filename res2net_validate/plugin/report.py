@@ -73,10 +73,14 @@ class PerformanceRecord(ResultRecord):
     fps: float
     device: str
     notes: tuple[str, ...] = ()
+    run: dict | None = None  # fixtures.model_identity(): so an FPS-only run joins its accuracy runs' report
 
     def as_dict(self) -> dict:
-        return {"precision": self.precision, "backend": self.backend, "batch_size": self.batch_size,
-                "fps": self.fps, "device": self.device, "notes": list(self.notes)}
+        record = {"precision": self.precision, "backend": self.backend, "batch_size": self.batch_size,
+                  "fps": self.fps, "device": self.device}
+        if self.run is not None:
+            record["run"] = self.run
+        return {**record, "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
