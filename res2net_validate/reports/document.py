@@ -119,7 +119,8 @@ def _problem_blocks(kind: Kind, latest: dict, fps_tolerance: float, accuracy_tol
     failures = sorted(kind.failures(), key=lambda f: _series_order(f[0]))
     items = [f"**FAIL** {v.get('metric', '?')} {key.precision.upper()} on {key.device} ({key.backend}): measured "
              f"{_num(v.get('measured'))}, interval {_interval(v)}, threshold {_num(v.get('threshold'))}"
-             f" ({v.get('kind', 'check')}; run {point.run_of(v).label})" + (f": {v['message']}" if v.get("message") else "")
+             f" ({v.get('kind', 'check')}; run {point.run_of(v).label})"
+             + (f": {v['message']}" if v.get("message") else "")
              for key, point, v in failures]
     items += [f"**REGRESSION** {r.metric} {r.series.precision.upper()} on {r.series.device} ({r.series.backend}): "
               f"{_num(r.best)} → {_num(r.latest)} ({r.change}) since {r.since_run}; best was {r.best_run}, latest "

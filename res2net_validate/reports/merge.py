@@ -130,8 +130,8 @@ class Kind:
     def takes_fps_only(self, run: ResultFile) -> bool:
         """Whether an FPS-only run measured this kind's model: same model, thresholds file and weights."""
         key, weights = KindKey.of(run), run.run.get("weights_sha256")
-        return (bool(self.key.thresholds_sha256) and (key.model, key.thresholds_sha256) ==
-                (self.key.model, self.key.thresholds_sha256) and bool(weights) and str(weights) in self.scored_weights())
+        same_model = (key.model, key.thresholds_sha256) == (self.key.model, self.key.thresholds_sha256)
+        return bool(same_model and self.key.thresholds_sha256 and weights) and str(weights) in self.scored_weights()
 
     def devices(self) -> list[str]:
         return list(dict.fromkeys(key.device for key in self.series()))

@@ -370,3 +370,50 @@ def test_an_fps_only_run_of_other_weights_or_thresholds_keeps_its_own_section(tm
                                 "res2net50_14w_8s · thresholds embedded.yaml")
     first, second = (tables("## " + s)[f"Card table: {CPU}"] for s in markdown.split("\n## ")[1:])
     assert [r["FPS"] for r in first] == ["-", "-"] and [r["FPS"] for r in second] == ["12.00", "9.00"]
+
+
+def drawn_figures(monkeypatch, paths) -> dict:
+    """Every figure the report draws, by plot function, inspected before it becomes a PNG."""
+    from res2net_validate.reports import plots
+
+    drawn, to_png, current = {}, plots._png, {}
+    monkeypatch.setattr(plots, "_png", lambda figure: drawn.setdefault(current["name"], figure) and to_png(figure))
+    for name in ("fps_by_device", "latency", "accuracy", "fidelity", "over_time"):
+        original = getattr(plots, name)
+        monkeypatch.setattr(plots, name, lambda kind, _f=original, _n=name: current.update(name=_n) or _f(kind))
+    return drawn
+
+
+@pytest.mark.parametrize("measured", ["accuracy-only", "fps-only", "both"])
+def test_every_drawn_panel_has_a_legend_entry_per_series_and_no_empty_panel(tmp_path, monkeypatch, measured):
+    """The README's nightly flows: accuracy alone, FPS alone, or both; two nights, so history is drawn too."""
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    nights = []
+    for day in (29, 30):
+        doc = results(f"2026-11-{day}T01:00:00+00:00", fps=(None, None) if measured == "accuracy-only" else (10, 8))
+        if measured == "fps-only":
+            doc = fps_only(f"2026-11-{day}T01:00:00+00:00", fps=(10.0 + day, 8.0))
+        nights.append(write(tmp_path / f"n{day}.json", doc))
+    drawn = drawn_figures(monkeypatch, nights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "No artists with labels found to put in legend"
+        written = write_report(nights, [], tmp_path / "out")
+    panels = {name: [(axes.get_title().split(" ")[0], sorted(t.get_text() for t in axes.get_legend().texts)
+                      if axes.get_legend() else None) for axes in figure.axes] for name, figure in drawn.items()}
+    from res2net_validate.reports.plots import _short
+
+    fp32, fp16 = (_short(f"{CPU} {p} onnxruntime", 40) for p in ("FP32", "FP16"))  # as the legend shortens them
+    over_time = {"accuracy-only": [("Top-1", [fp16, fp32])], "fps-only": [("FPS", [fp16, fp32])],
+                 "both": [("FPS", [fp16, fp32]), ("Top-1", [fp16, fp32])]}[measured]
+    assert panels["over_time"] == over_time
+    if measured == "fps-only":
+        assert "accuracy" not in panels and "fidelity" not in panels
+    else:
+        assert panels["accuracy"] == [("Top-1", [f"{CPU} (onnxruntime)"]), ("Top-5", [f"{CPU} (onnxruntime)"])]
+    if measured == "accuracy-only":
+        assert "fps_by_device" not in panels
+    else:
+        assert panels["fps_by_device"] == [("FPS", [f"{CPU} (onnxruntime)"])]
+    assert len(IMG.findall(written.html.read_text())) == len(drawn)
