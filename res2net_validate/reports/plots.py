@@ -242,8 +242,8 @@ def over_time(kind: Kind) -> bytes | None:
     for metric, title in (("fps", "FPS"), ("top1", "Top-1 (%)")):  # a nightly accuracy job times nothing
         lines = {key.label: valued for key, points in kind.series().items()
                  if (valued := [(position[id(p.run)], p.row[metric]) for p in points if p.row.get(metric) is not None])}
-        if lines:
-            panels.append((metric, title, lines))
+        if any(len(valued) > 1 for valued in lines.values()):  # one point per line is no history (separate
+            panels.append((metric, title, lines))  # accuracy and FPS jobs), and a date axis of one day spans years
     if not panels:
         return None
     figure, axes_list = _figure(5.5 * len(panels), 4.5, columns=len(panels))

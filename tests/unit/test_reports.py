@@ -384,17 +384,20 @@ def drawn_figures(monkeypatch, paths) -> dict:
     return drawn
 
 
-@pytest.mark.parametrize("measured", ["accuracy-only", "fps-only", "both"])
+@pytest.mark.parametrize("measured", ["accuracy-only", "fps-only", "both", "separate-jobs"])
 def test_every_drawn_panel_has_a_legend_entry_per_series_and_no_empty_panel(tmp_path, monkeypatch, measured):
-    """The README's nightly flows: accuracy alone, FPS alone, or both; two nights, so history is drawn too."""
+    """The README's nightly flows: accuracy alone, FPS alone, or both, two nights each, so history is drawn
+    too; or one night's accuracy and FPS jobs, one point each: no history to draw."""
     pytest.importorskip("matplotlib")
     import warnings
 
     nights = []
     for day in (29, 30):
         doc = results(f"2026-11-{day}T01:00:00+00:00", fps=(None, None) if measured == "accuracy-only" else (10, 8))
-        if measured == "fps-only":
+        if measured == "fps-only" or (measured == "separate-jobs" and day == 30):
             doc = fps_only(f"2026-11-{day}T01:00:00+00:00", fps=(10.0 + day, 8.0))
+        elif measured == "separate-jobs":
+            doc = results(f"2026-11-{day}T01:00:00+00:00", fps=(None, None))
         nights.append(write(tmp_path / f"n{day}.json", doc))
     drawn = drawn_figures(monkeypatch, nights)
     with warnings.catch_warnings():
@@ -406,8 +409,8 @@ def test_every_drawn_panel_has_a_legend_entry_per_series_and_no_empty_panel(tmp_
 
     fp32, fp16 = (_short(f"{CPU} {p} onnxruntime", 40) for p in ("FP32", "FP16"))  # as the legend shortens them
     over_time = {"accuracy-only": [("Top-1", [fp16, fp32])], "fps-only": [("FPS", [fp16, fp32])],
-                 "both": [("FPS", [fp16, fp32]), ("Top-1", [fp16, fp32])]}[measured]
-    assert panels["over_time"] == over_time
+                 "both": [("FPS", [fp16, fp32]), ("Top-1", [fp16, fp32])], "separate-jobs": None}[measured]
+    assert panels.get("over_time") == over_time
     if measured == "fps-only":
         assert "accuracy" not in panels and "fidelity" not in panels
     else:
