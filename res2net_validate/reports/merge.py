@@ -53,13 +53,14 @@ class Point:
     run: ResultFile
     row: dict
     fps_run: ResultFile | None = None
+    verdict_runs: dict = field(default_factory=dict)  # id(verdict) -> the run that made it, when combined
 
     @property
     def label(self) -> str:
         return f"{self.run.label} (FPS: {self.fps_run.label})" if self.fps_run else self.run.label
 
     def run_of(self, verdict: dict) -> ResultFile:
-        return self.fps_run if self.fps_run and verdict.get("metric") == "fps" else self.run
+        return self.verdict_runs.get(id(verdict), self.run)
 
 
 @dataclass
@@ -159,10 +160,17 @@ def _latest_of_each(points: list[Point]) -> Point:
     timed = next((p for p in reversed(points) if p.row.get("fps") is not None), None)
     if scored is None or timed is None or scored is timed:
         return points[-1]
-    row = {**scored.row, "fps": timed.row["fps"],
-           "verdicts": [v for v in scored.row.get("verdicts", ()) if v.get("metric") != "fps"]
-           + [v for v in timed.row.get("verdicts", ()) if v.get("metric") == "fps"]}
-    return Point(scored.run, row, fps_run=timed.run)
+    # Top-1/Top-5 checks are the scoring run's, FPS's the timing run's; one both made (the precision
+    # proof) is the newer run's.
+    verdicts: dict[tuple, tuple[dict, ResultFile]] = {}
+    for point in sorted((scored, timed), key=points.index):
+        for verdict in point.row.get("verdicts", ()):
+            metric = verdict.get("metric")
+            if (metric == "fps" and point is not timed) or (metric in ("top1", "top5") and point is not scored):
+                continue
+            verdicts[(verdict.get("kind"), metric, verdict.get("precision"))] = (verdict, point.run)
+    row = {**scored.row, "fps": timed.row["fps"], "verdicts": [v for v, _ in verdicts.values()]}
+    return Point(scored.run, row, fps_run=timed.run, verdict_runs={id(v): run for v, run in verdicts.values()})
 
 
 def _regression(key: SeriesKey, metric: str, valued: list[tuple[str, float]], fps_tolerance: float | None,

@@ -337,6 +337,14 @@ def test_an_fps_only_run_shares_the_card_table_of_the_accuracy_run_of_its_model(
     # each verdict stays with its run: the accuracy floors and the FPS check side by side
     checks = [(r["Precision"], r["Check"], r["Metric"]) for r in found[f"Verdicts: {CPU}"]]
     assert ("FP32", "fps", "fps") in checks and ("FP32", "absolute", "top1") in checks and len(checks) == 7
+    # a check both jobs made (the precision proof) is the newer run's, named by its run
+    proof = {"kind": "precision", "metric": "precision", "passed": True, "message": "all layers proven"}
+    for doc, passed in ((accuracy, True), (json.loads(paths[1].read_text()), False)):
+        doc["rows"][0]["verdicts"].append({**proof, "precision": "fp32", "passed": passed})
+        write(paths[0] if doc is accuracy else paths[1], doc)
+    markdown = write_report(paths, [], tmp_path / "out").markdown.read_text()
+    proofs = [r["Result"] for r in tables(markdown)[f"Verdicts: {CPU}"] if r["Check"] == "precision"]
+    assert proofs == ["FAIL"] and "(precision; run 2026-11-30 01:30 box3): all layers proven" in markdown
     # the accuracy run's newer numbers still win when the FPS run is the older one
     paths[1] = write(tmp_path / "perf.json", fps_only("2026-11-29T01:30:00+00:00", fps=(11.0, 7.0)))
     card = tables(write_report(paths, [], tmp_path / "out").markdown.read_text())[f"Card table: {CPU}"]
