@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cache import atomic_write_bytes
 from ..constants import MODEL_LABEL, PRECISIONS
 
 COLUMNS = ("Model", "BatchSize", "Precision", "Backend", "FPS", "Top-1(%)", "Top-5(%)")
@@ -73,10 +73,14 @@ class PerformanceRecord(ResultRecord):
     fps: float
     device: str
     notes: tuple[str, ...] = ()
+    run: dict | None = None  # fixtures.model_identity(): so an FPS-only run joins its accuracy runs' report
 
     def as_dict(self) -> dict:
-        return {"precision": self.precision, "backend": self.backend, "batch_size": self.batch_size,
-                "fps": self.fps, "device": self.device, "notes": list(self.notes)}
+        record = {"precision": self.precision, "backend": self.backend, "batch_size": self.batch_size,
+                  "fps": self.fps, "device": self.device}
+        if self.run is not None:
+            record["run"] = self.run
+        return {**record, "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
@@ -161,11 +165,9 @@ class Report:
         }
 
     def write_json(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-            json.dump(self.to_json(), f, indent=2)
-        os.replace(f.name, path)
+        # (the project's atomic writer: mode 0666 less the umask, like the reports beside it; a
+        # NamedTemporaryFile would leave it 0600, unreadable to a merge step run as another user)
+        atomic_write_bytes(Path(path), json.dumps(self.to_json(), indent=2).encode("utf-8"))
 
 
 def json_path_beside(benchmark_json: str | os.PathLike) -> Path:

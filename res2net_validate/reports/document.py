@@ -67,8 +67,9 @@ def _series_order(key: SeriesKey) -> tuple:
 def build(merged: Merged, fps_tolerance: float, accuracy_tolerance: float) -> list[Block]:
     from . import plots
 
-    runs = sum(len(kind.runs) for kind in merged.kinds)
-    benchmarks = sum(len(kind.benchmarks) for kind in merged.kinds) + len(merged.unmatched_benchmarks)
+    # (an FPS-only run, and its benchmark file, may sit in more than one kind: count each once)
+    runs = len({id(run) for kind in merged.kinds for run in kind.runs})
+    benchmarks = len({id(b) for kind in merged.kinds for b in kind.benchmarks}) + len(merged.unmatched_benchmarks)
     blocks: list[Block] = [Heading(1, f"{MODEL_LABEL} validation report"),
                            Text(f"{runs} result file(s), {benchmarks} benchmark file(s).")]
     if merged.mixed:
@@ -118,7 +119,8 @@ def _problem_blocks(kind: Kind, latest: dict, fps_tolerance: float, accuracy_tol
     failures = sorted(kind.failures(), key=lambda f: _series_order(f[0]))
     items = [f"**FAIL** {v.get('metric', '?')} {key.precision.upper()} on {key.device} ({key.backend}): measured "
              f"{_num(v.get('measured'))}, interval {_interval(v)}, threshold {_num(v.get('threshold'))}"
-             f" ({v.get('kind', 'check')}; run {point.run.label})" + (f": {v['message']}" if v.get("message") else "")
+             f" ({v.get('kind', 'check')}; run {point.run_of(v).label})"
+             + (f": {v['message']}" if v.get("message") else "")
              for key, point, v in failures]
     items += [f"**REGRESSION** {r.metric} {r.series.precision.upper()} on {r.series.device} ({r.series.backend}): "
               f"{_num(r.best)} → {_num(r.latest)} ({r.change}) since {r.since_run}; best was {r.best_run}, latest "
@@ -143,7 +145,7 @@ def _card_tables(kind: Kind, latest: dict) -> list[Block]:
         blocks.append(Table(CARD_COLUMNS, [
             [MODEL_LABEL, str(k.batch_size or "-"), k.precision.upper(), k.backend, _num(latest[k].row.get("fps")),
              _num(latest[k].row.get("top1")), _num(latest[k].row.get("top5")), str(latest[k].row.get("images") or "-"),
-             latest[k].run.label] for k in keys]))
+             latest[k].label] for k in keys]))
     return blocks
 
 

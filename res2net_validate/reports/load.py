@@ -29,6 +29,11 @@ class ResultFile:
         return parse_timestamp(self.run.get("timestamp"))
 
     @property
+    def scored(self) -> bool:
+        """Whether this run scored images (an FPS-only run did not: its dataset does not matter)."""
+        return any(row.get(name) is not None for row in self.rows for name in ("top1", "top5", "images"))
+
+    @property
     def host(self) -> str:
         return str(self.run.get("host") or "")
 

@@ -1,7 +1,9 @@
 """Group runs into kinds, and find what failed and what regressed within a kind.
 
 Runs are the same kind -- and may share a table or a plot -- only when model, thresholds file
-(sha256) and dataset fingerprint match.  Different kinds get their own sections; with
+(sha256) and dataset fingerprint match.  A run that scored no images (FPS only, e.g. a separate
+``-m performance`` CI job) has no dataset to match: it joins the kind(s) whose scoring runs have its
+model, thresholds file and weights (sha256).  Different kinds get their own sections; with
 ``refuse_mixed`` they are one error instead, for a caller that wants a single table.
 """
 
@@ -28,6 +30,8 @@ class KindKey:
         thresholds = result.run.get("thresholds") or {}
         dataset = result.run.get("dataset") or {}
         fingerprint = dataset.get("fingerprint") or dataset.get("sha256")  # the first run identities said sha256
+        if not result.scored:
+            fingerprint = None  # FPS only: whatever dataset it names, it scored none of it
         return KindKey(result.model, thresholds.get("sha256") or None, fingerprint or None)
 
 
@@ -45,9 +49,18 @@ class SeriesKey:
 
 @dataclass
 class Point:
-    """One row of one run."""
+    """One row of one run; or, as a series' latest, a row whose FPS came from another run (``fps_run``)."""
     run: ResultFile
     row: dict
+    fps_run: ResultFile | None = None
+    verdict_runs: dict = field(default_factory=dict)  # id(verdict) -> the run that made it, when combined
+
+    @property
+    def label(self) -> str:
+        return f"{self.run.label} (FPS: {self.fps_run.label})" if self.fps_run else self.run.label
+
+    def run_of(self, verdict: dict) -> ResultFile:
+        return self.verdict_runs.get(id(verdict), self.run)
 
 
 @dataclass
@@ -90,7 +103,9 @@ class Kind:
         else:
             parts.append("thresholds not recorded")
         dataset = self.dataset
-        if self.key.dataset_fingerprint:
+        if not any(run.scored for run in self.runs):
+            parts.append("no images scored (FPS only)")
+        elif self.key.dataset_fingerprint:
             size = f", {dataset['images']} images" if dataset.get("images") else ""
             parts.append(f"dataset {self.key.dataset_fingerprint[:12]}{size}")
         else:
@@ -108,7 +123,16 @@ class Kind:
         return dict(out)
 
     def latest(self) -> dict[SeriesKey, Point]:
-        return {key: points[-1] for key, points in self.series().items()}
+        return {key: _latest_of_each(points) for key, points in self.series().items()}
+
+    def scored_weights(self) -> set[str]:
+        return {str(r.run["weights_sha256"]) for r in self.runs if r.scored and r.run.get("weights_sha256")}
+
+    def takes_fps_only(self, run: ResultFile) -> bool:
+        """Whether an FPS-only run measured this kind's model: same model, thresholds file and weights."""
+        key, weights = KindKey.of(run), run.run.get("weights_sha256")
+        same_model = (key.model, key.thresholds_sha256) == (self.key.model, self.key.thresholds_sha256)
+        return bool(same_model and self.key.thresholds_sha256 and weights) and str(weights) in self.scored_weights()
 
     def devices(self) -> list[str]:
         return list(dict.fromkeys(key.device for key in self.series()))
@@ -127,6 +151,26 @@ class Kind:
                 if regression:
                     found.append(regression)
         return found
+
+
+def _latest_of_each(points: list[Point]) -> Point:
+    """The latest accuracy and the latest FPS of a series, side by side even when separate runs (CI jobs)
+    measured them; each verdict stays with the run that made it."""
+    scored = next((p for p in reversed(points) if p.row.get("top1") is not None), None)
+    timed = next((p for p in reversed(points) if p.row.get("fps") is not None), None)
+    if scored is None or timed is None or scored is timed:
+        return points[-1]
+    # Top-1/Top-5 checks are the scoring run's, FPS's the timing run's; one both made (the precision
+    # proof) is the newer run's.
+    verdicts: dict[tuple, tuple[dict, ResultFile]] = {}
+    for point in sorted((scored, timed), key=points.index):
+        for verdict in point.row.get("verdicts", ()):
+            metric = verdict.get("metric")
+            if (metric == "fps" and point is not timed) or (metric in ("top1", "top5") and point is not scored):
+                continue
+            verdicts[(verdict.get("kind"), metric, verdict.get("precision"))] = (verdict, point.run)
+    row = {**scored.row, "fps": timed.row["fps"], "verdicts": [v for v, _ in verdicts.values()]}
+    return Point(scored.run, row, fps_run=timed.run, verdict_runs={id(v): run for v, run in verdicts.values()})
 
 
 def _regression(key: SeriesKey, metric: str, valued: list[tuple[str, float]], fps_tolerance: float | None,
@@ -171,8 +215,13 @@ def merge(results: list[ResultFile], benchmarks: list[BenchmarkFile] = (), refus
     if not results:
         raise ValidateError("no results files given (pass one or more RESULTS.json).")
     kinds: dict[KindKey, Kind] = {}
-    for result in results:
+    for result in (r for r in results if r.scored):
         kinds.setdefault(KindKey.of(result), Kind(KindKey.of(result))).runs.append(result)
+    scoring = list(kinds.values())
+    for result in (r for r in results if not r.scored):
+        joined = [kind for kind in scoring if kind.takes_fps_only(result)]
+        for kind in joined or [kinds.setdefault(KindKey.of(result), Kind(KindKey.of(result)))]:
+            kind.runs.append(result)
     if refuse_mixed and len(kinds) > 1:
         listing = "; ".join(f"{kind.title()}: {', '.join(str(r.path) for r in kind.runs)}" for kind in kinds.values())
         raise ValidateError(f"these results files are of {len(kinds)} different kinds (model, thresholds "
@@ -182,23 +231,28 @@ def merge(results: list[ResultFile], benchmarks: list[BenchmarkFile] = (), refus
         kind.runs = _order(kind.runs)
     unmatched = []
     for bench in benchmarks:
-        kind = _kind_for_benchmark(bench, list(kinds.values()))
-        (kind.benchmarks if kind else unmatched).append(bench)
+        matched = _kinds_for_benchmark(bench, list(kinds.values()))
+        for kind in matched:
+            kind.benchmarks.append(bench)
+        if not matched:
+            unmatched.append(bench)
     for kind in kinds.values():  # oldest first, so a later night's rounds replace an earlier night's
         kind.benchmarks.sort(key=lambda b: (b.datetime is None, b.datetime or 0))
     return Merged(list(kinds.values()), unmatched)
 
 
-def _kind_for_benchmark(bench: BenchmarkFile, kinds: list[Kind]) -> Kind | None:
-    """The kind of the results file written with it (NAME.res2net.json, or results.json in the same
-    folder), else the only kind that ran on its devices."""
-    beside = {bench.path.with_name(bench.path.stem + ".res2net.json").resolve()}
-    same_folder = [k for k in kinds for r in k.runs if r.path.resolve().parent == bench.path.resolve().parent]
-    for kind in kinds:
-        if any(r.path.resolve() in beside for r in kind.runs):
-            return kind
-    if len(same_folder) == 1:
-        return same_folder[0]
+def _kinds_for_benchmark(bench: BenchmarkFile, kinds: list[Kind]) -> list[Kind]:
+    """The kind(s) of the results file written with it (NAME.res2net.json, or results.json in the same
+    folder; an FPS-only run may have joined several), else the only kind that ran on its devices."""
+    beside = bench.path.with_name(bench.path.stem + ".res2net.json").resolve()
+    folder = bench.path.resolve().parent
+    with_beside = [k for k in kinds if any(r.path.resolve() == beside for r in k.runs)]
+    if with_beside:
+        return with_beside
+    same_folder = [k for k in kinds if any(r.path.resolve().parent == folder for r in k.runs)]
+    folder_runs = {id(r) for k in same_folder for r in k.runs if r.path.resolve().parent == folder}
+    if same_folder and len(folder_runs) == 1:
+        return same_folder
     devices = {e.device for e in bench.entries}
     candidates = [k for k in kinds if devices & set(k.devices())]
-    return candidates[0] if len(candidates) == 1 else None
+    return candidates if len(candidates) == 1 else []

@@ -136,8 +136,11 @@ def accuracy(kind: Kind) -> bytes | None:
     precisions = _ordered(k.precision for k in latest)
     series = list(dict.fromkeys((k.device, k.backend) for k in latest))
     floors = _accuracy_floors(kind, latest)
-    figure, axes_pair = _figure(10, 4.5, columns=2)
-    for axes, metric, title in zip(axes_pair, ("top1", "top5"), ("Top-1", "Top-5")):
+    # (a panel per metric the runs hold: an empty one would be a bare 0-1 frame)
+    metrics = [(m, t) for m, t in (("top1", "Top-1"), ("top5", "Top-5")) if any(p.row.get(m) is not None
+                                                                                for p in latest.values())]
+    figure, axes_list = _figure(5 * len(metrics), 4.5, columns=len(metrics))
+    for axes, (metric, title) in zip(axes_list, metrics):
         step = 0.6 / max(len(series), 1)
         for index, (device, backend) in enumerate(series):
             xs, ys, low, high = [], [], [], []
@@ -152,7 +155,8 @@ def accuracy(kind: Kind) -> bytes | None:
                 ys.append(measured)
                 low.append(max(measured - interval[0], 0))
                 high.append(max(interval[1] - measured, 0))
-            axes.errorbar(xs, ys, yerr=[low, high], fmt="o", capsize=4, label=f"{_short(device)} ({backend})")
+            if xs:
+                axes.errorbar(xs, ys, yerr=[low, high], fmt="o", capsize=4, label=f"{_short(device)} ({backend})")
         for x, precision in enumerate(precisions):
             floor = floors.get((precision, metric))
             if floor is not None:
@@ -162,7 +166,7 @@ def accuracy(kind: Kind) -> bytes | None:
         axes.set_xlim(-0.6, len(precisions) - 0.4)
         axes.set_ylabel("%")
         axes.set_title(f"{title} with its interval (red dashed: floor)")
-    axes_pair[0].legend(fontsize=8)
+        axes.legend(fontsize=8)  # each panel its own: a series may lack one metric
     return _png(figure)
 
 
@@ -234,17 +238,20 @@ def over_time(kind: Kind) -> bytes | None:
     dated = all(run.timestamp for run in kind.runs)
     # On a time axis when every run has its timestamp; else one tick per run, oldest first.
     position = {id(run): run.timestamp if dated else i for i, run in enumerate(kind.runs)}
-    figure, axes_pair = _figure(11, 4.5, columns=2)
-    drew = False
-    for axes, metric, title in zip(axes_pair, ("fps", "top1"), ("FPS", "Top-1 (%)")):
-        values = []
-        for key, points in kind.series().items():
-            valued = [(position[id(p.run)], p.row[metric]) for p in points if p.row.get(metric) is not None]
-            if valued:
-                drew = True
-                values += [v for _, v in valued]
-                axes.plot([x for x, _ in valued], [v for _, v in valued], marker="o", label=_short(key.label, 40))
-        if metric == "fps" and values and max(values) / max(min(values), 1e-9) > 20:
+    panels = []  # (metric, title, {series label: [(x, value)]}), only for metrics some run measured:
+    for metric, title in (("fps", "FPS"), ("top1", "Top-1 (%)")):  # a nightly accuracy job times nothing
+        lines = {key.label: valued for key, points in kind.series().items()
+                 if (valued := [(position[id(p.run)], p.row[metric]) for p in points if p.row.get(metric) is not None])}
+        if any(len(valued) > 1 for valued in lines.values()):  # one point per line is no history (separate
+            panels.append((metric, title, lines))  # accuracy and FPS jobs), and a date axis of one day spans years
+    if not panels:
+        return None
+    figure, axes_list = _figure(5.5 * len(panels), 4.5, columns=len(panels))
+    for axes, (metric, title, lines) in zip(axes_list, panels):
+        values = [v for valued in lines.values() for _, v in valued]
+        for label, valued in lines.items():
+            axes.plot([x for x, _ in valued], [v for _, v in valued], marker="o", label=_short(label, 40))
+        if metric == "fps" and max(values) / max(min(values), 1e-9) > 20:
             axes.set_yscale("log")  # GPUs and CPUs on one axis
         if dated:
             axes.tick_params(axis="x", labelrotation=30, labelsize=8)
@@ -252,5 +259,5 @@ def over_time(kind: Kind) -> bytes | None:
             axes.set_xticks(range(len(kind.runs)), [run.label for run in kind.runs], rotation=30, ha="right",
                             fontsize=8)
         axes.set_title(f"{title} over time, one line per device and precision", fontsize=10)
-    axes_pair[0].legend(fontsize=7)
-    return _png(figure) if drew else None
+        axes.legend(fontsize=7)
+    return _png(figure)

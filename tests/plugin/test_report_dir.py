@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -72,6 +74,12 @@ def test_report_dir_writes_the_merged_report_with_the_benchmark_rounds(recording
     page = (out / "report.html").read_text()
     # FPS, latency, Top-1/Top-5: one run (no history), no FP32 agreement recorded
     assert page.count('src="data:image/png;base64,') == 3
+    # every file readable alike (a merge or upload step may run as another user): 0666 less the umask
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in out.iterdir()}
+    assert modes == dict.fromkeys(["benchmark.json", "benchmark.res2net.json", "report.md", "report.html"],
+                                  0o666 & ~umask)
 
 
 def test_junitxml_carries_each_tests_numbers_as_properties(recording):

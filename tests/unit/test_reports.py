@@ -24,7 +24,7 @@ def verdict(precision, metric, measured, interval, threshold, kind="absolute"):
 
 
 def results(timestamp, device=CPU, fps=(10.0, 8.0), top1=(94.14, 93.75), sha="a" * 64, fingerprint="f" * 64,
-            host="box1"):
+            host="box1", weights="c" * 64):
     rows = []
     for precision, speed, accuracy in zip(("fp32", "fp16"), fps, top1):
         row = {"precision": precision, "backend": "onnxruntime", "batch_size": 32, "fps": speed, "top1": accuracy,
@@ -44,7 +44,7 @@ def results(timestamp, device=CPU, fps=(10.0, 8.0), top1=(94.14, 93.75), sha="a"
                     "thresholds": {"path": "thresholds/embedded.yaml", "sha256": sha, "model": "res2net50_14w_8s",
                                    "batch_size": 32},
                     "dataset": {"fingerprint": fingerprint, "images": 320, "population": 320},
-                    "model_name": "res2net50_14w_8s", "source": "embedded default"},
+                    "model_name": "res2net50_14w_8s", "weights_sha256": weights, "source": "embedded default"},
             "rows": rows, "notes": ["a note"]}
 
 
@@ -282,3 +282,149 @@ def test_fps_reference_marks_come_from_the_runs_thresholds_file_else_from_the_ca
     # no floors (embedded), unreadable, or not recorded: the card's own figures
     for recorded in ({"path": str(thresholds / "embedded.yaml")}, {"path": str(tmp_path / "gone.yaml")}, {}):
         assert reference_fps(recorded) == ("card, batch 32", {"MR-V100": {"fp16": 921.37, "int8": 1933.74}})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask-022", "umask-027"])
+def test_the_results_json_is_as_readable_as_the_reports_beside_it(tmp_path, umask):
+    """A merge or upload step run as another user must read it: 0666 less the umask, like report.md."""
+    import os
+    import stat
+
+    report = Report()
+    report.add({"precision": "fp16", "backend": "onnxruntime", "batch_size": 4, "fps": 7.25, "device": CPU})
+    previous = os.umask(umask)
+    try:
+        report.write_json(tmp_path / "out" / "results.json")
+        written = write_report([tmp_path / "out" / "results.json"], [], tmp_path / "out")
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "out").iterdir()}
+    assert modes["results.json"] == modes[written.markdown.name] == 0o666 & ~umask
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["rows"][0]["fps"] == 7.25
+    assert sorted(modes) == sorted(["results.json", "report.md"] + (["report.html"] if written.html else []))
+
+
+def fps_only(timestamp, fps=(12.0, 9.0), sha="a" * 64, weights="c" * 64, host="box3", identity=True):
+    """What `pytest -m performance` writes (keys as in a real run: tests/plugin/test_report_dir.py checks them):
+    the model identity without dataset or preprocess, rows with FPS and its verdict only."""
+    run = {"source": "embedded default (generated images, stand-in checkpoint)",
+           "thresholds": {"path": "thresholds/embedded.yaml", "sha256": sha, "model": "res2net50_14w_8s",
+                          "batch_size": 32},
+           "model_name": "res2net50_14w_8s", "weights_sha256": weights} if identity else {}
+    run.update({"timestamp": timestamp, "host": host, "cpu": "AMD EPYC", "alpha": 0.05, "batch_size": 32,
+                "backend": "onnxruntime", "precisions": ["fp32", "fp16"]})
+    rows = [{"precision": precision, "backend": "onnxruntime", "batch_size": 32, "fps": speed, "top1": None,
+             "top5": None, "images": None, "device": CPU,
+             "verdicts": [{"kind": "fps", "precision": precision, "metric": "fps", "measured": speed,
+                           "interval": None, "threshold": None, "passed": True,
+                           "message": f"{speed:.2f} FPS at batch 32: no FPS floor"}]}
+            for precision, speed in zip(("fp32", "fp16"), fps)]
+    return {"model": "Res2Net50", "run": run, "rows": rows, "notes": []}
+
+
+def test_an_fps_only_run_shares_the_card_table_of_the_accuracy_run_of_its_model(tmp_path):
+    """Separate CI jobs (-m accuracy, -m performance) merge into one section: FPS beside Top-1."""
+    accuracy = results("2026-11-30T01:00:00+00:00", fps=(None, None))
+    paths = [write(tmp_path / "accuracy.json", accuracy),
+             write(tmp_path / "perf.json", fps_only("2026-11-30T01:30:00+00:00"))]
+    markdown = write_report(paths, [], tmp_path / "out", one_kind=True).markdown.read_text()
+    assert "different kinds" not in markdown
+    assert markdown.count("\n## ") == 1 and "2 result file(s)" in markdown
+    found = tables(markdown)
+    assert [(r["Precision"], r["FPS"], r["Top-1(%)"], r["Run"]) for r in found[f"Card table: {CPU}"]] == [
+        ("FP32", "12.00", "94.14", "2026-11-30 01:00 box1 (FPS: 2026-11-30 01:30 box3)"),
+        ("FP16", "9.00", "93.75", "2026-11-30 01:00 box1 (FPS: 2026-11-30 01:30 box3)")]
+    # each verdict stays with its run: the accuracy floors and the FPS check side by side
+    checks = [(r["Precision"], r["Check"], r["Metric"]) for r in found[f"Verdicts: {CPU}"]]
+    assert ("FP32", "fps", "fps") in checks and ("FP32", "absolute", "top1") in checks and len(checks) == 7
+    # a check both jobs made (the precision proof) is the newer run's, named by its run
+    proof = {"kind": "precision", "metric": "precision", "passed": True, "message": "all layers proven"}
+    for doc, passed in ((accuracy, True), (json.loads(paths[1].read_text()), False)):
+        doc["rows"][0]["verdicts"].append({**proof, "precision": "fp32", "passed": passed})
+        write(paths[0] if doc is accuracy else paths[1], doc)
+    markdown = write_report(paths, [], tmp_path / "out").markdown.read_text()
+    proofs = [r["Result"] for r in tables(markdown)[f"Verdicts: {CPU}"] if r["Check"] == "precision"]
+    assert proofs == ["FAIL"] and "(precision; run 2026-11-30 01:30 box3): all layers proven" in markdown
+    # the accuracy run's newer numbers still win when the FPS run is the older one
+    paths[1] = write(tmp_path / "perf.json", fps_only("2026-11-29T01:30:00+00:00", fps=(11.0, 7.0)))
+    card = tables(write_report(paths, [], tmp_path / "out").markdown.read_text())[f"Card table: {CPU}"]
+    assert [(r["FPS"], r["Top-1(%)"]) for r in card] == [("11.00", "94.14"), ("7.00", "93.75")]
+
+
+def test_an_fps_only_run_joins_every_dataset_of_its_model_but_datasets_never_share_a_table(tmp_path):
+    paths = [write(tmp_path / "full.json", results("2026-11-30T01:00:00+00:00", fps=(None, None))),
+             write(tmp_path / "subset.json", results("2026-11-30T02:00:00+00:00", fps=(None, None),
+                                                     fingerprint="e" * 64, top1=(90.0, 89.0))),
+             write(tmp_path / "perf.json", fps_only("2026-11-30T03:00:00+00:00"))]
+    markdown = write_report(paths, [], tmp_path / "out").markdown.read_text()
+    assert "**These runs are of 2 different kinds**" in markdown and "3 result file(s)" in markdown
+    sections = [tables("## " + s) for s in markdown.split("\n## ")[1:]]
+    assert [[(r["FPS"], r["Top-1(%)"]) for r in section[f"Card table: {CPU}"]] for section in sections] == [
+        [("12.00", "94.14"), ("9.00", "93.75")], [("12.00", "90.00"), ("9.00", "89.00")]]
+    with pytest.raises(ValidateError, match="2 different kinds"):
+        write_report(paths, [], tmp_path / "out", one_kind=True)
+
+
+@pytest.mark.parametrize("other", [dict(weights="d" * 64), dict(sha="b" * 64), dict(identity=False)],
+                         ids=["other-weights", "other-thresholds", "no-identity"])
+def test_an_fps_only_run_of_other_weights_or_thresholds_keeps_its_own_section(tmp_path, other):
+    paths = [write(tmp_path / "accuracy.json", results("2026-11-30T01:00:00+00:00", fps=(None, None))),
+             write(tmp_path / "perf.json", fps_only("2026-11-30T01:30:00+00:00", **other))]
+    markdown = write_report(paths, [], tmp_path / "out").markdown.read_text()
+    assert "**These runs are of 2 different kinds**" in markdown
+    titles = [s.splitlines()[0] for s in markdown.split("\n## ")[1:]]
+    assert titles[1].endswith("· no images scored (FPS only)")
+    assert titles[1].startswith("Res2Net50 · thresholds not recorded" if other.get("identity") is False else
+                                "res2net50_14w_8s · thresholds embedded.yaml")
+    first, second = (tables("## " + s)[f"Card table: {CPU}"] for s in markdown.split("\n## ")[1:])
+    assert [r["FPS"] for r in first] == ["-", "-"] and [r["FPS"] for r in second] == ["12.00", "9.00"]
+
+
+def drawn_figures(monkeypatch, paths) -> dict:
+    """Every figure the report draws, by plot function, inspected before it becomes a PNG."""
+    from res2net_validate.reports import plots
+
+    drawn, to_png, current = {}, plots._png, {}
+    monkeypatch.setattr(plots, "_png", lambda figure: drawn.setdefault(current["name"], figure) and to_png(figure))
+    for name in ("fps_by_device", "latency", "accuracy", "fidelity", "over_time"):
+        original = getattr(plots, name)
+        monkeypatch.setattr(plots, name, lambda kind, _f=original, _n=name: current.update(name=_n) or _f(kind))
+    return drawn
+
+
+@pytest.mark.parametrize("measured", ["accuracy-only", "fps-only", "both", "separate-jobs"])
+def test_every_drawn_panel_has_a_legend_entry_per_series_and_no_empty_panel(tmp_path, monkeypatch, measured):
+    """The README's nightly flows: accuracy alone, FPS alone, or both, two nights each, so history is drawn
+    too; or one night's accuracy and FPS jobs, one point each: no history to draw."""
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    nights = []
+    for day in (29, 30):
+        doc = results(f"2026-11-{day}T01:00:00+00:00", fps=(None, None) if measured == "accuracy-only" else (10, 8))
+        if measured == "fps-only" or (measured == "separate-jobs" and day == 30):
+            doc = fps_only(f"2026-11-{day}T01:00:00+00:00", fps=(10.0 + day, 8.0))
+        elif measured == "separate-jobs":
+            doc = results(f"2026-11-{day}T01:00:00+00:00", fps=(None, None))
+        nights.append(write(tmp_path / f"n{day}.json", doc))
+    drawn = drawn_figures(monkeypatch, nights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "No artists with labels found to put in legend"
+        written = write_report(nights, [], tmp_path / "out")
+    panels = {name: [(axes.get_title().split(" ")[0], sorted(t.get_text() for t in axes.get_legend().texts)
+                      if axes.get_legend() else None) for axes in figure.axes] for name, figure in drawn.items()}
+    from res2net_validate.reports.plots import _short
+
+    fp32, fp16 = (_short(f"{CPU} {p} onnxruntime", 40) for p in ("FP32", "FP16"))  # as the legend shortens them
+    over_time = {"accuracy-only": [("Top-1", [fp16, fp32])], "fps-only": [("FPS", [fp16, fp32])],
+                 "both": [("FPS", [fp16, fp32]), ("Top-1", [fp16, fp32])], "separate-jobs": None}[measured]
+    assert panels.get("over_time") == over_time
+    if measured == "fps-only":
+        assert "accuracy" not in panels and "fidelity" not in panels
+    else:
+        assert panels["accuracy"] == [("Top-1", [f"{CPU} (onnxruntime)"]), ("Top-5", [f"{CPU} (onnxruntime)"])]
+    if measured == "accuracy-only":
+        assert "fps_by_device" not in panels
+    else:
+        assert panels["fps_by_device"] == [("FPS", [f"{CPU} (onnxruntime)"])]
+    assert len(IMG.findall(written.html.read_text())) == len(drawn)
