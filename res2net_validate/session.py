@@ -129,6 +129,26 @@ class ValidationSession:
                 f"but {available / 2**30:.1f} GiB are available; use --batch-size {max(1, available // BYTES_PER_IMAGE)} "
                 "or less")
 
+    def check_backend(self) -> None:
+        """A backend chosen by name that cannot run a selected precision (or the FP32 reference a relative
+        gate needs) is a usage error now: skipping would turn a CI gate green without testing anything.
+        ``auto`` falls back on its own, so it is not checked."""
+        s = self.settings
+        if s.backend == "auto":
+            return
+        wanted = [(precision, "") for precision in s.precision]
+        source = self.configured_source()
+        if "fp32" not in s.precision and not source.skip_reason and not source.no_data_reason:
+            gated = [p for p in s.precision if self.wants_reference(p)]
+            if gated:
+                wanted.append(("fp32", f" (the FP32 reference the relative gate of {', '.join(gated)} needs)"))
+        backend = self.backend()
+        for precision, why in wanted:
+            usable = backend.supports(precision)
+            if not usable:
+                raise ValidateError(f"--backend {s.backend} (from {s.sources['backend']}) cannot run "
+                                    f"{precision}{why}: {usable.reason}")
+
     def source(self) -> Source:
         if "source" not in self._memo:
             source = self.configured_source()

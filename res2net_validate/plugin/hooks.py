@@ -60,6 +60,7 @@ def pytest_configure(config):
         session.check_batch_size()
         if not session.configured_source().skip_reason:
             session.thresholds()  # a malformed file fails now, not after minutes of work
+        session.check_backend()  # an explicit backend that cannot run a precision must not skip to green
         if settings.compare_baseline is not None:
             session.baseline()  # likewise an unreadable baseline
     except ValidateError as exc:
