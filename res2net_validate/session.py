@@ -433,6 +433,13 @@ class ValidationSession:
             self._memo["baseline"] = read_baseline(self.settings.compare_baseline)
         return self._memo["baseline"]
 
+    def check_baseline_comparable(self, preprocess) -> None:
+        """--compare-baseline against this run's data and preprocessing (what ``Baseline.check_comparable``
+        reads of identity()), before anything is scored."""
+        has_data = not self.source().no_data_reason
+        self.baseline().check_comparable({"dataset": self._dataset_identity() if has_data else None,
+                                          "preprocess": preprocess.settings()})
+
     def notes(self, artifacts=None) -> list[str]:
         notes = list(self.split().notes) if "split" in self._memo else []
         if self.setup_note is not None:

@@ -120,6 +120,25 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+def pytest_collection_finish(session):
+    """A --compare-baseline on other data or preprocessing is a usage error before any scoring (hours on
+    ImageNet), not a failure after it; the res2net_baseline fixture still checks (xdist workers, overrides)."""
+    config = session.config
+    run = config.stash.get(SESSION_KEY, None)
+    if (run is None or run.settings.compare_baseline is None or config.option.collectonly
+            or run.configured_source().skip_reason
+            or not any(item.get_closest_marker("res2net_baseline") for item in session.items)):
+        return
+    from ..data.preprocess import Preprocess
+
+    preprocess = Preprocess(method=run.settings.preprocess)  # as the res2net_preprocess fixture builds it
+    preprocess = config.hook.pytest_res2net_validate_preprocess(config=config, preprocess=preprocess) or preprocess
+    try:
+        run.check_baseline_comparable(preprocess)
+    except ValidateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 class ResultCollector:
     """Gathers results from test reports, so xdist workers' results reach the controller."""
 
