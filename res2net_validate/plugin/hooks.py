@@ -246,13 +246,25 @@ def _refuse_misplaced_rootdir(config) -> None:
     counts as a test path and can move the rootdir away from our pytest.ini."""
     local_ini = config.invocation_params.dir / "pytest.ini"
     if local_ini.is_file() and config.inipath != local_ini:
-        spaced = [a for a in config.invocation_params.args if isinstance(a, str) and a.startswith("--")
-                  and "=" not in a and a[2:].replace("-", "_") in {o.name for o in OPTIONS}]
+        spaced = _spaced_path_options([a for a in config.invocation_params.args if isinstance(a, str)],
+                                      config.invocation_params.dir)
         raise pytest.UsageError(
             f"pytest chose rootdir {config.rootpath} and ignored {local_ini}, because an option value looked like "
             f"a test path. Write the value with '=': " + ", ".join(f"{a}=VALUE" for a in spaced or ["--weights"])
             + " (or set it in the environment)."
         )
+
+
+def _spaced_path_options(args: list[str], invocation_dir: Path) -> list[str]:
+    """Our options written ``--name VALUE`` whose VALUE pytest could have taken for a test path: only
+    options that take a value (``--embedded=1`` is an error), and only values that look like a path."""
+    valued = {o.cli for o in OPTIONS if not o.flag}
+    spaced = []
+    for option, value in zip(args, args[1:] + [""]):
+        if option in valued and value and not value.startswith("-") and (
+                os.sep in value or "/" in value or (invocation_dir / value).exists()):
+            spaced.append(option)
+    return spaced
 
 
 def _is_controller_or_solo(config) -> bool:

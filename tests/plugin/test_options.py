@@ -144,3 +144,16 @@ def test_a_named_backend_that_cannot_run_a_precision_refuses_the_run_instead_of_
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expected}*"])
     assert "skipped" not in result.stdout.str() and "Traceback" not in result.stderr.str()
+
+
+def test_the_spaced_value_advice_names_only_path_options_and_works_when_followed(suite, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    result = suite.run("-m", "accuracy", "--embedded", "--precision", "fp16", "--checkpoints-dir", str(elsewhere),
+                       cache=False)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    # --embedded is a flag (--embedded=1 is an argparse error) and fp16 is no path: neither is named
+    result.stderr.fnmatch_lines(["*ignored*pytest.ini*Write the value with '=': --checkpoints-dir=VALUE (or set it "
+                                 "in the environment)."])
+    followed = suite.run("--co", "-m", "accuracy", "--embedded", "--precision", "fp16",
+                         f"--checkpoints-dir={elsewhere}", cache=False)
+    assert followed.ret == pytest.ExitCode.OK
