@@ -209,6 +209,18 @@ class ValidationSession:
             self._memo["dataset"] = discover(self.source().dataset_dir)
         return self._memo["dataset"]
 
+    def check_dataset(self) -> None:
+        """A --dataset-dir with no supported layout, or fewer images than --num-images asks for, is one usage
+        line at start-up, not a test failure after the model is loaded and exported. Memoised: the run reuses it."""
+        source = self.configured_source()
+        if source.embedded or source.skip_reason or source.no_data_reason:
+            return  # the embedded default is generated later; without weights or data nothing is scored
+        if "dataset" not in self._memo:
+            from .data.layouts import discover
+
+            self._memo["dataset"] = discover(source.dataset_dir)  # what dataset() finds: the same directory
+        self.split()
+
     def split(self):
         """Which val images are scored and which calibrate INT8 (without a dataset: only the
         --calib-dir images, nothing to score)."""
@@ -216,7 +228,7 @@ class ValidationSession:
             from .data.selection import split_images
 
             s = self.settings
-            has_data = not self.source().no_data_reason
+            has_data = not self.configured_source().no_data_reason  # the same, without loading the weights
             self._memo["split"] = split_images(
                 self.dataset().images if has_data else (), num_images=s.num_images if has_data else None,
                 calib_count=s.calib_count, calib_dir=s.calib_dir, calib_on_scored=s.calib_on_scored,

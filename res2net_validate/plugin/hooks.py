@@ -61,6 +61,7 @@ def pytest_configure(config):
         if not session.configured_source().skip_reason:
             session.thresholds()  # a malformed file fails now, not after minutes of work
         session.check_backend()  # an explicit backend that cannot run a precision must not skip to green
+        session.check_dataset()  # a folder without a layout, or too few images, before any export
         if settings.compare_baseline is not None:
             session.baseline()  # likewise an unreadable baseline
     except ValidateError as exc:
