@@ -100,7 +100,7 @@ class Baseline:
             if mine.get(key) != theirs.get(key):
                 raise ValidateError(
                     f"--compare-baseline {self.path}: made on another {what} than this run "
-                    f"(baseline {_short(self.identity.get(key))}, this run {_short(identity.get(key))}); "
+                    f"({_differences(mine.get(key), theirs.get(key))}); "
                     "compare only runs on the same dataset and preprocessing, or save a new baseline with "
                     "--save-baseline")
 
@@ -148,6 +148,19 @@ def _subset(predictions: Predictions, rows: list[int]) -> Predictions:
     padded = np.concatenate([predictions.top5, np.full((len(predictions.names) - decoded, TOP_K), -2, np.int32)])
     return Predictions(predictions.precision, tuple(predictions.names[i] for i in rows), predictions.labels[rows],
                        padded[rows])
+
+
+def _differences(baseline, run, prefix: str = "") -> str:
+    """Only what differs, e.g. "method: exact (baseline) vs fast (this run)": both values in full would be cut
+    at the same length and hide the key that differs."""
+    if isinstance(baseline, dict) and isinstance(run, dict):
+        found = [_differences(baseline.get(k), run.get(k), f"{prefix}{k}.") for k in sorted({*baseline, *run})
+                 if baseline.get(k) != run.get(k)]
+        return "; ".join(found)
+    def show(value):
+        return value if isinstance(value, str) else "none" if value is None else _short(value)
+
+    return f"{prefix[:-1] + ': ' if prefix else ''}{show(baseline)} (baseline) vs {show(run)} (this run)"
 
 
 def _short(value) -> str:

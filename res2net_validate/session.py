@@ -129,6 +129,26 @@ class ValidationSession:
                 f"but {available / 2**30:.1f} GiB are available; use --batch-size {max(1, available // BYTES_PER_IMAGE)} "
                 "or less")
 
+    def check_backend(self) -> None:
+        """A backend chosen by name that cannot run a selected precision (or the FP32 reference a relative
+        gate needs) is a usage error now: skipping would turn a CI gate green without testing anything.
+        ``auto`` falls back on its own, so it is not checked."""
+        s = self.settings
+        if s.backend == "auto":
+            return
+        wanted = [(precision, "") for precision in s.precision]
+        source = self.configured_source()
+        if "fp32" not in s.precision and not source.skip_reason and not source.no_data_reason:
+            gated = [p for p in s.precision if self.wants_reference(p)]
+            if gated:
+                wanted.append(("fp32", f" (the FP32 reference the relative gate of {', '.join(gated)} needs)"))
+        backend = self.backend()
+        for precision, why in wanted:
+            usable = backend.supports(precision)
+            if not usable:
+                raise ValidateError(f"--backend {s.backend} (from {s.sources['backend']}) cannot run "
+                                    f"{precision}{why}: {usable.reason}")
+
     def source(self) -> Source:
         if "source" not in self._memo:
             source = self.configured_source()
@@ -189,6 +209,18 @@ class ValidationSession:
             self._memo["dataset"] = discover(self.source().dataset_dir)
         return self._memo["dataset"]
 
+    def check_dataset(self) -> None:
+        """A --dataset-dir with no supported layout, or fewer images than --num-images asks for, is one usage
+        line at start-up, not a test failure after the model is loaded and exported. Memoised: the run reuses it."""
+        source = self.configured_source()
+        if source.embedded or source.skip_reason or source.no_data_reason:
+            return  # the embedded default is generated later; without weights or data nothing is scored
+        if "dataset" not in self._memo:
+            from .data.layouts import discover
+
+            self._memo["dataset"] = discover(source.dataset_dir)  # what dataset() finds: the same directory
+        self.split()
+
     def split(self):
         """Which val images are scored and which calibrate INT8 (without a dataset: only the
         --calib-dir images, nothing to score)."""
@@ -196,7 +228,7 @@ class ValidationSession:
             from .data.selection import split_images
 
             s = self.settings
-            has_data = not self.source().no_data_reason
+            has_data = not self.configured_source().no_data_reason  # the same, without loading the weights
             self._memo["split"] = split_images(
                 self.dataset().images if has_data else (), num_images=s.num_images if has_data else None,
                 calib_count=s.calib_count, calib_dir=s.calib_dir, calib_on_scored=s.calib_on_scored,
@@ -412,6 +444,13 @@ class ValidationSession:
 
             self._memo["baseline"] = read_baseline(self.settings.compare_baseline)
         return self._memo["baseline"]
+
+    def check_baseline_comparable(self, preprocess) -> None:
+        """--compare-baseline against this run's data and preprocessing (what ``Baseline.check_comparable``
+        reads of identity()), before anything is scored."""
+        has_data = not self.source().no_data_reason
+        self.baseline().check_comparable({"dataset": self._dataset_identity() if has_data else None,
+                                          "preprocess": preprocess.settings()})
 
     def notes(self, artifacts=None) -> list[str]:
         notes = list(self.split().notes) if "split" in self._memo else []

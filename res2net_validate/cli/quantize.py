@@ -98,6 +98,23 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
+def _check_is_onnx(graph: Path) -> None:
+    """A file protobuf cannot parse (or an empty one, which parses as an empty model) is one clear line."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load(str(graph), load_external_data=False)
+    except (DecodeError, ValueError, OSError, RuntimeError) as exc:
+        problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unparsable'}"
+    else:
+        if model.graph.node:
+            return
+        problem = "it holds no graph nodes"
+    raise ValidateError(f"--graph {graph}: not an ONNX model ({problem}). Pass an FP32 ONNX graph of "
+                        "res2net50_14w_8s, e.g. the fp32 graph `res2net-validate export` prints.")
+
+
 def _run_cli(args: argparse.Namespace) -> int:
     import shutil
     from collections import Counter
@@ -108,6 +125,7 @@ def _run_cli(args: argparse.Namespace) -> int:
 
     if not args.graph.is_file():
         raise ValidateError(f"--graph {args.graph}: no such file. Pass an FP32 ONNX graph of res2net50_14w_8s.")
+    _check_is_onnx(args.graph)  # before any calibration image is read
     settings = CalibrationSettings(method=args.method, percentile=args.percentile, batch_size=args.calib_batch)
     recipe = recipe_for(args.flavour, args.residual_add)  # a wrong combination fails before any image is read
     files = calibration_file_list(args.calib_dir, args.calib_list, args.calib_count)

@@ -38,8 +38,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # every loader has its own exception zoo
+        # Our own short reason: torch's text runs to several lines and advises weights_only=False,
+        # which would run whatever code the file holds.
         raise ValidateError(
-            f"--weights {path}: not a readable PyTorch/safetensors checkpoint ({type(exc).__name__}: {exc}). "
+            f"--weights {path}: not a readable PyTorch/safetensors checkpoint ({type(exc).__name__}: "
+            f"{_unreadable_reason(path, exc)}). "
             "Pass the original res2net50_14w_8s-6527dddc.pth, a timm .pth or a .safetensors file."
         ) from None
     state = raw
@@ -54,6 +57,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             "Pass a checkpoint holding the model's tensors."
         )
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _unreadable_reason(path: Path, exc: Exception) -> str:
+    import pickle
+
+    with path.open("rb") as f:
+        head = f.read(4)
+    if path.suffix == ".safetensors":
+        return "not a valid safetensors file (damaged or truncated header)"
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch's zip format, or a bare pickle
+        return "not a PyTorch zip/pickle or safetensors file"
+    if isinstance(exc, pickle.UnpicklingError):
+        return "it holds Python objects beyond tensors and plain containers, which are never unpickled here"
+    return "a damaged or truncated PyTorch file"
 
 
 def load_model(path: str | Path, model_name: str = MODEL_NAME) -> torch.nn.Module:

@@ -60,6 +60,8 @@ def pytest_configure(config):
         session.check_batch_size()
         if not session.configured_source().skip_reason:
             session.thresholds()  # a malformed file fails now, not after minutes of work
+        session.check_backend()  # an explicit backend that cannot run a precision must not skip to green
+        session.check_dataset()  # a folder without a layout, or too few images, before any export
         if settings.compare_baseline is not None:
             session.baseline()  # likewise an unreadable baseline
     except ValidateError as exc:
@@ -117,6 +119,25 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def pytest_collection_finish(session):
+    """A --compare-baseline on other data or preprocessing is a usage error before any scoring (hours on
+    ImageNet), not a failure after it; the res2net_baseline fixture still checks (xdist workers, overrides)."""
+    config = session.config
+    run = config.stash.get(SESSION_KEY, None)
+    if (run is None or run.settings.compare_baseline is None or config.option.collectonly
+            or run.configured_source().skip_reason
+            or not any(item.get_closest_marker("res2net_baseline") for item in session.items)):
+        return
+    from ..data.preprocess import Preprocess
+
+    preprocess = Preprocess(method=run.settings.preprocess)  # as the res2net_preprocess fixture builds it
+    preprocess = config.hook.pytest_res2net_validate_preprocess(config=config, preprocess=preprocess) or preprocess
+    try:
+        run.check_baseline_comparable(preprocess)
+    except ValidateError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 class ResultCollector:
@@ -226,13 +247,25 @@ def _refuse_misplaced_rootdir(config) -> None:
     counts as a test path and can move the rootdir away from our pytest.ini."""
     local_ini = config.invocation_params.dir / "pytest.ini"
     if local_ini.is_file() and config.inipath != local_ini:
-        spaced = [a for a in config.invocation_params.args if isinstance(a, str) and a.startswith("--")
-                  and "=" not in a and a[2:].replace("-", "_") in {o.name for o in OPTIONS}]
+        spaced = _spaced_path_options([a for a in config.invocation_params.args if isinstance(a, str)],
+                                      config.invocation_params.dir)
         raise pytest.UsageError(
             f"pytest chose rootdir {config.rootpath} and ignored {local_ini}, because an option value looked like "
             f"a test path. Write the value with '=': " + ", ".join(f"{a}=VALUE" for a in spaced or ["--weights"])
             + " (or set it in the environment)."
         )
+
+
+def _spaced_path_options(args: list[str], invocation_dir: Path) -> list[str]:
+    """Our options written ``--name VALUE`` whose VALUE pytest could have taken for a test path: only
+    options that take a value (``--embedded=1`` is an error), and only values that look like a path."""
+    valued = {o.cli for o in OPTIONS if not o.flag}
+    spaced = []
+    for option, value in zip(args, args[1:] + [""]):
+        if option in valued and value and not value.startswith("-") and (
+                os.sep in value or "/" in value or (invocation_dir / value).exists()):
+            spaced.append(option)
+    return spaced
 
 
 def _is_controller_or_solo(config) -> bool:

@@ -127,3 +127,33 @@ def test_a_precision_without_a_target_fails_before_scoring_unless_allowed(suite)
     allowed = suite.run(*args, "--allow-untargeted")
     allowed.assert_outcomes(passed=1)
     allowed.stdout.fnmatch_lines(["Res2Net50 | 32 * | FP32 *"])
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("--backend=tensorrt", "--precision=fp16"), "--backend tensorrt (from --backend) cannot run fp16: needs TensorRT"),
+    (("--backend=torch", "--precision=int8"), "--backend torch (from --backend) cannot run int8: int8 is not "
+                                              "supported by the torch backend*use --backend onnxruntime*"),
+])
+def test_a_named_backend_that_cannot_run_a_precision_refuses_the_run_instead_of_skipping(suite, args, expected):
+    # A nightly that names its backend must not go green on a runner where that backend broke.
+    import importlib.util
+
+    if "tensorrt" in args[0] and importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here, so fp16 may run")  # torch never runs int8
+    result = suite.run("--embedded", "--num-images=32", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {expected}*"])
+    assert "skipped" not in result.stdout.str() and "Traceback" not in result.stderr.str()
+
+
+def test_the_spaced_value_advice_names_only_path_options_and_works_when_followed(suite, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    result = suite.run("-m", "accuracy", "--embedded", "--precision", "fp16", "--checkpoints-dir", str(elsewhere),
+                       cache=False)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    # --embedded is a flag (--embedded=1 is an argparse error) and fp16 is no path: neither is named
+    result.stderr.fnmatch_lines(["*ignored*pytest.ini*Write the value with '=': --checkpoints-dir=VALUE (or set it "
+                                 "in the environment)."])
+    followed = suite.run("--co", "-m", "accuracy", "--embedded", "--precision", "fp16",
+                         f"--checkpoints-dir={elsewhere}", cache=False)
+    assert followed.ret == pytest.ExitCode.OK

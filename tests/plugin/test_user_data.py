@@ -1,5 +1,6 @@
 """The suite on data the user brings: a checkpoint file and an ImageNet-layout folder."""
 
+import pytest
 from conftest import ZERO_THRESHOLDS
 
 from res2net_validate.data.sample import write_sample_dataset
@@ -79,3 +80,25 @@ def test_weights_alone_give_fps_and_int8_fps_needs_only_calibration_images(suite
     with_calibration.stdout.fnmatch_lines([
         "Res2Net50 | 2 * | INT8 *",
         "note: int8 Q/DQ graph, * calibration on 2 images listed in --calib-list from --calib-dir*"])
+
+
+def test_a_dataset_dir_without_a_layout_or_too_few_images_is_a_usage_error_before_any_export(suite, random_weights,
+                                                                                              tmp_path):
+    from PIL import Image
+
+    flat = tmp_path / "flat"  # unlabelled JPEGs with names of no layout
+    flat.mkdir()
+    Image.new("RGB", (64, 48)).save(flat / "holiday.jpg")
+    (tmp_path / "empty").mkdir()
+    data = tmp_path / "val"
+    write_sample_dataset(data, count=12, layout="card", size=(240, 320))
+    common = ("-m", "accuracy", "--precision=fp32", f"--weights={random_weights}", "--calib-count=2")
+    for dataset, extra, expected in (
+            (flat, (), f"ERROR: no ImageNet validation layout found in {flat}: expected one of val_map.txt*"),
+            (tmp_path / "empty", (), "ERROR: no ImageNet validation layout found in *empty: expected*"),
+            (data, ("--num-images=50",), "ERROR: --num-images 50: only 10 images are available to score")):
+        result = suite.run(*common, f"--dataset-dir={dataset}", *extra)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+        result.stderr.fnmatch_lines([expected])
+        output = result.stdout.str() + result.stderr.str()
+        assert "export" not in output and "Traceback" not in output and "collected" not in output

@@ -3,6 +3,8 @@ the precision proof and accuracy baselines each pass a healthy pipeline and fail
 
 import json
 
+import pytest
+
 from test_embedded_end_to_end import ZERO_CALIBRATION_CONFTEST
 
 # A data-path bug: the scored pixels reach the model in BGR order, with the preprocessing settings unchanged.
@@ -114,10 +116,20 @@ def test_a_baseline_of_other_preprocessing_is_one_clear_error(suite, tmp_path):
     baseline = tmp_path / "baseline.json"
     suite.run("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=32", f"--save-baseline={baseline}",
               "-k", "top1").assert_outcomes(passed=1)
+    # the differing key is named (not cut off), and the run stops before any image is preprocessed or scored
+    fast = suite.run("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=32", "--preprocess=fast",
+                     f"--compare-baseline={baseline}")
+    assert fast.ret == pytest.ExitCode.USAGE_ERROR
+    fast.stderr.fnmatch_lines([f"ERROR: --compare-baseline {baseline}: made on another preprocessing than this run "
+                               "(method: exact (baseline) vs fast (this run)); compare only runs *"])
+    output = fast.stdout.str() + fast.stderr.str()
+    assert "preprocess val" not in output and "passed" not in output and "Traceback" not in output
+
     document = json.loads(baseline.read_text())
     document["identity"]["preprocess"]["crop_pct"] = 0.95
     baseline.write_text(json.dumps(document))
     result = suite.run("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=32",
                        f"--compare-baseline={baseline}", "-k", "baseline")
-    result.stdout.fnmatch_lines([f"*--compare-baseline {baseline}: made on another preprocessing than this run*"])
-    assert result.ret != 0 and "Traceback" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--compare-baseline {baseline}: made on another preprocessing than this run "
+                                 "(crop_pct: 0.95 (baseline) vs 0.875 (this run)); *"])

@@ -25,6 +25,16 @@ def test_a_missing_checkpoint_is_one_line_and_exit_code_2(tmp_path, capsys):
     assert "res2net-validate export: error: --weights" in capsys.readouterr().err
 
 
+def test_weights_that_are_a_text_file_are_one_line_without_torchs_advice(tmp_path, capsys):
+    notes = tmp_path / "w.pth"
+    notes.write_text("not a checkpoint\n")
+    assert main(["export", f"--weights={notes}", f"--cache-dir={tmp_path / 'cache'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"res2net-validate export: error: --weights {notes}: not a readable PyTorch/safetensors checkpoint "
+                   "(UnpicklingError: not a PyTorch zip/pickle or safetensors file). Pass the original "
+                   "res2net50_14w_8s-6527dddc.pth, a timm .pth or a .safetensors file.")
+
+
 def test_unknown_command_is_a_usage_error():
     with pytest.raises(SystemExit):
         main(["frobnicate"])

@@ -45,11 +45,30 @@ def test_release_checkpoints_without_num_batches_tracked_load(tmp_path, state_di
     load_model(path)
 
 
-def test_not_a_checkpoint(tmp_path):
+class NotATensor:  # weights_only loading refuses arbitrary classes
+    pass
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("hello", "KeyError: not a PyTorch zip/pickle or safetensors file"),
+    ("not a checkpoint\n", "UnpicklingError: not a PyTorch zip/pickle or safetensors file"),
+    ("TRUNCATED", "RuntimeError: a damaged or truncated PyTorch file"),
+    ("OBJECT", "UnpicklingError: it holds Python objects beyond tensors and plain containers"),
+])
+def test_not_a_checkpoint_is_one_line_of_our_own(tmp_path, content, reason):
     path = tmp_path / "notes.pth"
-    path.write_text("hello")
-    with pytest.raises(ValidateError, match=r"--weights .*notes.pth: not a readable PyTorch/safetensors checkpoint"):
+    if content in ("TRUNCATED", "OBJECT"):
+        torch.save({"w": torch.zeros(3), "o": NotATensor()}, path)
+        if content == "TRUNCATED":
+            path.write_bytes(path.read_bytes()[:100])
+    else:
+        path.write_text(content)
+    with pytest.raises(ValidateError) as raised:
         read_state_dict(path)
+    message = str(raised.value)
+    assert message.startswith(f"--weights {path}: not a readable PyTorch/safetensors checkpoint ({reason}")
+    # torch's own text is several lines and advises weights_only=False (which runs the file's code)
+    assert "\n" not in message and "weights_only" not in message and "issue" not in message
 
 
 def test_missing_file(tmp_path):

@@ -282,3 +282,16 @@ def test_tensorrt_flavour_can_quantize_only_the_shortcut_of_a_residual_add(built
     with pytest.raises(ValidateError, match="--residual-add shortcut: only the tensorrt flavour"):
         int8_graph(cache, tiny_graph, lambda: iter([data]), "calib-a", len(data), CalibrationSettings(),
                    "onnxruntime", progress=False, residual_add="shortcut")
+
+
+@pytest.mark.parametrize("content", [b"this is a text file, not a graph\n", b""])
+def test_cli_a_graph_that_is_not_onnx_is_one_line_before_any_image_is_read(tmp_path, capsys, content):
+    not_onnx = tmp_path / "notes.onnx"
+    not_onnx.write_bytes(content)
+    broken = tmp_path / "broken"  # reading these would be a different error: the graph is checked first
+    broken.mkdir()
+    (broken / "bad.JPEG").write_bytes(b"not a jpeg")
+    assert cli("--graph", not_onnx, "--calib-dir", broken, "--cache-dir", tmp_path / "c") == 2
+    err = capsys.readouterr().err
+    assert f"--graph {not_onnx}: not an ONNX model (" in err and "Pass an FP32 ONNX graph" in err
+    assert "Traceback" not in err and "cannot decode image" not in err and len(err.strip().splitlines()) == 1
