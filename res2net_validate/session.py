@@ -412,23 +412,31 @@ class ValidationSession:
                 "preprocess": preprocess.key_parts(), "backend": backend.name, "runtime": _runtime_versions(),
                 "cpu": cpu_description(), "gpus": describe_gpus(device_report()), "batch_size": self.settings.batch_size}
 
-    def identity(self, preprocess) -> dict:
-        """What identifies this run's inputs, for baselines and merged reports."""
-        if "identity" not in self._memo:
+    def model_identity(self) -> dict:
+        """What identifies the model this run measures (an FPS-only run has no more): source, thresholds
+        file, model name, weights."""
+        if "model_identity" not in self._memo:
             from . import MODEL_NAME
             from .cache import file_sha256
 
-            has_data = not self.source().no_data_reason
             thresholds = self.thresholds()
-            self._memo["identity"] = {
+            self._memo["model_identity"] = {
                 "source": self.source().describe(),
                 "thresholds": {"path": str(thresholds.path), "sha256": file_sha256(thresholds.path),
                                "model": thresholds.model, "batch_size": thresholds.batch_size},
                 "model_name": MODEL_NAME,
                 "weights_sha256": file_sha256(self.source().weights),
-                "dataset": self._dataset_identity() if has_data else None,
-                "preprocess": preprocess.settings(),
             }
+        return self._memo["model_identity"]
+
+    def identity(self, preprocess) -> dict:
+        """What identifies this run's inputs, for baselines and merged reports: the model, plus the
+        dataset and preprocessing it was scored on."""
+        if "identity" not in self._memo:
+            has_data = not self.source().no_data_reason
+            self._memo["identity"] = {**self.model_identity(),
+                                      "dataset": self._dataset_identity() if has_data else None,
+                                      "preprocess": preprocess.settings()}
         return self._memo["identity"]
 
     def _dataset_identity(self) -> dict:
@@ -446,11 +454,8 @@ class ValidationSession:
         return self._memo["baseline"]
 
     def check_baseline_comparable(self, preprocess) -> None:
-        """--compare-baseline against this run's data and preprocessing (what ``Baseline.check_comparable``
-        reads of identity()), before anything is scored."""
-        has_data = not self.source().no_data_reason
-        self.baseline().check_comparable({"dataset": self._dataset_identity() if has_data else None,
-                                          "preprocess": preprocess.settings()})
+        """--compare-baseline against this run's data and preprocessing, before anything is scored."""
+        self.baseline().check_comparable(self.identity(preprocess))
 
     def notes(self, artifacts=None) -> list[str]:
         notes = list(self.split().notes) if "split" in self._memo else []

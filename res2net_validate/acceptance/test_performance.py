@@ -7,7 +7,7 @@ pytest-benchmark times one batch per round with the input resident on the device
 import numpy as np
 import pytest
 
-from res2net_validate.plugin.fixtures import model_identity, record_result
+from res2net_validate.plugin.fixtures import record_result
 from res2net_validate.plugin.report import PerformanceRecord
 from res2net_validate.verdicts import check_fps
 
@@ -38,7 +38,7 @@ def test_fps(request, benchmark, precision, res2net_session, res2net_artifacts, 
         benchmark.extra_info["trtexec_like"] = trtexec_like.as_dict()
     record_result(request, PerformanceRecord(precision, info.backend, batch_size, fps, info.device,
                                              tuple(res2net_session.notes(res2net_artifacts)),
-                                             run=model_identity(res2net_session)))
+                                             run=res2net_session.model_identity()))
 
     floor = res2net_thresholds.fps_floor(precision, info.device)
     device_key, minimum = floor if floor is not None else (None, None)

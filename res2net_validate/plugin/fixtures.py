@@ -154,20 +154,6 @@ class VerdictChecker:
         return verdicts
 
 
-def model_identity(session: ValidationSession) -> dict:
-    """The part of ``session.identity()`` a run has without scoring images (model, thresholds, weights,
-    source), the same keys and values: an FPS-only run records it, so a merged report puts it beside the
-    accuracy runs of the same model.  (The dataset and preprocessing are recorded only by runs that score.)"""
-    from .. import MODEL_NAME
-    from ..cache import file_sha256
-
-    thresholds = session.thresholds()
-    return {"source": session.source().describe(),
-            "thresholds": {"path": str(thresholds.path), "sha256": file_sha256(thresholds.path),
-                           "model": thresholds.model, "batch_size": thresholds.batch_size},
-            "model_name": MODEL_NAME, "weights_sha256": file_sha256(session.source().weights)}
-
-
 JUNIT_PROPERTIES = ("top1", "top5", "fps", "images")
 
 

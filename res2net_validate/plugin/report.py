@@ -73,7 +73,7 @@ class PerformanceRecord(ResultRecord):
     fps: float
     device: str
     notes: tuple[str, ...] = ()
-    run: dict | None = None  # fixtures.model_identity(): so an FPS-only run joins its accuracy runs' report
+    run: dict | None = None  # session.model_identity(): so an FPS-only run joins its accuracy runs' report
 
     def as_dict(self) -> dict:
         record = {"precision": self.precision, "backend": self.backend, "batch_size": self.batch_size,
