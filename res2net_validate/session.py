@@ -396,11 +396,8 @@ class ValidationSession:
         from .backends.base import RUNS_TORCH
         from .cache import file_sha256
 
-        key = ("model_sha256", precision if self.backend().runs != RUNS_TORCH else "weights")
-        if key not in self._memo:  # asked by the reference cache and by each baseline entry
-            model = self.source().weights if key[1] == "weights" else self.graph(precision, artifacts)
-            self._memo[key] = file_sha256(model)
-        return self._memo[key]
+        torch = self.backend().runs == RUNS_TORCH
+        return file_sha256(self.source().weights if torch else self.graph(precision, artifacts))  # memoised there
 
     def _reference_key(self, artifacts, images, preprocess) -> dict:
         from .backends.onnxruntime import cpu_description
