@@ -47,13 +47,17 @@ def res2net_thresholds(res2net_session, res2net_source):
     return _or_fail(res2net_session.thresholds)
 
 
-@pytest.fixture(scope="session")
-def res2net_preprocess(request, res2net_session):
+def configured_preprocess(config, settings):
+    """The run's Preprocess: --preprocess, then the pytest_res2net_validate_preprocess hook's replacement."""
     from ..data.preprocess import Preprocess
 
-    preprocess = Preprocess(method=res2net_session.settings.preprocess)
-    replaced = request.config.hook.pytest_res2net_validate_preprocess(config=request.config, preprocess=preprocess)
-    return replaced or preprocess
+    preprocess = Preprocess(method=settings.preprocess)
+    return config.hook.pytest_res2net_validate_preprocess(config=config, preprocess=preprocess) or preprocess
+
+
+@pytest.fixture(scope="session")
+def res2net_preprocess(request, res2net_session):
+    return configured_preprocess(request.config, res2net_session.settings)
 
 
 @pytest.fixture(scope="session")
@@ -125,9 +129,8 @@ def res2net_baseline(res2net_session, res2net_source, res2net_preprocess):
     """The ``--compare-baseline`` file, checked to be comparable with this run."""
     if res2net_session.settings.compare_baseline is None:
         pytest.skip("no baseline: pass --compare-baseline=FILE (saved by a run with --save-baseline=FILE)")
-    baseline = _or_fail(res2net_session.baseline)
-    _or_fail(baseline.check_comparable, res2net_session.identity(res2net_preprocess))
-    return baseline
+    _or_fail(res2net_session.check_baseline_comparable, res2net_preprocess)
+    return res2net_session.baseline()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from .. import __version__
 from ..errors import ValidateError
-from .fixtures import SESSION_KEY
+from .fixtures import SESSION_KEY, configured_preprocess
 from .fixtures import *  # noqa: F401,F403 - registers the fixtures with pytest
 from ..settings import OPTIONS, add_options, resolve
 from .report import Report, json_path_beside
@@ -123,19 +123,18 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_collection_finish(session):
     """A --compare-baseline on other data or preprocessing is a usage error before any scoring (hours on
-    ImageNet), not a failure after it; the res2net_baseline fixture still checks (xdist workers, overrides)."""
+    ImageNet), not a failure after it; the res2net_baseline fixture still checks (under xdist, overrides)."""
     config = session.config
     run = config.stash.get(SESSION_KEY, None)
-    if (run is None or run.settings.compare_baseline is None or config.option.collectonly
+    # Not on an xdist worker: a UsageError there is an INTERNALERROR that hides the message (the
+    # controller collects nothing), so workers leave the check to the res2net_baseline fixture.
+    if (not _is_controller_or_solo(config) or run is None or run.settings.compare_baseline is None
+            or config.option.collectonly
             or run.configured_source().skip_reason
             or not any(item.get_closest_marker("res2net_baseline") for item in session.items)):
         return
-    from ..data.preprocess import Preprocess
-
-    preprocess = Preprocess(method=run.settings.preprocess)  # as the res2net_preprocess fixture builds it
-    preprocess = config.hook.pytest_res2net_validate_preprocess(config=config, preprocess=preprocess) or preprocess
     try:
-        run.check_baseline_comparable(preprocess)
+        run.check_baseline_comparable(configured_preprocess(config, run.settings))
     except ValidateError as exc:
         raise pytest.UsageError(str(exc)) from None
 
