@@ -62,6 +62,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def _unreadable_reason(path: Path, exc: Exception) -> str:
     import pickle
 
+    if isinstance(exc, OSError):  # unreadable bytes (permissions, I/O): the system's own reason says it
+        return str(exc)
     with path.open("rb") as f:
         head = f.read(4)
     if path.suffix == ".safetensors":

@@ -71,6 +71,23 @@ def test_not_a_checkpoint_is_one_line_of_our_own(tmp_path, content, reason):
     assert "\n" not in message and "weights_only" not in message and "issue" not in message
 
 
+def test_an_unreadable_checkpoint_is_one_line_naming_the_system_error(tmp_path, monkeypatch):
+    # root ignores chmod 000, so the read error is raised by the loader (and by any second open)
+    path = tmp_path / "locked.pth"
+    path.write_bytes(b"PK\x03\x04")
+    denied = PermissionError(13, "Permission denied", str(path))
+
+    def refuse(*args, **kwargs):
+        raise denied
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(type(path), "open", refuse)
+    with pytest.raises(ValidateError) as raised:
+        read_state_dict(path)
+    assert str(raised.value).startswith(f"--weights {path}: not a readable PyTorch/safetensors checkpoint "
+                                        "(PermissionError: [Errno 13] Permission denied")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ValidateError, match="no such file"):
         read_state_dict(tmp_path / "absent.pth")
