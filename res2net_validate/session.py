@@ -206,7 +206,9 @@ class ValidationSession:
         if "dataset" not in self._memo:
             from .data.layouts import discover
 
-            self._memo["dataset"] = discover(self.source().dataset_dir)
+            # the configured folder needs no checkpoint check; only the embedded default's is generated
+            source = self.configured_source()
+            self._memo["dataset"] = discover((self.source() if source.embedded else source).dataset_dir)
         return self._memo["dataset"]
 
     def check_dataset(self) -> None:
@@ -215,11 +217,7 @@ class ValidationSession:
         source = self.configured_source()
         if source.embedded or source.skip_reason or source.no_data_reason:
             return  # the embedded default is generated later; without weights or data nothing is scored
-        if "dataset" not in self._memo:
-            from .data.layouts import discover
-
-            self._memo["dataset"] = discover(source.dataset_dir)  # what dataset() finds: the same directory
-        self.split()
+        self.split()  # discovers the layout and splits it; both memoised for the run
 
     def split(self):
         """Which val images are scored and which calibrate INT8 (without a dataset: only the
