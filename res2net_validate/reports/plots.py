@@ -238,9 +238,12 @@ def over_time(kind: Kind) -> bytes | None:
     dated = all(run.timestamp for run in kind.runs)
     # On a time axis when every run has its timestamp; else one tick per run, oldest first.
     position = {id(run): run.timestamp if dated else i for i, run in enumerate(kind.runs)}
+    series = kind.series()
+    several_batches = len({key.batch_size for key in series}) > 1  # else the label would merge their lines
     panels = []  # (metric, title, {series label: [(x, value)]}), only for metrics some run measured:
     for metric, title in (("fps", "FPS"), ("top1", "Top-1 (%)")):  # a nightly accuracy job times nothing
-        lines = {key.label: valued for key, points in kind.series().items()
+        lines = {_short(key.label, 40) + (f" batch {key.batch_size}" if several_batches else ""): valued
+                 for key, points in series.items()
                  if (valued := [(position[id(p.run)], p.row[metric]) for p in points if p.row.get(metric) is not None])}
         if any(len(valued) > 1 for valued in lines.values()):  # one point per line is no history (separate
             panels.append((metric, title, lines))  # accuracy and FPS jobs), and a date axis of one day spans years
@@ -250,7 +253,7 @@ def over_time(kind: Kind) -> bytes | None:
     for axes, (metric, title, lines) in zip(axes_list, panels):
         values = [v for valued in lines.values() for _, v in valued]
         for label, valued in lines.items():
-            axes.plot([x for x, _ in valued], [v for _, v in valued], marker="o", label=_short(label, 40))
+            axes.plot([x for x, _ in valued], [v for _, v in valued], marker="o", label=label)
         if metric == "fps" and max(values) / max(min(values), 1e-9) > 20:
             axes.set_yscale("log")  # GPUs and CPUs on one axis
         if dated:

@@ -380,7 +380,7 @@ def test_an_fps_only_run_of_other_weights_or_thresholds_keeps_its_own_section(tm
     assert [r["FPS"] for r in first] == ["-", "-"] and [r["FPS"] for r in second] == ["12.00", "9.00"]
 
 
-def drawn_figures(monkeypatch, paths) -> dict:
+def drawn_figures(monkeypatch) -> dict:
     """Every figure the report draws, by plot function, inspected before it becomes a PNG."""
     from res2net_validate.reports import plots
 
@@ -407,7 +407,7 @@ def test_every_drawn_panel_has_a_legend_entry_per_series_and_no_empty_panel(tmp_
         elif measured == "separate-jobs":
             doc = results(f"2026-11-{day}T01:00:00+00:00", fps=(None, None))
         nights.append(write(tmp_path / f"n{day}.json", doc))
-    drawn = drawn_figures(monkeypatch, nights)
+    drawn = drawn_figures(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. "No artists with labels found to put in legend"
         written = write_report(nights, [], tmp_path / "out")
@@ -428,3 +428,20 @@ def test_every_drawn_panel_has_a_legend_entry_per_series_and_no_empty_panel(tmp_
     else:
         assert panels["fps_by_device"] == [("FPS", [f"{CPU} (onnxruntime)"])]
     assert len(IMG.findall(written.html.read_text())) == len(drawn)
+
+
+def test_over_time_draws_one_line_per_batch_size(tmp_path, monkeypatch):
+    """Series that differ only in batch size share device, precision and backend: each keeps its own line."""
+    pytest.importorskip("matplotlib")
+    paths = []
+    for day in (29, 30):
+        for batch in (1, 32):
+            doc = results(f"2026-11-{day}T0{batch % 9}:00:00+00:00", fps=(10.0 + batch, 8.0 + batch))
+            for row in doc["rows"]:
+                row["batch_size"] = batch
+            paths.append(write(tmp_path / f"n{day}-b{batch}.json", doc))
+    drawn = drawn_figures(monkeypatch)
+    write_report(paths, [], tmp_path / "out")
+    for axes in drawn["over_time"].axes:
+        assert len(axes.get_lines()) == 4, axes.get_title()  # FP32 and FP16, at batch 1 and 32
+        assert sorted(t.get_text() for t in axes.get_legend().texts)[0].endswith("batch 1")
