@@ -122,7 +122,8 @@ def check_baseline(precision: str, metric: str, baseline_correct, now_correct, n
     name = METRICS[metric]
     message = (f"{name} vs baseline {change:+.2f} points on {images} images (95% interval "
                f"{_interval_text(result.interval)}): {lost} right->wrong, {gained} wrong->right, exact McNemar "
-               f"p={result.p_value:.3g} {'>' if passed else '<='} alpha {alpha:g}")
+               f"p={result.p_value:.3g} {'>' if passed else '<='} alpha {alpha:g}; "
+               f"{_detectable_text(result.detectable, 'regression')}")
     if not passed:
         message += (" - significantly worse. Right->wrong: " + ", ".join(flipped[:MAX_LISTED_FLIPS])
                     + (f" ... ({len(flipped)} in all, listed in the results JSON)" if len(flipped) > MAX_LISTED_FLIPS

@@ -140,8 +140,10 @@ def test_baseline_mcnemar_detects_its_printed_detectable_regression_about_80_per
     rng = np.random.default_rng(13)
     last_night = rng.random(5_000) < 0.78
     names, labels = [str(i) for i in range(5_000)], np.zeros(5_000, int)
-    printed = check_baseline("fp16", "top1", last_night, last_night ^ (rng.random(5_000) < 0.01), names, labels,
-                             ALPHA).detectable_shortfall
+    verdict = check_baseline("fp16", "top1", last_night, last_night ^ (rng.random(5_000) < 0.01), names, labels,
+                             ALPHA)
+    printed = verdict.detectable_shortfall
+    assert f"detects a regression of {printed:.2f} points with power 80%" in verdict.message  # what users read
     shift = printed / 100 / 2  # half of the net change each way keeps the discordance at 1%
     rate = _baseline_failure_rate(0.005 + shift, 0.005 - shift, rng)
     assert 0.8 - 0.1 <= rate <= 0.8 + 0.1, (printed, rate)
