@@ -92,7 +92,7 @@ def file_calibration_source(files: tuple[Path, ...], preprocess, batch_size: int
     return digest.hexdigest(), batches
 
 
-def _peak_rss_gb() -> float:
+def _peak_rss_gib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
@@ -141,7 +141,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     result = int8_graph(cache, args.graph, tracked_batches, key, len(files), settings,
                         args.flavour, progress=sys.stderr.isatty(), batch_size_hint=32,
                         residual_add=args.residual_add)
-    build_peak_gb = _peak_rss_gb()  # before the sanity check and --worst-layers add their own sessions
+    build_peak_gib = _peak_rss_gib()  # before the sanity check and --worst-layers add their own sessions
     ranges = TensorRanges.load(result.ranges_path)
     source = f"--calib-list {args.calib_list}" if args.calib_list else f"--calib-dir {args.calib_dir}"
     if calibrated:
@@ -179,8 +179,8 @@ def _run_cli(args: argparse.Namespace) -> int:
         for drift in layer_comparison(args.graph, result.path, sample, top=args.worst_layers):
             print(f"    {drift.tensor} ({drift.producer}): cosine {drift.cosine:.4f}, "
                   f"relative error {drift.relative_error:.3f}")
-    print(f"peak RSS: {build_peak_gb:.2f} GB through calibration and writing the graph (the whole process: imports, "
-          f"image decoding, the pass), {_peak_rss_gb():.2f} GB with the sanity check"
+    print(f"peak RSS: {build_peak_gib:.2f} GiB through calibration and writing the graph (the whole process: imports, "
+          f"image decoding, the pass), {_peak_rss_gib():.2f} GiB with the sanity check"
           + (" and the layer comparison" if args.worst_layers > 0 else ""))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
