@@ -39,6 +39,7 @@ from PIL import Image
 from .. import MODEL_NAME, __version__
 from ..constants import PREPROCESS_METHODS
 from ..errors import ValidateError
+from ..versions import module_versions
 
 _PIL_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -164,11 +165,7 @@ class Preprocess:
 
         parts = {**self.pixel_settings(), "pillow": PIL.__version__, "res2net_validate": __version__}
         if self.method == "fast":
-            import torch
-            import torchvision
-
-            parts["torch"] = torch.__version__
-            parts["torchvision"] = torchvision.__version__
+            parts.update(module_versions("torch", "torchvision"))
         return parts
 
     def key_parts(self) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 from .. import MODEL_NAME, __version__
 from ..cache import ArtifactCache, file_sha256
 from ..ort_sessions import inference_session
-from ..versions import package_versions
+from ..versions import module_versions, package_versions
 from .notes import GraphCheck, Int8Build
 
 OPSET = 17
@@ -125,13 +125,11 @@ def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME
 
 def fp16_graph(cache: ArtifactCache, fp32: Graph) -> Graph:
     """FP16 weights and activations, float32 inputs and outputs kept (casts at the edges)."""
-    import onnxruntime
-
     key_parts = {
         "fp32_sha256": fp32.sha256,
         "converter": "onnxruntime.transformers.float16",
         "keep_io_types": True,
-        "onnxruntime": onnxruntime.__version__,
+        **module_versions("onnxruntime"),  # the code that runs, from onnxruntime or onnxruntime-gpu
         "res2net_validate": __version__,
     }
 

@@ -7,6 +7,7 @@ caller always read that), so a change of list, order or source turns a user's wa
 from __future__ import annotations
 
 import platform
+from types import SimpleNamespace
 from importlib import metadata
 
 import numpy as np
@@ -63,3 +64,27 @@ def test_a_missing_distribution_raises_unless_skipped():
         package_versions("numpy", missing)
     assert items(package_versions(missing, "numpy", skip_missing=True)) == [("numpy", metadata.version("numpy"))]
     assert module_versions("numpy") == {"numpy": np.__version__}
+
+
+def test_fp16_and_fast_pixel_keys_name_the_running_modules(tmp_path):
+    import torch
+    import torchvision
+
+    from res2net_validate.data.preprocess import Preprocess
+
+    seen = {}
+
+    class KeyOnly:  # stops at the key: nothing is built
+        def get_or_build(self, kind, key_parts, build, needs_bytes=0):
+            seen[kind] = key_parts
+            raise StopIteration
+
+    (tmp_path / "fp32.onnx").write_bytes(b"0" * 8)  # fp16_graph sizes its entry from it
+    with pytest.raises(StopIteration):
+        export.fp16_graph(KeyOnly(), SimpleNamespace(sha256="f" * 64, path=tmp_path / "fp32.onnx"))
+    assert items(seen["onnx-fp16"]) == items({"fp32_sha256": "f" * 64, "converter": "onnxruntime.transformers.float16",
+                                              "keep_io_types": True, "onnxruntime": onnxruntime.__version__,
+                                              "res2net_validate": res2net_validate.__version__})
+    fast = Preprocess(method="fast").pixel_key_parts()
+    assert (fast["torch"], fast["torchvision"]) == (torch.__version__, torchvision.__version__)
+    assert "torch" not in Preprocess().pixel_key_parts()
