@@ -8,7 +8,7 @@ from .base import PRECISIONS, Availability, Backend, PrecisionProof, Runner, Run
 from ..constants import BACKEND_NAMES  # noqa: F401
 
 
-def get_backend(name: str, cache=None) -> Backend:
+def get_backend(name: str, cache) -> Backend:
     """``cache``: the ArtifactCache a backend keeps its own builds in (TensorRT engines)."""
     if name == "onnxruntime":
         from .onnxruntime import OnnxRuntimeBackend
@@ -27,8 +27,8 @@ def get_backend(name: str, cache=None) -> Backend:
     raise ValidateError(f"--backend {name!r}: unknown; choose one of {', '.join(BACKEND_NAMES)}")
 
 
-def resolve_auto(cache=None) -> Backend:
+def resolve_auto(cache) -> Backend:
     # The TensorRT backend imports tensorrt lazily and reports a missing wheel or GPU through
     # availability(), so asking it is always safe.
     tensorrt = get_backend("tensorrt", cache)
-    return tensorrt if tensorrt.availability() else get_backend("onnxruntime")
+    return tensorrt if tensorrt.availability() else get_backend("onnxruntime", cache)

@@ -24,6 +24,13 @@ class Availability:
     def __bool__(self) -> bool:
         return self.usable
 
+    @classmethod
+    def of_precision(cls, precision: str) -> "Availability":
+        """Refuses a precision no backend knows (settings already refuse it from the command line)."""
+        if precision in PRECISIONS:
+            return cls(True)
+        return cls(False, f"precision {precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+
 
 @dataclass
 class RunnerInfo:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .base import PRECISIONS, RUNS_ONNX, Availability, PrecisionProof, RunnerInfo, layer_proof
+from .base import RUNS_ONNX, Availability, PrecisionProof, RunnerInfo, layer_proof
 
 # Compute layers whose precision is proven, as ONNX Runtime names them after its fusions.
 FLOAT_COMPUTE_OPS = {"Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
@@ -176,8 +176,8 @@ class OnnxRuntimeBackend:
         return Availability(True)
 
     def supports(self, precision: str) -> Availability:
-        if precision not in PRECISIONS:
-            return Availability(False, f"precision {precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+        if not (known := Availability.of_precision(precision)):
+            return known
         return self.availability()  # every graph runs here (see the module docstring)
 
     def open(self, graph, precision: str, batch_sizes: tuple[int, ...] = (32,)) -> OnnxRuntimeRunner:

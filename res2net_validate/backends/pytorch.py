@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ValidateError
 from .timing import ThroughputReport, Timer, WallClockTimer, run_timed_loop, throughput_report, time_repeated
-from .base import PRECISIONS, RUNS_TORCH, Availability, PrecisionProof, RunnerInfo, layer_proof
+from .base import RUNS_TORCH, Availability, PrecisionProof, RunnerInfo, layer_proof
 
 INT8_REFUSAL = (
     "int8 is not supported by the torch backend (the INT8 model is an ONNX Q/DQ graph); "
@@ -189,8 +189,8 @@ class TorchBackend:
             return usable
         if precision == "int8":
             return Availability(False, INT8_REFUSAL)
-        if precision not in PRECISIONS:
-            return Availability(False, f"precision {precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+        if not (known := Availability.of_precision(precision)):
+            return known
         if precision == "fp16" and not self.device().startswith("cuda"):
             return Availability(
                 False,

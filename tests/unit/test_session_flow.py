@@ -12,6 +12,7 @@ from fake_tensorrt import FakeCudaRuntime, FakeTensorRT
 from res2net_validate.backends.onnxruntime import OnnxRuntimeBackend
 from res2net_validate.backends.pytorch import TorchBackend
 from res2net_validate.backends.tensorrt import TensorRTBackend
+from res2net_validate.cache import ArtifactCache
 from res2net_validate.errors import NotConfigured
 from res2net_validate.graphs.artifacts import Artifacts
 from res2net_validate.graphs.calibrate import CalibrationSettings
@@ -72,10 +73,11 @@ def test_artifacts_never_choose_an_int8_flavour(tmp_path):
         artifacts.graph("int8")
 
 
-def test_every_backend_declares_what_open_receives():
+def test_every_backend_declares_what_open_receives(tmp_path):
     from res2net_validate.backends.base import RUNS_ONNX, RUNS_TORCH, Backend
 
-    backends = (OnnxRuntimeBackend(), TorchBackend(device="cpu"), TensorRTBackend(trt=FakeTensorRT()))
+    backends = (OnnxRuntimeBackend(), TorchBackend(device="cpu"),
+                TensorRTBackend(cache=ArtifactCache(tmp_path), trt=FakeTensorRT()))
     assert [(b.runs, b.int8_flavour) for b in backends] == [
         (RUNS_ONNX, "onnxruntime"), (RUNS_TORCH, None), (RUNS_ONNX, "tensorrt")]
     assert all(isinstance(b, Backend) for b in backends)

@@ -21,7 +21,7 @@ from ...cache import file_sha256
 from ..devices import TRT_INSTALL_HINT
 from ...errors import ValidateError
 from ..timing import CudaRuntime
-from ..base import PRECISIONS, RUNS_ONNX, Availability
+from ..base import RUNS_ONNX, Availability
 from .builder import EngineBuilder, deserialize
 from .engine import (
     HEADER_NAME,
@@ -47,13 +47,13 @@ class TensorRTBackend:
     def __init__(
         self,
         *,
-        cache=None,
+        cache,
         trt=None,
         cuda: CudaRuntime | None = None,
         workspace_bytes: int | None = None,
         progress: bool = True,
     ):
-        self.cache = cache  # cache.ArtifactCache for engines and the timing cache; needed by open()
+        self.cache = cache  # cache.ArtifactCache for engines and the timing cache
         self._trt = trt  # injected by tests (FakeTensorRT); else imported on first use
         self._cuda = cuda
         self.workspace_bytes = workspace_bytes
@@ -91,8 +91,8 @@ class TensorRTBackend:
         return Availability(True)
 
     def supports(self, precision: str) -> Availability:
-        if precision not in PRECISIONS:
-            return Availability(False, f"precision {precision!r} is unknown; choose one of {', '.join(PRECISIONS)}")
+        if not (known := Availability.of_precision(precision)):
+            return known
         return self.availability()
 
     # -- open -------------------------------------------------------------------------
@@ -102,9 +102,6 @@ class TensorRTBackend:
         usable = self.supports(precision)
         if not usable:
             raise ValidateError(f"--backend tensorrt: {usable.reason}")
-        if self.cache is None:
-            raise TypeError("TensorRTBackend(cache=...) is needed to open an engine: it is where engines are kept")
-        cache = self.cache
         trt, cuda = self._modules()
         batches = profile_batches(batch_sizes)
         onnx_path = Path(graph)
@@ -120,7 +117,7 @@ class TensorRTBackend:
         key_parts = engine_key_parts(
             expected.onnx_sha256, expected.tensorrt_version, gpu_name, capability, expected.settings
         )
-        timing_cache = timing_cache_path(cache.root, expected.tensorrt_version, gpu_name, capability)
+        timing_cache = timing_cache_path(self.cache.root, expected.tensorrt_version, gpu_name, capability)
 
         # Not named "builder": the API manifest test reads that name as a trt.Builder.
         engine_builder = EngineBuilder(trt, self.workspace_bytes, self.progress)
@@ -128,7 +125,7 @@ class TensorRTBackend:
         def build(tmp: Path) -> None:
             engine_builder.build_engine_dir(tmp, onnx_path, precision, batches, expected, timing_cache)
 
-        entry, engine, header = self._load_or_build(cache, key_parts, build, expected)
+        entry, engine, header = self._load_or_build(self.cache, key_parts, build, expected)
         graph = count_graph_convolutions(onnx_path)
         check_int8_graph(precision, graph, onnx_path)
         runner = TensorRTRunner(trt, cuda, engine, precision, gpu_name)
