@@ -46,6 +46,24 @@ def top_classes(logits: np.ndarray, k: int = TOP_K) -> np.ndarray:
     return np.take_along_axis(best, order, axis=1).astype(np.int32)
 
 
+def check_top_classes(top: np.ndarray, logits: np.ndarray, k: int = TOP_K) -> None:
+    """Invariants of every scored batch, checked while scoring: a Top-5 computed from fewer classes
+    (a broken top-k) would otherwise pass as a slightly lower Top-5."""
+    k = min(k, logits.shape[1]) if logits.ndim == 2 else k
+    if top.ndim != 2 or top.shape != (len(logits), k):
+        raise RuntimeError(f"top-k: expected {k} classes per image for {len(logits)} images, got shape {top.shape}")
+    if not len(top):
+        return
+    if (np.sort(top, axis=1)[:, 1:] == np.sort(top, axis=1)[:, :-1]).any():
+        raise RuntimeError("top-k: an image's top classes repeat a class; Top-5 must count 5 distinct classes")
+    ranked = np.take_along_axis(logits, top.astype(np.int64), axis=1)
+    if (ranked[:, :-1] < ranked[:, 1:]).any() or (ranked[:, 0] < logits.max(axis=1)).any():
+        raise RuntimeError("top-k: classes are not the best ones in order; Top-1 must be the arg-max and "
+                           "Top-5 >= Top-1")
+    if ((logits > ranked[:, -1:]).sum(axis=1) > k - 1).any():
+        raise RuntimeError("top-k: a class outside the top classes scores higher than one inside")
+
+
 def run_logits(runner, images, batch_size: int, preprocess, progress: bool = True, label: str = "") -> np.ndarray:
     """Logits of every image in ``images`` (loader.PreprocessedImages), in order."""
     outputs = []
@@ -64,6 +82,7 @@ def score(runner, images, batch_size: int, preprocess,
     logits = run_logits(runner, images, batch_size, preprocess, progress)
     labels = np.asarray(images.labels, dtype=np.int64)
     top5 = top_classes(logits)
+    check_top_classes(top5, logits)
     hits = top5 == labels[:, None]
     skipped = len(getattr(images, "skipped", ()))
     result = AccuracyResult(

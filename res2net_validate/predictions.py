@@ -19,6 +19,8 @@ import numpy as np
 from .cache import atomic_write_bytes
 from .errors import ValidateError
 from .evaluate import TOP_K
+
+NUM_CLASSES = 1000
 BASELINE_FORMAT = "res2net_validate-baseline-v1"
 # Identity parts that must match for a baseline comparison to mean anything.
 MUST_MATCH = {"dataset": "dataset (image names, sizes and labels)", "preprocess": "preprocessing"}
@@ -112,6 +114,13 @@ class Baseline:
                                 f"{precision}")
         labels = np.asarray(entry["labels"], np.int64)
         top5 = np.asarray(entry["top5"], np.int32).reshape(-1, TOP_K)
+        # Scored images come first (skipped ones, labelled -1, after them): every scored label is a class.
+        bad = np.flatnonzero((labels[:len(top5)] < 0) | (labels[:len(top5)] >= NUM_CLASSES))
+        if bad.size:
+            i = int(bad[0])
+            raise ValidateError(f"--compare-baseline {self.path}: {precision} label of {entry['images'][i]} is "
+                                f"{int(labels[i])}, not a class 0..{NUM_CLASSES - 1} ({bad.size} such images); "
+                                "the file was edited or damaged: save a new baseline with --save-baseline")
         return Predictions(precision, tuple(entry["images"]), labels, top5)
 
 
@@ -128,6 +137,30 @@ def read_baseline(path: Path) -> Baseline:
         raise ValidateError(f"--compare-baseline {path}: not a {BASELINE_FORMAT} file; write one with "
                             "--save-baseline")
     return Baseline(path, document.get("created", "?"), document.get("identity", {}), document.get("precisions", {}))
+
+
+MIN_SHARED_SHARE = 0.9  # of the images this run scored, a baseline must hold at least this share
+
+
+def against_baseline(baseline: Predictions, tonight: Predictions, where: str) -> tuple[Predictions, Predictions]:
+    """Both on the images both scored, checked: the baseline's labels are this dataset's, and it holds at
+    least MIN_SHARED_SHARE of tonight's images (a comparison on a handful would say nothing while
+    printing a verdict)."""
+    before, now = align(baseline, tonight)
+    shared, scored = len(now.names), len(tonight.names)
+    if shared < MIN_SHARED_SHARE * scored:
+        raise ValidateError(f"{where}: shares {shared} of the {scored} images this run scored (at least "
+                            f"{MIN_SHARED_SHARE:.0%} needed); score the same images as the baseline (same "
+                            "--num-images, --subset-seed and calibration split) or save a new baseline")
+    known = (before.labels >= 0) & (now.labels >= 0)
+    differ = np.flatnonzero(known & (before.labels != now.labels))
+    if differ.size:
+        i = int(differ[0])
+        raise ValidateError(f"{where}: {differ.size} of the {shared} shared images have other labels than in this "
+                            f"run's dataset (e.g. {now.names[i]}: {int(before.labels[i])} in the baseline, "
+                            f"{int(now.labels[i])} here); the baseline was edited or made on another labelling: "
+                            "save a new one with --save-baseline")
+    return before, now
 
 
 def align(reference: Predictions, candidate: Predictions) -> tuple[Predictions, Predictions]:

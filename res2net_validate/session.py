@@ -65,6 +65,7 @@ class ValidationSession:
         self._runners: dict[str, object] = {}
         self._accuracy: dict[str, Scored] = {}
         self._reference_note: str | None = None
+        self.verdicts_in_run = 1  # accuracy verdicts collected for the run (plugin.hooks counts them)
 
     # -- where things come from -------------------------------------------------
     def configured_source(self) -> Source:
@@ -230,7 +231,7 @@ class ValidationSession:
             self._memo["split"] = split_images(
                 self.dataset().images if has_data else (), num_images=s.num_images if has_data else None,
                 calib_count=s.calib_count, calib_dir=s.calib_dir, calib_on_scored=s.calib_on_scored,
-                calib_list=s.calib_list,
+                calib_list=s.calib_list, subset_seed=s.subset_seed,
             )
         return self._memo["split"]
 
@@ -327,11 +328,13 @@ class ValidationSession:
         return self._runners[precision]
 
     def population(self) -> int:
-        """How many images the thresholds speak for: the 50,000 val images (any dataset here is a
-        subset of them, by the canonical cross-check), or the embedded default's whole set."""
+        """How many images the verdicts speak for: the 50,000 val images (any dataset here is a subset
+        of them, by the canonical cross-check), or the embedded default's whole set, less the images
+        carved out to calibrate INT8: those are never scored, so they are no unseen sample of it."""
         from .data.layouts import NUM_VAL_IMAGES
 
-        return len(self.dataset()) if self.source().embedded else NUM_VAL_IMAGES
+        whole = len(self.dataset()) if self.source().embedded else NUM_VAL_IMAGES
+        return whole - self.split().calibration_held_out
 
     def wants_reference(self, precision: str) -> bool:
         """FP32 is scored beside ``precision`` when selected, or when a relative gate needs it."""

@@ -62,6 +62,32 @@ def _alpha(text: str) -> float:
     return value
 
 
+DRAWN_SEED_ENV = "RES2NET_DRAWN_SUBSET_SEED"
+
+
+def _seed(text: str) -> int:
+    """A subset seed: a non-negative integer, or ``random`` for a fresh one each run (recorded)."""
+    if text.strip().lower() == "random":
+        # Drawn once, by the first process that resolves the options; xdist workers, spawned later,
+        # inherit the environment and so score the same subset as the controller.
+        if DRAWN_SEED_ENV not in os.environ:
+            import secrets
+
+            os.environ[DRAWN_SEED_ENV] = str(secrets.randbelow(2**31))
+        return int(os.environ[DRAWN_SEED_ENV])
+    value = int(text)
+    if value < 0:
+        raise ValueError("expected a non-negative integer or 'random'")
+    return value
+
+
+def _points(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 100.0:  # also rejects nan and infinities
+        raise ValueError("expected points of accuracy in [0, 100], e.g. 0.5")
+    return value
+
+
 def _flag(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -118,7 +144,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("embedded", "RES2NET_EMBEDDED", _flag, "run on the embedded default: generated images and a stand-in "
            "checkpoint, with the packaged thresholds embedded.yaml", default=False, flag=True),
     Option("batch_size", "RES2NET_BATCH_SIZE", _positive_int, "batch size for scoring and FPS", default=32),
-    Option("num_images", "RES2NET_NUM_IMAGES", _positive_int, "score a deterministic subset of this many images"),
+    Option("num_images", "RES2NET_NUM_IMAGES", _positive_int, "score a seeded subset of this many images "
+           "(--subset-seed)"),
+    Option("subset_seed", "RES2NET_SUBSET_SEED", _seed, "which --num-images subset: a fixed seed (the same "
+           "images every run, reproducible verdicts) or 'random' (a new subset each run, so nights are "
+           "independent; the seed drawn is recorded in the results JSON)", default=0, metavar="SEED|random"),
     Option("thresholds", "RES2NET_THRESHOLDS", _path, "thresholds YAML (default: the packaged res2net50.yaml, or "
            "embedded.yaml with --embedded, in res2net_validate/acceptance/thresholds/)", metavar="FILE"),
     Option("calib_method", "RES2NET_CALIB_METHOD", _choice(CALIBRATION_METHODS), "INT8 calibration method",
@@ -144,14 +174,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", "RES2NET_WORKERS", _positive_int, "image decoding workers (default: all cores)"),
     Option("perf_rounds", "RES2NET_PERF_ROUNDS", _positive_int, "timed rounds per FPS benchmark", default=20),
     Option("perf_warmup", "RES2NET_PERF_WARMUP", int, "warm-up rounds per FPS benchmark", default=3),
-    Option("alpha", "RES2NET_ALPHA", _alpha, "significance level of every sampled verdict: a run fails only when "
-           "this confident that the population misses a target", default=0.05),
+    Option("alpha", "RES2NET_ALPHA", _alpha, "per-run error rate: the chance that a run "
+           "meeting every target fails any sampled verdict (Bonferroni over the run's sampled verdicts)", default=0.05),
+    Option("require_shown", "RES2NET_REQUIRE_SHOWN", _flag, "fail accuracy verdicts that are 'not shown' "
+           "(neither confidently met nor missed), not only 'missed' ones: a release gate", default=False, flag=True),
     Option("allow_untargeted", "RES2NET_ALLOW_UNTARGETED", _flag, "measure and report a selected precision that "
            "has no accuracy target in the thresholds file (default: its test fails)", default=False, flag=True),
     Option("save_baseline", "RES2NET_SAVE_BASELINE", _path, "write each precision's per-image top-5 predictions "
            "here, for --compare-baseline on a later run", metavar="FILE"),
-    Option("compare_baseline", "RES2NET_COMPARE_BASELINE", _path, "fail a precision that is significantly worse "
-           "than this baseline on the same images (exact McNemar at --alpha)", metavar="FILE"),
+    Option("compare_baseline", "RES2NET_COMPARE_BASELINE", _path, "fail a precision confidently worse than this "
+           "baseline on the images both scored, by more than --baseline-allowance", metavar="FILE"),
+    Option("baseline_allowance", "RES2NET_BASELINE_ALLOWANCE", _points, "points of Top-1/Top-5 a precision "
+           "may lose against --compare-baseline (the same paired test as max_drop_vs_fp32)", default=0.0,
+           metavar="POINTS"),
     Option("report_json", "RES2NET_REPORT_JSON", _path, "write the results table as JSON here (default: next to "
            "--benchmark-json)", metavar="FILE"),
     Option("lock_timeout", "RES2NET_LOCK_TIMEOUT", _seconds, "give up after this many seconds waiting for another "

@@ -1,9 +1,11 @@
 """Verdicts: one ``check_*`` per kind of acceptance decision, all decided the same way.
 
 Every check returns a :class:`Verdict` that carries its inputs (images, population, alpha, the
-test, its p-value and interval), so the results JSON can show why a run passed, and a message
-that reads on its own when it fails.  Sampled runs fail only when the run is *confident* the
-population misses the target (``stats``); runs that score the whole population are exact.
+test, its raw and adjusted p-values and one-sided bounds), so the results JSON can show why a run
+passed, and a message that reads on its own.  Each accuracy verdict ends in one of three states:
+*shown* (confident the target is met, or exactly met), *not shown* (neither: passes unless
+``--require-shown``) and *missed* (confident it is missed: fails).  Sampled verdicts of a run are
+decided together at ``alpha`` (:class:`Multiplicity`); runs that score the whole population are exact.
 """
 
 from __future__ import annotations
@@ -19,6 +21,33 @@ METRICS = {"top1": "Top-1", "top5": "Top-5"}
 MAX_LISTED_FLIPS = 20  # images named in a failure message; the JSON has all of them
 
 
+SHOWN, NOT_SHOWN, MISSED = "shown", "not shown", "missed"  # a verdict's state
+
+
+@dataclass(frozen=True)
+class Multiplicity:
+    """Per-run error control: ``alpha`` bounds the chance that a run meeting every target fails any
+    sampled verdict.  Bonferroni over the ``verdicts`` sampled verdicts the run collected, so each
+    test decides alone (in any order, in any xdist worker) at ``alpha / verdicts``; it holds under
+    any dependence between the verdicts (they share images)."""
+    alpha: float
+    verdicts: int = 1
+    require_shown: bool = False  # a "not shown" verdict fails too (a release gate)
+
+    @property
+    def level(self) -> float:
+        return self.alpha / max(self.verdicts, 1)
+
+    def adjusted(self, p_value: float) -> float:
+        return min(1.0, p_value * max(self.verdicts, 1))
+
+    def describe(self, p_value: float) -> str:
+        if self.verdicts <= 1:
+            return f"p={p_value:.3g}"
+        return (f"p={p_value:.3g} raw, {self.adjusted(p_value):.3g} adjusted for the run's {self.verdicts} sampled "
+                f"verdicts (Bonferroni)")
+
+
 @dataclass
 class Verdict:
     kind: str  # absolute | relative_to_fp32 | baseline | precision | fps
@@ -32,22 +61,33 @@ class Verdict:
     population: int | None = None
     alpha: float | None = None
     test: str = ""
-    p_value: float | None = None
-    interval: tuple[float, float] | None = None
+    p_value: float | None = None  # raw
+    interval: tuple[float, float] | None = None  # one-sided (1 - level) lower and upper bounds
     detectable_shortfall: float | None = None
+    state: str | None = None  # shown | not shown | missed (accuracy verdicts)
+    p_adjusted: float | None = None
+    level: float | None = None  # the level each bound and decision is at: alpha / verdicts in the run
+    verdicts_in_run: int | None = None
     details: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         record = {name: getattr(self, name) for name in (
             "kind", "precision", "metric", "measured", "interval", "threshold", "images", "population", "alpha",
-            "test", "p_value", "passed", "detectable_shortfall", "message")}
+            "test", "p_value", "p_adjusted", "level", "verdicts_in_run", "state", "passed", "detectable_shortfall",
+            "message")}
         if record["interval"] is not None:
             record["interval"] = [round(v, 4) for v in record["interval"]]
         return {**record, **self.details}
 
 
-def _interval_text(interval) -> str:
-    return f"[{interval[0]:.2f}, {interval[1]:.2f}]"
+def _shown_as(value: float, threshold: float, holds: bool, relation) -> str:
+    """``value`` with as few decimals (2 to 6) as keep ``relation(value, threshold)`` as decided: a
+    bound printed as 77.92 must not seem to meet a floor of 77.92 it misses."""
+    for decimals in range(2, 7):
+        text = f"{value:.{decimals}f}"
+        if relation(float(text), threshold) == holds:
+            return text
+    return repr(value)
 
 
 def _detectable_text(points: float | None, what: str) -> str:
@@ -56,85 +96,139 @@ def _detectable_text(points: float | None, what: str) -> str:
     return f"detects a {what} of {points:.2f} points with power {stats.POWER:.0%}"
 
 
+def _state(result: stats.TestResult) -> str:
+    return MISSED if result.failed else SHOWN if result.shown else NOT_SHOWN
+
+
+def _passes(state: str, multiplicity: Multiplicity) -> bool:
+    return state == SHOWN or (state == NOT_SHOWN and not multiplicity.require_shown)
+
+
+def _state_text(state: str, multiplicity: Multiplicity, what_missed: str, what_shown: str) -> str:
+    if state == MISSED:
+        return f"MISSED - {what_missed}"
+    if state == SHOWN:
+        return f"shown - {what_shown}"
+    return ("NOT SHOWN - neither bound excludes the threshold" + (" (--require-shown fails it)"
+                                                                  if multiplicity.require_shown else
+                                                                  "; passes by default"))
+
+
+def _common(result: stats.TestResult, multiplicity: Multiplicity, population: int) -> dict:
+    state = _state(result)
+    return dict(state=state, p_value=result.p_value, interval=(result.lower, result.upper),
+                detectable_shortfall=result.detectable, population=population, alpha=multiplicity.alpha,
+                p_adjusted=None if result.exact else multiplicity.adjusted(result.p_value),
+                level=None if result.exact else multiplicity.level,
+                verdicts_in_run=multiplicity.verdicts)
+
+
 def check_floor(precision: str, metric: str, correct: int, images: int, population: int, floor: float,
-                alpha: float) -> Verdict:
-    """Absolute floor: fail when confident the population accuracy is below ``floor`` (percent)."""
-    result = stats.floor_test(correct, images, population, floor, alpha)
+                multiplicity: Multiplicity) -> Verdict:
+    """Absolute floor: missed when confident the population accuracy is below ``floor`` (percent);
+    shown when confident it is at or above it; exact (counts) when the whole population is scored."""
+    result = stats.floor_test(correct, images, population, floor, multiplicity.level)
     measured = 100.0 * correct / images
     name = METRICS[metric]
-    passed = result.p_value > alpha  # exact (all of the population): p is 1 or 0
+    state = _state(result)
     if result.exact:
         test = f"exact: all {population} images of the population scored"
-        decision = f"{name} {measured:.2f}% {'>=' if passed else '<'} floor {floor:.2f}% on the full set"
+        message = (f"{name} {measured:.2f}% ({correct} of {population}) "
+                   f"{'>=' if not result.failed else '<'} floor {floor:.2f}% "
+                   f"({stats.count_at_least(floor, population)} images) on the whole population: "
+                   f"{'MISSED' if result.failed else 'shown'}")
     else:
-        test = "one-sided exact hypergeometric (sample of a finite population)"
-        decision = (f"{name} {measured:.2f}% (95% interval {_interval_text(result.interval)}) vs floor "
-                    f"{floor:.2f}%: p={result.p_value:.3g} {'>' if passed else '<='} alpha {alpha:g} "
-                    f"on {images} of {population} images")
-        if not passed:
-            decision += " - confident the population is below the floor"
-    message = f"{decision}; {_detectable_text(result.detectable, 'shortfall')}"
-    return Verdict("absolute", precision, metric, passed, message, measured=measured, threshold=floor,
-                   images=images, population=population, alpha=alpha, test=test, p_value=result.p_value,
-                   interval=result.interval, detectable_shortfall=result.detectable)
+        test = "one-sided exact hypergeometric (sample of a finite population), Bonferroni over the run"
+        confidence = f"{100 * (1 - multiplicity.level):.4g}%"
+        upper = _shown_as(result.upper, floor, result.failed, lambda a, b: a < b)
+        lower = _shown_as(result.lower, floor, result.shown, lambda a, b: a >= b)
+        message = (f"{name} {measured:.2f}% on {images} of {population} images vs floor {floor:.2f}%: "
+                   + _state_text(state, multiplicity, f"at most {upper}% (one-sided {confidence} bound)",
+                                 f"at least {lower}% (one-sided {confidence} bound)")
+                   + (f"; population {name} in [{lower}, {upper}] (each bound one-sided {confidence})"
+                      if state == NOT_SHOWN else "")
+                   + f"; {multiplicity.describe(result.p_value)} vs alpha {multiplicity.alpha:g}"
+                   + f"; {_detectable_text(result.detectable, 'shortfall')}")
+    return Verdict("absolute", precision, metric, _passes(state, multiplicity), message, measured=measured,
+                   threshold=floor, images=images, test=test, **_common(result, multiplicity, population))
+
+
+def _paired_message(name: str, what: str, drop: float, result: stats.TestResult, allowance: float, lost: int,
+                    gained: int, images: int, population: int, multiplicity: Multiplicity) -> str:
+    state = _state(result)
+    counts = f"{lost} images lost, {gained} gained of {images}"
+    if result.exact:
+        return (f"{name} drop vs {what} {drop:+.2f} points ({counts}, the whole population) vs allowance "
+                f"{allowance:.2f} ({stats.count_at_most(allowance, population)} images): "
+                + ("MISSED - over the allowance" if result.failed else "shown - within the allowance"))
+    confidence = f"{100 * (1 - multiplicity.level):.4g}%"
+    lower = _shown_as(result.lower, allowance, result.failed, lambda a, b: a > b)
+    upper = _shown_as(result.upper, allowance, result.shown, lambda a, b: a <= b)
+    return (f"{name} drop vs {what} {drop:+.2f} points ({counts} of a population of {population}) vs allowance "
+            f"{allowance:.2f}: "
+            + _state_text(state, multiplicity, f"the drop is at least {lower} points (one-sided {confidence} bound)",
+                          f"the drop is at most {upper} points (one-sided {confidence} bound)")
+            + (f"; population drop in [{lower}, {upper}] (each bound one-sided {confidence})"
+               if state == NOT_SHOWN else "")
+            + f"; {multiplicity.describe(result.p_value)} vs alpha {multiplicity.alpha:g}"
+            + f"; {_detectable_text(result.detectable, 'drop beyond the allowance')}")
+
+
+PAIRED_TEST = ("exact unconditional test on (lost, gained): Tango's score statistic, its critical value the "
+               "worst over every discordance the null allows (finite population), Bonferroni over the run")
 
 
 def check_drop(precision: str, metric: str, reference_correct, candidate_correct, population: int,
-               allowance: float, alpha: float, labels=None, class_names=None) -> Verdict:
-    """Relative gate: fail when confident the candidate loses more than ``allowance`` points against
+               allowance: float, multiplicity: Multiplicity, labels=None, class_names=None) -> Verdict:
+    """Relative gate: missed when confident the candidate loses more than ``allowance`` points against
     the FP32 reference scored on the same images (a paired test on per-image correctness)."""
     reference_correct, candidate_correct = _paired(reference_correct, candidate_correct)
     lost_mask = reference_correct & ~candidate_correct
     lost, gained, images = int(lost_mask.sum()), int((candidate_correct & ~reference_correct).sum()), len(
         reference_correct)
-    result = stats.paired_drop_test(lost, gained, images, population, allowance, alpha)
+    result = stats.paired_drop_test(lost, gained, images, population, allowance, multiplicity.level)
     drop = 100.0 * (lost - gained) / images
     name = METRICS[metric]
-    test = (f"exact: all {population} images of the population scored" if result.exact
-            else "one-sided Tango score test for paired proportions, finite-population corrected")
-    passed = result.p_value > alpha
-    message = (f"{name} drop vs fp32 {drop:+.2f} points (95% interval {_interval_text(result.interval)}; "
-               f"{lost} images lost, {gained} gained of {images}) vs allowance {allowance:.2f}: "
-               + (f"p={result.p_value:.3g} {'>' if passed else '<='} alpha {alpha:g}" if not result.exact
-                  else ("within" if passed else "over") + " the allowance on the full set")
-               + ("" if passed else " - confident the drop exceeds the allowance")
-               + f"; {_detectable_text(result.detectable, 'drop beyond the allowance')}")
+    test = f"exact: all {population} images of the population scored" if result.exact else PAIRED_TEST
+    state = _state(result)
+    message = _paired_message(name, "fp32", drop, result, allowance, lost, gained, images, population, multiplicity)
     details = {"lost": lost, "gained": gained}
     if labels is not None:
         details["classes_lost"] = classes_lost(lost_mask, candidate_correct & ~reference_correct, labels, class_names)
-    return Verdict("relative_to_fp32", precision, metric, passed, message, measured=drop, threshold=allowance,
-                   images=images, population=population, alpha=alpha, test=test, p_value=result.p_value,
-                   interval=result.interval, detectable_shortfall=result.detectable, details=details)
+    return Verdict("relative_to_fp32", precision, metric, _passes(state, multiplicity), message, measured=drop,
+                   threshold=allowance, images=images, test=test, details=details,
+                   **_common(result, multiplicity, population))
 
 
-def check_baseline(precision: str, metric: str, baseline_correct, now_correct, names, labels, alpha: float,
-                   class_names=None) -> Verdict:
-    """Run vs run: fail when significantly more images went right -> wrong than wrong -> right."""
+def check_baseline(precision: str, metric: str, baseline_correct, now_correct, names, labels, population: int,
+                   allowance: float, multiplicity: Multiplicity, class_names=None, scored: int | None = None) -> Verdict:
+    """Run vs run: the same paired test as the FP32 gate, against the baseline's predictions on the images
+    both scored (``scored``: how many this run scored in all, printed beside the shared count)."""
     baseline_correct, now_correct = _paired(baseline_correct, now_correct)
     worse = baseline_correct & ~now_correct
     better = now_correct & ~baseline_correct
     lost, gained, images = int(worse.sum()), int(better.sum()), len(now_correct)
-    result = stats.mcnemar_test(lost, gained, images, alpha)
+    result = stats.paired_drop_test(lost, gained, images, population, allowance, multiplicity.level)
     change = 100.0 * (gained - lost) / images
-    passed = result.p_value > alpha
+    state = _state(result)
     flipped = [names[i] for i in np.flatnonzero(worse)]
     lost_classes = classes_lost(worse, better, labels, class_names)
     name = METRICS[metric]
-    message = (f"{name} vs baseline {change:+.2f} points on {images} images (95% interval "
-               f"{_interval_text(result.interval)}): {lost} right->wrong, {gained} wrong->right, exact McNemar "
-               f"p={result.p_value:.3g} {'>' if passed else '<='} alpha {alpha:g}; "
-               f"{_detectable_text(result.detectable, 'regression')}")
-    if not passed:
-        message += (" - significantly worse. Right->wrong: " + ", ".join(flipped[:MAX_LISTED_FLIPS])
+    shared = f"{images} images shared with the baseline" + (f" (of {scored} scored)" if scored is not None else "")
+    message = f"{shared}: " + _paired_message(name, "baseline", -change, result, allowance, lost, gained, images,
+                                              population, multiplicity)
+    if state == MISSED:
+        message += (". Right->wrong: " + ", ".join(flipped[:MAX_LISTED_FLIPS])
                     + (f" ... ({len(flipped)} in all, listed in the results JSON)" if len(flipped) > MAX_LISTED_FLIPS
                        else "")
                     + ". Classes that lost most: " + ", ".join(f"{c['label']} (-{c['lost']}/+{c['gained']})"
                                                               for c in lost_classes[:5]))
-    return Verdict("baseline", precision, metric, passed, message, measured=change, threshold=0.0, images=images,
-                   alpha=alpha, test="one-sided exact McNemar on the flipped images", p_value=result.p_value,
-                   interval=result.interval, detectable_shortfall=result.detectable,
-                   details={"lost": lost, "gained": gained, "right_to_wrong": flipped,
-                            "classes_lost": lost_classes})
+    test = f"exact: all {population} images of the population scored" if result.exact else PAIRED_TEST
+    return Verdict("baseline", precision, metric, _passes(state, multiplicity), message, measured=change,
+                   threshold=allowance, images=images, test=test,
+                   details={"lost": lost, "gained": gained, "shared_images": images, "scored_images": scored,
+                            "right_to_wrong": flipped, "classes_lost": lost_classes},
+                   **_common(result, multiplicity, population))
 
 
 def check_fps(precision: str, fps: float, floor: float | None, device_key: str | None, batch_size: int,

@@ -2,8 +2,10 @@
 
 * against the thresholds file's floors (a sampled run fails only when confident the population
   is below the floor);
-* against FP32 on the same images (``max_drop_vs_fp32``, a paired test);
-* against a saved baseline (``--compare-baseline``, exact McNemar on the flipped images).
+* against FP32 on the same images (``max_drop_vs_fp32``, an exact paired test);
+* against a saved baseline (``--compare-baseline``, the same paired test on the images both scored).
+
+Each verdict is shown, not shown or missed; the run's sampled verdicts share ``--alpha``.
 """
 
 import pytest
@@ -23,9 +25,9 @@ def test_top1_top5_meet_thresholds(request, precision, res2net_session, res2net_
     population = res2net_session.population()
     res2net_check(precision, result.backend, [
         check_floor(precision, "top1", result.correct_top1, result.images, population, target.top1,
-                    res2net_check.alpha),
+                    res2net_check.multiplicity),
         check_floor(precision, "top5", result.correct_top5, result.images, population, target.top5,
-                    res2net_check.alpha),
+                    res2net_check.multiplicity),
     ], where=f" ({result.device}), thresholds {res2net_thresholds.path}")
 
 
@@ -41,24 +43,28 @@ def test_drop_vs_fp32_within_allowance(request, precision, res2net_session, res2
     population = res2net_session.population()
     res2net_check(precision, result.backend, [
         check_drop(precision, metric, reference.correct(metric), candidate.correct(metric), population,
-                   getattr(allowance, metric), res2net_check.alpha, candidate.labels, _class_names())
+                   getattr(allowance, metric), res2net_check.multiplicity, candidate.labels, _class_names())
         for metric in ("top1", "top5")
     ], where=f" ({result.device}), thresholds {res2net_thresholds.path}")
 
 
 @pytest.mark.accuracy
 @pytest.mark.res2net_baseline
-def test_no_regression_vs_baseline(precision, res2net_baseline, res2net_predictions, res2net_accuracy, res2net_check):
+def test_no_regression_vs_baseline(precision, res2net_session, res2net_baseline, res2net_predictions, res2net_accuracy,
+                                   res2net_check):
     from res2net_validate.errors import ValidateError
-    from res2net_validate.predictions import align
+    from res2net_validate.predictions import against_baseline
 
     try:
-        baseline, tonight = align(res2net_baseline.predictions(precision), res2net_predictions)
+        baseline, tonight = against_baseline(res2net_baseline.predictions(precision), res2net_predictions,
+                                             f"--compare-baseline {res2net_baseline.path}")
     except ValidateError as exc:
         pytest.fail(str(exc), pytrace=False)
+    allowance = res2net_session.settings.baseline_allowance
     res2net_check(precision, res2net_accuracy.backend, [
         check_baseline(precision, metric, baseline.correct(metric), tonight.correct(metric), tonight.names,
-                       tonight.labels, res2net_check.alpha, _class_names())
+                       tonight.labels, res2net_session.population(), allowance, res2net_check.multiplicity,
+                       _class_names(), scored=len(res2net_predictions.names))
         for metric in ("top1", "top5")
     ], where=f" ({res2net_accuracy.device}), baseline {res2net_baseline.path} of {res2net_baseline.created}")
 

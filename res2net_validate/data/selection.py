@@ -26,10 +26,14 @@ class Split:
     calibration_dir_images: tuple[Path, ...]  # when --calib-dir is given
     total_val: int
     notes: tuple[str, ...]
+    calibration_held_out: int = 0  # val images carved out for INT8 and never scored
 
 
 def split_images(images, *, num_images: int | None, calib_count: int | None, calib_dir: Path | None,
-                 calib_on_scored: bool, calib_list: Path | None = None, seed: int = SEED) -> Split:
+                 calib_on_scored: bool, calib_list: Path | None = None, seed: int = SEED,
+                 subset_seed: int = SEED) -> Split:
+    """Calibration images are always carved with ``seed`` (so INT8's graph does not change with the
+    subset); a --num-images subset is the first images of the ``subset_seed`` shuffle of the rest."""
     images = tuple(images)
     total = len(images)
     order = np.random.default_rng(seed).permutation(total)
@@ -63,13 +67,20 @@ def split_images(images, *, num_images: int | None, calib_count: int | None, cal
             scored_idx = np.array([i for i in order if i not in held_out], dtype=np.int64)
             notes.append(f"INT8 calibration: {len(chosen)} val images {how} held out; the other "
                          f"{total - len(chosen)} are scored (pass --calib-dir to score all {total})")
+    population = len(scored_idx)
     if num_images is not None:
         if num_images > len(scored_idx):
             raise ValidateError(f"--num-images {num_images}: only {len(scored_idx)} images are available to score")
+        if subset_seed != seed:
+            rank = np.empty(total, np.int64)
+            rank[np.random.default_rng(subset_seed).permutation(total)] = np.arange(total)
+            scored_idx = scored_idx[np.argsort(rank[scored_idx], kind="stable")]
         scored_idx = scored_idx[:num_images]
-        notes.append(f"scoring a seeded subset of {num_images} images (--num-images)")
+        notes.append(f"scoring a seeded subset of {num_images} of {population} images (--num-images, "
+                     f"--subset-seed {subset_seed})")
     scored = tuple(images[i] for i in sorted(scored_idx))
-    return Split(scored, calibration, tuple(files), total, tuple(notes))
+    carved = 0 if calib_dir is not None or calib_on_scored else len(calibration)
+    return Split(scored, calibration, tuple(files), total, tuple(notes), carved)
 
 
 def _listed_val_images(images, listing: Path, count: int | None) -> list[int]:

@@ -136,15 +136,19 @@ def res2net_baseline(res2net_session, res2net_source, res2net_preprocess):
 @pytest.fixture
 def res2net_check(request, res2net_session):
     """Runs verdicts (``verdicts.check_*``), records them for the report and fails on any that fail."""
-    return VerdictChecker(request, res2net_session.settings.alpha)
+    from ..verdicts import Multiplicity
+
+    settings = res2net_session.settings
+    return VerdictChecker(request, Multiplicity(settings.alpha, res2net_session.verdicts_in_run,
+                                                settings.require_shown))
 
 
 class VerdictChecker:
     """One place where verdicts become test outcomes: every check is recorded, then asserted."""
 
-    def __init__(self, request, alpha: float):
+    def __init__(self, request, multiplicity):
         self.request = request
-        self.alpha = alpha
+        self.multiplicity = multiplicity  # verdicts.Multiplicity: the run's alpha, spent over its verdicts
 
     def __call__(self, precision: str, backend: str, verdicts, where: str = "") -> list:
         verdicts = list(verdicts)

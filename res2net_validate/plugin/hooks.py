@@ -119,6 +119,32 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    session.verdicts_in_run = _accuracy_verdicts(session, items)
+
+
+# The accuracy tests that decide sampled verdicts, each deciding Top-1 and Top-5.
+_VERDICT_TESTS = ("test_top1_top5_meet_thresholds", "test_drop_vs_fp32_within_allowance",
+                  "test_no_regression_vs_baseline")
+
+
+def _accuracy_verdicts(session, items) -> int:
+    """How many accuracy verdicts this run decides: the family --alpha is spent over.  Counted from the
+    collected items (the same on every xdist worker), leaving out relative gates without an allowance,
+    which skip; a test that skips for another reason only makes the control conservative."""
+    try:
+        thresholds = session.thresholds()
+    except ValidateError:
+        thresholds = None  # the tests report it; count every verdict meanwhile
+    count = 0
+    for item in items:
+        if getattr(item, "originalname", item.name) not in _VERDICT_TESTS:
+            continue
+        precision = getattr(getattr(item, "callspec", None), "params", {}).get("precision")
+        if (thresholds is not None and item.get_closest_marker("res2net_relative")
+                and thresholds.drop_allowance(precision) is None):
+            continue
+        count += 2
+    return max(count, 1)
 
 
 def pytest_collection_finish(session):
@@ -208,7 +234,9 @@ def _machine_and_settings(settings) -> dict:
 
     return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname(),
             "cpu": cpu_description(), "alpha": settings.alpha, "batch_size": settings.batch_size,
-            "backend": settings.backend, "precisions": list(settings.precision)}
+            "backend": settings.backend, "precisions": list(settings.precision),
+            "num_images": settings.num_images, "subset_seed": settings.subset_seed,
+            "require_shown": settings.require_shown}
 
 
 def _benchmark_json_into_report_dir(config, report_dir) -> None:

@@ -148,8 +148,8 @@ class Report:
         return sorted((v for row in self.sorted_rows() for v in row.verdicts), key=lambda v: v["passed"])
 
     def verdict_lines(self) -> list[str]:
-        return [f"{'PASS' if v['passed'] else 'FAIL'} {v['kind']} {v['precision']}: {v['message']}"
-                for v in self.verdicts()]
+        return [f"{'PASS' if v['passed'] else 'FAIL'}{' (' + v['state'] + ')' if v.get('state') else ''} "
+                f"{v['kind']} {v['precision']}: {v['message']}" for v in self.verdicts()]
 
     def to_json(self) -> dict:
         return {

@@ -44,7 +44,7 @@ class Figure:
 Block = Heading | Text | Bullets | Table | Figure
 
 CARD_COLUMNS = ["Model", "BatchSize", "Precision", "Backend", "FPS", "Top-1(%)", "Top-5(%)", "Images", "Run"]
-VERDICT_COLUMNS = ["Result", "Precision", "Check", "Metric", "Measured", "Interval", "Threshold", "p-value",
+VERDICT_COLUMNS = ["Result", "Precision", "Check", "Metric", "Measured", "Bounds", "Threshold", "p-value",
                    "Images", "Message"]
 
 
@@ -106,10 +106,32 @@ def _kind_blocks(kind: Kind, mixed: bool, fps_tolerance: float, accuracy_toleran
     return blocks
 
 
+def _outcome(verdict: dict) -> str:
+    """FAIL or pass, with the state an accuracy verdict ended in (shown, not shown, missed)."""
+    outcome = "FAIL" if verdict.get("passed") is False else "pass"
+    return f"{outcome} ({verdict['state']})" if isinstance(verdict.get("state"), str) else outcome
+
+
+def _p_values(verdict: dict) -> str:
+    raw, adjusted = verdict.get("p_value"), verdict.get("p_adjusted")
+    if not isinstance(raw, (int, float)):
+        return "-"
+    if isinstance(adjusted, (int, float)) and (verdict.get("verdicts_in_run") or 1) > 1:
+        return f"{raw:.3g} ({adjusted:.3g} adj.)"
+    return f"{raw:.3g}"
+
+
+def _subset(run: dict) -> str:
+    """Which images the run scored: all, or a --num-images subset and its seed."""
+    if run.get("num_images") is None:
+        return "all" if "num_images" in run else "-"
+    return f"{run['num_images']} (seed {run.get('subset_seed', '-')})"
+
+
 def _runs_table(kind: Kind) -> Table:
-    return Table(["Run", "File", "Devices", "Rows", "Thresholds", "Source"], [
+    return Table(["Run", "File", "Devices", "Rows", "Scored", "Thresholds", "Source"], [
         [run.label, f"`{run.path}`", ", ".join(dict.fromkeys(str(r.get("device") or "-") for r in run.rows)),
-         str(len(run.rows)), str((run.run.get("thresholds") or {}).get("path") or "-"),
+         str(len(run.rows)), _subset(run.run), str((run.run.get("thresholds") or {}).get("path") or "-"),
          str(run.run.get("source") or "-")]
         for run in kind.runs
     ])
@@ -158,9 +180,9 @@ def _verdict_blocks(latest: dict, devices: list[str]) -> list[Block]:
         verdicts.sort(key=lambda item: (item[1].get("passed") is not False, _series_order(item[0])))
         if verdicts:
             blocks += [Heading(3, f"Verdicts: {device}"), Table(VERDICT_COLUMNS, [
-                ["FAIL" if v.get("passed") is False else "pass", (v.get("precision") or key.precision).upper(),
+                [_outcome(v), (v.get("precision") or key.precision).upper(),
                  str(v.get("kind") or "-"), str(v.get("metric") or "-"), _num(v.get("measured")), _interval(v),
-                 _num(v.get("threshold")), "-" if v.get("p_value") is None else f"{v['p_value']:.3g}",
+                 _num(v.get("threshold")), _p_values(v),
                  str(v.get("images") or "-"), str(v.get("message") or "-")]
                 for key, v in verdicts])]
     return blocks

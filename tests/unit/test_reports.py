@@ -107,10 +107,10 @@ def test_failures_come_first_with_measured_value_interval_and_threshold(tmp_path
     cpu, gpu = found[f"Verdicts: {CPU}"], found[f"Verdicts: {GPU}"]
     # 2 precisions x top1/top5 + FP16's drop vs FP32, per device, latest run of each
     assert len(cpu) == len(gpu) == 5
-    assert [(r["Check"], r["Measured"], r["Interval"], r["Threshold"]) for r in gpu if r["Check"] != "absolute"] == [
+    assert [(r["Check"], r["Measured"], r["Bounds"], r["Threshold"]) for r in gpu if r["Check"] != "absolute"] == [
         ("relative_to_fp32", "0.39", "[-1.20, 2.00]", "1.00")]
     first = cpu[0]
-    assert (first["Result"], first["Precision"], first["Metric"], first["Measured"], first["Interval"],
+    assert (first["Result"], first["Precision"], first["Metric"], first["Measured"], first["Bounds"],
             first["Threshold"], first["Message"]) == (
         "FAIL", "FP16", "top1", "84.00", "[81.00, 86.00]", "85.00", "top1 84.0 vs 85.0")
     assert all(r["Result"] == "pass" for r in cpu[1:] + gpu)
