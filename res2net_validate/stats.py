@@ -131,6 +131,15 @@ def floor_test(correct: int, images: int, population: int, floor_percent: float,
                       shown=low >= boundary, detectable=detectable, exact=False)
 
 
+def floor_fails(correct: int, images: int, population: int, floor_percent: float, alpha: float) -> bool:
+    """The decision of :func:`floor_test` alone (no bounds or power): what simulations call."""
+    _check_sample(correct, images, population)
+    boundary = count_at_least(floor_percent, population)
+    if images == population:
+        return correct < boundary
+    return _hyper_cdf(correct, population, boundary, images) <= alpha
+
+
 # ---------------------------------------------------------------------------- paired drops
 
 @lru_cache(maxsize=4)
@@ -253,6 +262,15 @@ def _paired_p_value(lost: int, gained: int, images: int, population: int, drop_c
 def _rejects(lost: int, gained: int, images: int, population: int, drop_count: int, alpha: float) -> bool:
     return float(tango_z(lost, gained, images, drop_count, population)) > critical_z(
         images, population, drop_count, alpha)
+
+
+def paired_drop_fails(lost: int, gained: int, images: int, population: int, allowance_points: float,
+                      alpha: float) -> bool:
+    """The decision of :func:`paired_drop_test` alone (no p-value, bounds or power): what simulations call."""
+    allowed = count_at_most(allowance_points, population)
+    if images == population:
+        return lost - gained > allowed
+    return _rejects(lost, gained, images, population, allowed, alpha)
 
 
 def _power(lost_total: int, gained_total: int, images: int, population: int, drop_count: int,
