@@ -1,63 +1,81 @@
-"""How many images a nightly subset needs: the verdicts' false-alarm and detection rates, simulated.
+"""The verdicts' error rates, simulated: the README's tables.
 
-For each subset size, SUBSETS subsets are drawn without replacement from a 50,000-entry
-correctness vector whose accuracy sits exactly on the floor (false alarms), 0.22 points above it
-(a healthy model: timm's 78.14 against the card's 77.92), and at the floor minus the detectable
-shortfall the verdict prints (detections).  Every subset is decided by ``verdicts.check_floor``.
+1. A 12-verdict nightly (fp16+int8, Top-1/Top-5: floors, drops vs FP32, drops vs a baseline), every
+   null at its boundary: how often a run fails anywhere, with the run's Bonferroni correction and
+   with each verdict at alpha alone.
+2. The paired gate's size across discordance, sample size and allowance (drop exactly at it).
+3. The paired gate's detection rate at the detectable excess it prints.
+4. The floor's false alarms at the floor, detection at its printed shortfall, and a healthy model.
 
-    python benchmarks/verdict_power.py [--floor 77.92] [--subsets 2000] [--sizes 1000,5000,10000]
+    python benchmarks/verdict_power.py [--subsets 2000] [--seed 1]
 """
 
 import argparse
-from functools import lru_cache
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 
-from res2net_validate import stats
-from res2net_validate.verdicts import check_floor
-
-POPULATION = 50_000
-
-
-def rate(vector, images, subsets, rng, decide) -> float:
-    return float(np.mean([decide(int(vector[rng.choice(POPULATION, images, replace=False)].sum()))
-                          for _ in range(subsets)]))
-
-
-def population(correct, rng):
-    vector = np.zeros(POPULATION, bool)
-    vector[rng.choice(POPULATION, correct, replace=False)] = True
-    return vector
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import verdict_simulation as sim  # noqa: E402
+from res2net_validate import stats  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--floor", type=float, default=77.92)
-    parser.add_argument("--healthy", type=float, default=78.14)
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--subsets", type=int, default=2000)
-    parser.add_argument("--sizes", default="1000,5000,10000")
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    at_floor = stats.floor_count(args.floor, POPULATION)
-    print(f"floor {args.floor}%, alpha {args.alpha}, {args.subsets} seeded subsets per row, population {POPULATION}")
-    print("| images | detectable shortfall (points, power 0.8) | false alarms at the floor | detected at floor - shortfall "
-          f"| healthy model ({args.healthy}) fails: old rule / verdict |")
-    print("|---|---|---|---|---|")
-    for images in map(int, args.sizes.split(",")):
-        @lru_cache(maxsize=None)
-        def fails(correct, images=images):
-            return not check_floor("fp16", "top1", correct, images, POPULATION, args.floor, args.alpha).passed
+    rng = np.random.default_rng(args.seed)
+    started = time.perf_counter()
 
-        shortfall = check_floor("fp16", "top1", at_floor * images // POPULATION, images, POPULATION, args.floor,
-                                args.alpha).detectable_shortfall
-        false_alarm = rate(population(at_floor, rng), images, args.subsets, rng, fails)
-        detected = rate(population(at_floor - round(shortfall / 100 * POPULATION), rng), images, args.subsets,
-                        rng, fails)
-        healthy = population(round(args.healthy / 100 * POPULATION), rng)
-        old = rate(healthy, images, args.subsets, rng, lambda c: 100 * c / images < args.floor)
-        new = rate(healthy, images, args.subsets, rng, fails)
-        print(f"| {images:,} | {shortfall:.2f} | {false_alarm:.3f} | {detected:.3f} | {old:.3f} / {new:.3f} |")
+    print("| images | runs failing anywhere: Bonferroni over 12 | each verdict at alpha |")
+    print("|---|---|---|")
+    gates = sim.nightly_at_the_boundary(rng)
+    for images in (1_000, 5_000):
+        corrected = sim.run_fails(gates, images, args.alpha, len(gates), args.subsets, rng)
+        alone = sim.run_fails(gates, images, args.alpha, 1, args.subsets, rng)
+        print(f"| {images:,} | {corrected:.3f} | {alone:.3f} |")
+
+    print("\n| images | allowance | size at discordance 0.1% / 0.5% / 2% / 10% | printed excess at 0.5% / 4%: caught |")
+    print("|---|---|---|---|")
+    for images in (256, 1_000, 5_000):
+        for allowance in (0.10, 0.50, 0.78):
+            sizes = [sim.paired_rate(*sim.null_population(d, allowance), images, allowance, args.alpha, args.subsets,
+                                     rng) for d in (0.001, 0.005, 0.02, 0.10)]
+            powers = []
+            for discordance in (0.005, 0.04):
+                printed = sim.printed_detectable(discordance, images, allowance, args.alpha)
+                if printed is None:
+                    powers.append("none detectable")
+                    continue
+                rate = sim.paired_rate(*sim.power_population(discordance, allowance, printed), images, allowance,
+                                       args.alpha, args.subsets, rng)
+                powers.append(f"{printed:.2f}: {rate:.3f}")
+            print(f"| {images:,} | {allowance:.2f} | {' / '.join(f'{s:.3f}' for s in sizes)} | "
+                  f"{' / '.join(powers)} |")
+
+    print("\n| images | detectable shortfall (points) | false alarms at the floor | detected at floor - shortfall "
+          "| healthy (+0.22) fails |")
+    print("|---|---|---|---|---|")
+    floor, population = 77.92, sim.POPULATION
+    at_floor = stats.count_at_least(floor, population)
+    for images in (1_000, 5_000, 10_000):
+        def rate(correct_total):
+            vector = np.zeros(population, bool)
+            vector[rng.choice(population, correct_total, replace=False)] = True
+            counts = [int(vector[rng.choice(population, images, replace=False)].sum()) for _ in range(args.subsets)]
+            return float(np.mean([stats.floor_fails(c, images, population, floor, args.alpha) for c in counts]))
+
+        shortfall = stats.floor_test(at_floor * images // population, images, population, floor,
+                                     args.alpha).detectable
+        print(f"| {images:,} | {shortfall:.2f} | {rate(at_floor):.3f} | "
+              f"{rate(at_floor - round(shortfall / 100 * population)):.3f} | "
+              f"{rate(stats.count_at_least(floor + 0.22, population)):.3f} |")
+    print(f"\n{args.subsets} subsets per cell, seed {args.seed}, alpha {args.alpha}, population {population:,}: "
+          f"{time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -100,14 +100,14 @@ import os
 
 from res2net_validate.plugin.fixtures import record_result
 from res2net_validate.plugin.report import AccuracyRecord, PerformanceRecord, VerdictRecord
-from res2net_validate.verdicts import check_floor
+from res2net_validate.verdicts import Multiplicity, check_floor
 
 RUN = {"model_name": "res2net50_14w_8s", "dataset": {"population": 50000}}
 FIDELITY = {"images": 256, "top1_agreement": 99.22}
 
 
 def test_records(request):
-    verdict = check_floor("fp16", "top1", 240, 256, 50000, 85.0, 0.05)
+    verdict = check_floor("fp16", "top1", 240, 256, 50000, 85.0, Multiplicity(0.05))
     if os.environ["RECORDS"] == "typed":
         records = [
             AccuracyRecord("fp16", "onnxruntime", 4, 93.75, 99.61, 256, "CPU (test box)", RUN, seconds=1.234,

@@ -49,9 +49,9 @@ def test_a_healthy_64_image_run_passes_every_gate_and_reuses_its_cached_fp32_ref
     result = suite.run(*args)
     result.assert_outcomes(passed=6)  # floors, drops vs FP32 and precision proofs of fp16 and int8
     result.stdout.fnmatch_lines([
-        "PASS absolute fp16: Top-1 *% (95% interval [[]*, *[]]) vs floor 85.00%: p=* > alpha 0.05 on 64 of 320 "
-        "images; detects a shortfall of * points with power 80%",
-        "PASS relative_to_fp32 int8: Top-1 drop vs fp32 * points (95% interval *) vs allowance 6.00*",
+        "PASS (*) absolute fp16: Top-1 *% on 64 of 256 images vs floor 91.00%: *; p=* raw, * adjusted for the "
+        "run's 8 sampled verdicts (Bonferroni) vs alpha 0.05; detects a shortfall of * points with power 80%",
+        "PASS (*) relative_to_fp32 int8: Top-1 drop vs fp32 * points (* of a population of 256) vs allowance 6.00*",
         "PASS precision int8: all * compute layers proven (the optimized model ONNX Runtime executes*",
         "note: fp32 reference for relative gates: * on the same 64 images (fp32 is not under test*",
     ])
@@ -59,8 +59,11 @@ def test_a_healthy_64_image_run_passes_every_gate_and_reuses_its_cached_fp32_ref
     assert {(v["kind"], v["precision"], v["metric"]) for v in verdicts} >= {
         ("absolute", "fp16", "top1"), ("relative_to_fp32", "int8", "top5"), ("precision", "int8", "precision")}
     floor = next(v for v in verdicts if v["kind"] == "absolute" and v["metric"] == "top1")
-    assert floor["images"] == 64 and floor["population"] == 320 and floor["alpha"] == 0.05
-    assert floor["interval"][0] <= floor["measured"] <= floor["interval"][1] and floor["p_value"] > 0.05
+    # 320 generated images less the 64 that calibrate INT8: the population the verdicts speak for
+    assert floor["images"] == 64 and floor["population"] == 256 and floor["alpha"] == 0.05
+    assert floor["verdicts_in_run"] == 8 and floor["level"] == pytest.approx(0.05 / 8)
+    assert floor["interval"][0] <= floor["measured"] <= floor["interval"][1] and floor["p_adjusted"] > 0.05
+    assert floor["state"] in ("shown", "not shown")
 
     again = suite.run(*args)
     again.assert_outcomes(passed=6)
@@ -75,7 +78,7 @@ def test_int8_calibrated_on_blank_images_fails_the_relative_gate_with_its_floor_
                        f"--thresholds={lenient}", "-k", "not precision")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
-        "*Top-1 drop vs fp32 +* points*vs allowance 6.00: p=* <= alpha 0.05*confident the drop exceeds*",
+        "*Top-1 drop vs fp32 +* points*vs allowance 6.00: MISSED - the drop is at least * points (one-sided *",
         "FAILED *test_drop_vs_fp32_within_allowance[[]int8[]]*"])
 
 
@@ -101,13 +104,14 @@ def test_a_saved_baseline_passes_a_healthy_rerun_and_fails_a_bgr_run_listing_fli
 
     healthy = suite.run(*common, f"--compare-baseline={baseline}", "-k", "baseline")
     healthy.assert_outcomes(passed=1)
-    healthy.stdout.fnmatch_lines(["PASS baseline fp32: Top-1 vs baseline +0.00 points on 96 images*0 right->wrong*"])
+    healthy.stdout.fnmatch_lines(["PASS (*) baseline fp32: 96 images shared with the baseline (of 96 scored): Top-1 "
+                                  "drop vs baseline +0.00 points (0 images lost, 0 gained of 96*"])
 
     (suite.path / "conftest.py").write_text(BGR_PIXELS_CONFTEST)
     swapped = suite.run(*common, f"--compare-baseline={baseline}", "-k", "baseline", "--report-json=out/r.json")
     swapped.assert_outcomes(failed=1)
-    swapped.stdout.fnmatch_lines(["*Top-1 vs baseline -* points on 96 images*significantly worse. Right->wrong: "
-                                  "ILSVRC2012_val_*.JPEG, *Classes that lost most: n*"])
+    swapped.stdout.fnmatch_lines(["*96 images shared with the baseline*Top-1 drop vs baseline +* points*MISSED*. "
+                                  "Right->wrong: ILSVRC2012_val_*.JPEG, *Classes that lost most: n*"])
     top1 = next(v for v in _verdicts(suite.path / "out" / "r.json") if v["metric"] == "top1")
     assert len(top1["right_to_wrong"]) == top1["lost"] > 20 and not top1["passed"]
 

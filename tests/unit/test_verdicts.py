@@ -87,3 +87,79 @@ def test_baseline_files_round_trip_and_bad_ones_are_one_clear_error(tmp_path):
                          (tmp_path / "junk.json", "not a res2net_validate-baseline-v1 file")):
         with pytest.raises(ValidateError, match=message):
             read_baseline(bad)
+
+
+def test_top_classes_match_a_full_sort_in_every_column():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((64, 1000)).astype(np.float32)
+    top = top_classes(logits)
+    assert np.array_equal(top, np.argsort(-logits, axis=1, kind="stable")[:, :5])
+    from res2net_validate.evaluate import check_top_classes
+
+    check_top_classes(top, logits)
+    for broken, message in ((np.repeat(top[:, :1], 5, axis=1), "repeat a class"), (top[:, :1], "expected 5 classes"),
+                            (top[:, ::-1], "not the best ones in order"),
+                            (np.concatenate([top[:, :4], np.argsort(logits, axis=1)[:, :1]], axis=1),
+                             "outside the top classes")):
+        with pytest.raises(RuntimeError, match=message):
+            check_top_classes(broken, logits)
+
+
+def test_a_baseline_sharing_too_few_images_or_edited_labels_is_one_clear_error():
+    from res2net_validate.predictions import against_baseline
+
+    top5 = np.tile(np.arange(5, dtype=np.int32), (10, 1))
+    tonight = Predictions("fp16", tuple(f"i{n}" for n in range(10)), np.arange(10) % 3, top5)
+    few = Predictions("fp16", ("i0", "i1"), np.array([0, 1]), top5[:2])
+    with pytest.raises(ValidateError, match=r"b.json: shares 2 of the 10 images this run scored \(at least 90%"):
+        against_baseline(few, tonight, "b.json")
+    edited = Predictions("fp16", tonight.names, np.where(np.arange(10) == 4, 2, tonight.labels), top5)
+    with pytest.raises(ValidateError, match=r"1 of the 10 shared images have other labels .*i4: 2 in the baseline, 1"):
+        against_baseline(edited, tonight, "b.json")
+    before, now = against_baseline(tonight, tonight, "b.json")
+    assert before.names == now.names == tonight.names
+
+
+def test_a_baseline_label_edited_to_minus_one_is_refused(tmp_path):
+    predictions = Predictions("int8", ("a", "b"), np.array([1, 2]), np.array([[1, 0, 0, 0, 0], [3, 2, 0, 0, 0]]))
+    path = tmp_path / "base.json"
+    write_baseline(path, {}, {"int8": baseline_entry(predictions, "g", "onnxruntime", "CPU")})
+    document = json.loads(path.read_text())
+    document["precisions"]["int8"]["labels"][1] = -1
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValidateError, match="int8 label of b is -1, not a class"):
+        read_baseline(path).predictions("int8")
+
+
+def test_subset_seed_picks_other_images_and_never_moves_the_calibration_images():
+    from res2net_validate.data.selection import split_images
+
+    from res2net_validate.data.layouts import LabeledImage
+    from pathlib import Path
+
+    images = [LabeledImage(Path(f"{i:05d}.JPEG"), i % 10) for i in range(2_000)]
+
+    def split(seed, **kw):
+        return split_images(images, num_images=100, calib_count=50, calib_dir=None, calib_on_scored=False,
+                            subset_seed=seed, **kw)
+
+    fixed, again, other = split(0), split(0), split(7)
+    assert fixed.scored == again.scored and fixed.calibration == other.calibration
+    assert len(set(fixed.scored) & set(other.scored)) < 20  # about 100 * 100 / 1950 by chance
+    assert not set(other.scored) & set(other.calibration) and other.calibration_held_out == 50
+    assert "--subset-seed 7" in other.notes[-1] and "100 of 1950 images" in other.notes[-1]
+    # seed 0 keeps the subset of earlier versions: the first 100 of the seed-0 order, calibration removed
+    order = np.random.default_rng(0).permutation(2_000)
+    carved = set(sorted(order[:50]))
+    assert fixed.scored == tuple(images[i] for i in sorted([i for i in order if i not in carved][:100]))
+
+
+def test_a_random_subset_seed_is_drawn_once_and_shared_with_xdist_workers(monkeypatch):
+    from res2net_validate import settings
+
+    monkeypatch.delenv(settings.DRAWN_SEED_ENV, raising=False)
+    first = settings._seed("random")
+    assert settings._seed("random") == first and int(settings.os.environ[settings.DRAWN_SEED_ENV]) == first
+    assert settings._seed("12") == 12
+    with pytest.raises(ValueError):
+        settings._seed("-1")
