@@ -90,6 +90,10 @@ def _shown_as(value: float, threshold: float, holds: bool, relation) -> str:
     return repr(value)
 
 
+def _images(count: int) -> str:
+    return f"{count} image" + ("" if count == 1 else "s")
+
+
 def _detectable_text(points: float | None, what: str) -> str:
     if points is None:
         return f"no {what} is detectable with this many images"
@@ -135,7 +139,7 @@ def check_floor(precision: str, metric: str, correct: int, images: int, populati
         test = f"exact: all {population} images of the population scored"
         message = (f"{name} {measured:.2f}% ({correct} of {population}) "
                    f"{'>=' if not result.failed else '<'} floor {floor:.2f}% "
-                   f"({stats.count_at_least(floor, population)} images) on the whole population: "
+                   f"({_images(stats.count_at_least(floor, population))}) on the whole population: "
                    f"{'MISSED' if result.failed else 'shown'}")
     else:
         test = "one-sided exact hypergeometric (sample of a finite population), Bonferroni over the run"
@@ -159,7 +163,7 @@ def _paired_message(name: str, what: str, drop: float, result: stats.TestResult,
     counts = f"{lost} images lost, {gained} gained of {images}"
     if result.exact:
         return (f"{name} drop vs {what} {drop:+.2f} points ({counts}, the whole population) vs allowance "
-                f"{allowance:.2f} ({stats.count_at_most(allowance, population)} images): "
+                f"{allowance:.2f} ({_images(stats.count_at_most(allowance, population))}): "
                 + ("MISSED - over the allowance" if result.failed else "shown - within the allowance"))
     confidence = f"{100 * (1 - multiplicity.level):.4g}%"
     lower = _shown_as(result.lower, allowance, result.failed, lambda a, b: a > b)
