@@ -379,7 +379,11 @@ class CudaRuntime:
 
     # CUDA graphs
     def capture_graph(self, stream, enqueue: Callable[[], None]):
-        """Capture what ``enqueue`` puts on ``stream`` into an instantiated graph."""
+        """Capture what ``enqueue`` puts on ``stream`` into an instantiated graph.
+
+        Every failure (the enqueue, cudaStreamEndCapture, cudaGraphInstantiate) ends the capture,
+        destroys what it made and clears CUDA's last error before raising, as trtexec does, so the
+        stream and the next checked call work for plain launches afterwards."""
         mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         self._check(self.rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
         try:
@@ -387,13 +391,20 @@ class CudaRuntime:
         except BaseException:
             self._abandon_capture(stream)
             raise
-        graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
+        try:
+            graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
+        except CudaError:
+            self.rt.cudaGetLastError()  # an invalidated capture leaves its error behind
+            raise
         try:
             try:
                 result = self.rt.cudaGraphInstantiate(graph, 0)
             except TypeError:  # cuda-python 11.x: (graph, error-node buffer, flags)
                 result = self.rt.cudaGraphInstantiate(graph, b"", 0)
             graph_exec = self._check(result, "cudaGraphInstantiate")
+        except CudaError:
+            self.rt.cudaGetLastError()
+            raise
         finally:
             self.rt.cudaGraphDestroy(graph)  # the executable graph does not need it
         if isinstance(graph_exec, tuple):

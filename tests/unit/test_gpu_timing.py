@@ -138,12 +138,14 @@ class FakeCudart:
     class Err(int):
         @property
         def name(self):
-            return {0: "cudaSuccess", 700: "cudaErrorIllegalAddress"}[int(self)]
+            return {0: "cudaSuccess", 700: "cudaErrorIllegalAddress", 900: "cudaErrorStreamCaptureUnsupported",
+                    901: "cudaErrorStreamCaptureInvalidated"}[int(self)]
 
     cudaStreamCaptureMode = SimpleNamespace(cudaStreamCaptureModeThreadLocal=1)
 
-    def __init__(self, old_instantiate=False):
+    def __init__(self, old_instantiate=False, fail_at=None):
         self.old_instantiate = old_instantiate
+        self.fail_at = fail_at  # "end" or "instantiate": that call returns an error, as the real one does
         self.calls = []
 
     def cudaGetErrorString(self, err):
@@ -155,12 +157,16 @@ class FakeCudart:
 
     def cudaStreamEndCapture(self, stream):
         self.calls.append("end")
+        if self.fail_at == "end":  # cudaErrorStreamCaptureInvalidated: no graph comes back
+            return self.Err(901), None
         return self.Err(0), "graph"
 
     def cudaGraphInstantiate(self, graph, *args):
         if self.old_instantiate and len(args) == 1:
             raise TypeError("cudaGraphInstantiate() takes exactly 3 positional arguments")
         self.calls.append(("instantiate", args))
+        if self.fail_at == "instantiate":
+            return self.Err(900), None
         return (self.Err(0), "exec", "node") if self.old_instantiate else (self.Err(0), "exec")
 
     def cudaGraphDestroy(self, graph):
@@ -194,6 +200,21 @@ def test_a_failed_enqueue_under_capture_ends_it_destroys_the_graph_and_clears_th
     with pytest.raises(RuntimeError, match="execute_async_v3 failed"):
         CudaRuntime(cudart).capture_graph("stream", enqueue)
     assert cudart.calls == [("begin", 1), "end", ("destroy", "graph"), "clear"]  # as trtexec recovers
+
+
+@pytest.mark.parametrize(
+    "fail_at, error, calls",
+    [
+        ("end", "cudaStreamEndCapture failed: cudaErrorStreamCaptureInvalidated", [("begin", 1), "end", "clear"]),
+        ("instantiate", "cudaGraphInstantiate failed: cudaErrorStreamCaptureUnsupported",
+         [("begin", 1), "end", ("instantiate", (0,)), "clear", ("destroy", "graph")]),
+    ],
+)  # fmt: skip
+def test_a_failed_end_of_capture_or_instantiation_clears_the_last_error(fail_at, error, calls):
+    cudart = FakeCudart(fail_at=fail_at)
+    with pytest.raises(CudaError, match=error):
+        CudaRuntime(cudart).capture_graph("stream", lambda: None)
+    assert cudart.calls == calls  # "clear" is cudaGetLastError: the next checked call does not see a stale error
 
 
 def test_cuda_errors_carry_name_and_description():

@@ -8,7 +8,7 @@ import torch
 
 from res2net_validate.backends import devices
 from res2net_validate.backends.base import Runner
-from res2net_validate.backends.pytorch import TorchBackend
+from res2net_validate.backends.pytorch import CudaMathMode, TorchBackend, math_mode_for
 from res2net_validate.errors import ValidateError
 from res2net_validate.graphs.checkpoint import create_model
 
@@ -120,6 +120,11 @@ def test_cuda_fp16_agrees_with_cpu_fp32(model, images):
             assert float(np.abs(logits - reference).max()) <= tolerance
             report = runner.benchmark(images, warmup_s=0.05, duration_s=0.1, min_iterations=3, copy_repeats=3)
             assert report.h2d is not None and report.throughput > 0
+            assert report.cuda_graph and runner.info.extra["cuda_graph"], report.notes  # captured, or why not
+            proof = runner.precision_proof()
+            assert proof.proven, proof.offending[:3]
+            if precision == "fp32":  # the flags torch reported while the forward ran
+                assert proof.summary["torch_flags"]["cudnn.allow_tf32"] is False
         finally:
             runner.close()
     assert next(model.parameters()).dtype == torch.float32  # the shared CPU model was copied, not converted
@@ -135,3 +140,72 @@ def test_precision_proof_reads_the_dtype_of_every_conv_and_linear_weight_that_ru
     runner.model.fc.half()  # a module that is not in the asked dtype
     broken = runner.precision_proof()
     assert not broken.proven and broken.offending == ["fc (Linear) [float16]"]
+
+
+@pytest.fixture
+def hopper_defaults():
+    """torch's defaults on a CUDA build (cuDNN TF32 allowed) with matmul TF32 allowed too, restored after."""
+    backends = torch.backends
+    saved = backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32, backends.cudnn.benchmark
+    backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32, backends.cudnn.benchmark = True, True, False
+    yield
+    backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32, backends.cudnn.benchmark = saved
+
+
+def _flags_while_layers_run(model) -> dict:
+    """What torch's real flags say at the moment the first convolution and the classifier run."""
+    seen = {}
+
+    def at_conv(*_):
+        seen.update(conv=torch.backends.cudnn.allow_tf32, benchmark=torch.backends.cudnn.benchmark)
+
+    def at_fc(*_):
+        seen.update(fc=torch.backends.cuda.matmul.allow_tf32)
+
+    next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).register_forward_pre_hook(at_conv)
+    model.fc.register_forward_pre_hook(at_fc)
+    return seen
+
+
+def test_a_cuda_runner_runs_fp32_with_tf32_off_and_restores_the_flags(model, images, hopper_defaults):
+    """The forward runs under the math mode a CUDA fp32 runner gets (math_mode_for(..., "cuda", "fp32")):
+    real torch flags, read by hooks while the layers run; only the device is the CPU here."""
+    import copy
+
+    mode = math_mode_for(torch, "cuda", "fp32")
+    assert isinstance(mode, CudaMathMode) and math_mode_for(torch, "cpu", "fp32") is None
+    runner = TorchBackend(device="cpu").open(copy.deepcopy(model), "fp32", (2,))
+    runner.math_mode = mode
+    seen = _flags_while_layers_run(runner.model)
+    runner.infer(images)
+    assert seen == {"conv": False, "fc": False, "benchmark": True}  # IEEE fp32, autotuned algorithms
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)  # restored
+    assert torch.backends.cudnn.benchmark is False
+    proof = runner.precision_proof()
+    assert proof.proven and proof.summary["torch_flags"]["cudnn.allow_tf32"] is False
+    assert "cudnn.allow_tf32=False, cuda.matmul.allow_tf32=False" in proof.checked
+    assert proof.summary["layer_precisions"] == {"float32": proof.layers}
+
+
+def test_the_proof_names_fp32_layers_that_ran_in_tf32(model, images, hopper_defaults):
+    """A runner that left TF32 on (torch's default for convolutions) must not pass as FP32."""
+    import copy
+
+    runner = TorchBackend(device="cpu").open(copy.deepcopy(model), "fp32", (2,))
+    runner.math_mode = CudaMathMode(torch, "fp32", allow_tf32=True)
+    runner.infer(images)
+    proof = runner.precision_proof()
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert not proof.proven and len(proof.offending) == proof.layers == convs + 1  # every Conv2d and the fc
+    assert "fc (Linear) [tf32]" in proof.offending and proof.summary["layer_precisions"] == {"tf32": convs + 1}
+    assert "cudnn.allow_tf32=True" in proof.checked
+
+
+def test_fp16_leaves_tf32_alone_and_the_proof_before_any_forward_reads_what_the_runner_sets(hopper_defaults):
+    with CudaMathMode(torch, "fp16") as mode:
+        assert mode.in_effect() == {"cudnn.allow_tf32": True, "cuda.matmul.allow_tf32": True, "cudnn.benchmark": True}
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    runner = TorchBackend(device="cpu").open(net, "fp32", (1,))
+    assert runner.precision_proof().summary.get("torch_flags") is None  # CPU: TF32 does not apply
+    runner.math_mode = math_mode_for(torch, "cuda", "fp32")
+    assert runner.flags_seen is None and runner.precision_proof().proven  # what it would set: TF32 off
