@@ -198,9 +198,9 @@ def test_a_results_json_from_before_run_metadata_still_reports(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("{not json", r"results file .*broken\.json: not valid JSON"),
+    ("{not json", r"results file .*broken\.json: line 1, column 2: not valid JSON"),
     ('{"benchmarks": []}', r"broken\.json: this is a pytest-benchmark JSON; pass it with --benchmark-json"),
-    ('{"rows": [{"precision": "fp16", "fps": "fast"}]}', r"broken\.json: rows\[0\]\.fps is 'fast', expected a number"),
+    ('{"rows": [{"precision": "fp16", "fps": "fast"}]}', r"broken\.json: rows\[0\]\.fps: expected a positive finite FPS number, got 'fast'"),
     ('[1, 2]', r"broken\.json: not a res2net_validate results JSON"),
 ])
 def test_a_bad_results_file_is_one_error_naming_it(tmp_path, content, message):

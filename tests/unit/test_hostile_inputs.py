@@ -1,0 +1,204 @@
+"""Issue 18: hostile and malformed files end in one clear error (or a note), never a hang, a traceback or
+a silent pass.  Each test names the issue's item it pins; each is time-boxed, because the failure it
+guards against is a hang."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from res2net_validate.errors import FormatError, ValidateError
+
+pytestmark = pytest.mark.timeout(60)
+
+ONE_FLOOR = "accuracy:\n  fp16: {top1: 1, top5: 1}\n"
+
+
+def one_line(error: pytest.ExceptionInfo) -> str:
+    text = str(error.value)
+    assert "\n" not in text and len(text) <= 600, text
+    return text
+
+
+# -- thresholds YAML -------------------------------------------------------------------------------
+
+
+BILLION_LAUGHS = "\n".join(
+    ["a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]"]
+    + [f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]" for previous, name in zip("abcdefgh", "bcdefghi")]
+) + "\naccuracy: {fp16: {top1: *i, top5: 1}}\n"
+
+
+@pytest.mark.timeout(10)
+def test_item_1_a_billion_laughs_thresholds_file_is_refused_at_once(tmp_path):
+    from res2net_validate.thresholds import load_thresholds
+
+    path = tmp_path / "laughs.yaml"
+    path.write_text(BILLION_LAUGHS)
+    assert len(BILLION_LAUGHS) < 600
+    with pytest.raises(FormatError) as error:
+        load_thresholds(path)
+    assert re.fullmatch(rf"thresholds file {re.escape(str(path))}: line 2, column \d+: not valid YAML: aliases "
+                        r"\(\*name\) are not allowed; write the value out", one_line(error))
+
+
+def test_item_7_a_duplicate_key_in_the_thresholds_file_is_refused(tmp_path):
+    from res2net_validate.thresholds import load_thresholds
+
+    path = tmp_path / "twice.yaml"
+    path.write_text("accuracy:\n  fp32: {top1: 78, top5: 93}\n  fp32: {top1: 1, top5: 1}\n")
+    with pytest.raises(FormatError, match=re.escape(f"thresholds file {path}: line 3, column 3: not valid YAML: "
+                                                    "duplicate key 'fp32'; keep one")):
+        load_thresholds(path)
+
+
+@pytest.mark.parametrize("floor", [".nan", ".inf", "-3", "0"])
+def test_item_17_an_fps_floor_that_is_not_a_positive_finite_number_is_refused(tmp_path, floor):
+    from res2net_validate.thresholds import load_thresholds
+
+    path = tmp_path / "t.yaml"
+    path.write_text(ONE_FLOOR + f"performance:\n  V100: {{fp16: {floor}}}\n")
+    with pytest.raises(FormatError, match=re.escape(f"{path}: performance.V100.fp16: expected a positive finite "
+                                                    "FPS number, got")):
+        load_thresholds(path)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"accuracy:\n  fp16: {top1: 1, top5: 1}\nsource: caf\xe9\n", "line 3: byte 0xe9 is not UTF-8"),
+    ("accuracy:\n  fp16: {top1: 1, top5: 1}\n".encode("utf-16"), "is UTF-16 text; save it as UTF-8"),
+])
+def test_item_12_a_thresholds_file_in_another_encoding_is_one_error(tmp_path, content, expected):
+    from res2net_validate.thresholds import load_thresholds
+
+    path = tmp_path / "t.yaml"
+    path.write_bytes(content)
+    with pytest.raises(FormatError) as error:
+        load_thresholds(path)
+    assert one_line(error).startswith(f"thresholds file {path}: ") and expected in str(error.value)
+
+
+def test_a_thresholds_file_with_a_bom_loads(tmp_path):
+    from res2net_validate.thresholds import load_thresholds
+
+    path = tmp_path / "t.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + ONE_FLOOR.encode())
+    assert load_thresholds(path).accuracy["fp16"].top1 == 1.0
+
+
+# -- baseline JSON ---------------------------------------------------------------------------------
+
+
+def _baseline(**changes) -> dict:
+    entry = {"graph_sha256": "g", "backend": "onnxruntime", "device": "CPU", "images": ["a.JPEG", "b.JPEG"],
+             "labels": [1, 2], "top5": [[1, 0, 3, 4, 5], [2, 0, 3, 4, 5]]}
+    document = {"format": "res2net_validate-baseline-v1", "created": "2025-01-01T00:00:00+00:00",
+                "identity": {"dataset": {"fingerprint": "d"}}, "precisions": {"int8": entry}}
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        target = document
+        for key in parents:
+            target = target[key]
+        if value is KeyError:
+            del target[last]
+        else:
+            target[last] = value
+    return document
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"precisions__int8__labels": KeyError}, "precisions.int8: 'labels' is missing; expected {graph_sha256, backend, "
+                                             "device, images, labels, top5}"),
+    ({"precisions__int8__top5": [[1, 0, 3, 4, 5], [2, 0]]}, "precisions.int8.top5[1]: expected a row of 5 class "
+                                                            "indices, got [2, 0]"),
+    ({"precisions__fp32": "string"}, "precisions.fp32: expected {graph_sha256, backend, device, images, labels, top5}, "
+                                     "got 'string'"),
+    ({"identity": [1, 2]}, "identity: expected a mapping (what identifies the run), got [1, 2]"),
+    ({"precisions__int8__labels": [1]}, "precisions.int8: 'labels' has 1 entries but 'images' 2; one label per image"),
+])
+def test_item_13_a_malformed_baseline_is_one_error_at_load_time(tmp_path, changes, expected):
+    from res2net_validate.predictions import read_baseline
+
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(_baseline(**changes)))
+    with pytest.raises(FormatError) as error:
+        read_baseline(path)
+    assert one_line(error) == f"--compare-baseline {path}: {expected}"
+
+
+def test_item_13_a_valid_baseline_still_loads_as_before(tmp_path):
+    from res2net_validate.predictions import read_baseline
+
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(_baseline()))
+    baseline = read_baseline(path)
+    assert baseline.identity == {"dataset": {"fingerprint": "d"}}
+    assert baseline.predictions("int8").correct("top1").tolist() == [True, True]
+
+
+def test_item_13_a_malformed_baseline_stops_pytest_at_start_up(pytester, tmp_path):
+    """Through the plugin's configure hook, in-process: the run ends before collection with the one line."""
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(_baseline(precisions__int8__labels=KeyError)))
+    result = pytester.runpytest("--embedded", f"--compare-baseline={path}", "--co", "-p", "no:cacheprovider",
+                                f"--checkpoints-dir={tmp_path / 'cache'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--compare-baseline {path}: precisions.int8: 'labels' is missing*"])
+
+
+# -- results and benchmark JSON ------------------------------------------------------------------
+
+
+def _results(row: dict | None = None, **top) -> dict:
+    return {"model": "Res2Net50", "run": {"timestamp": "2025-01-01T00:00:00+00:00", "host": "ci"},
+            "rows": [{"precision": "fp16", "backend": "onnxruntime", "device": "CPU", "fps": 10.0, "top1": 80.0,
+                      "top5": 95.0, "images": 100, **(row or {})}], "notes": [], **top}
+
+
+@pytest.mark.parametrize("document, expected", [
+    (_results({"verdicts": ["passed"]}), "rows[0].verdicts[0]: expected a mapping, got 'passed'"),
+    (_results({"verdicts": [{"measured": "77"}]}), "rows[0].verdicts[0].measured: expected a finite number, got '77'"),
+    (_results(run={"thresholds": "t.yaml"}), "run.thresholds: expected an object {path, sha256, ...}, got 't.yaml'"),
+    (_results({"fidelity_vs_fp32": {"top1_agreement": "99"}}),
+     "rows[0].fidelity_vs_fp32.top1_agreement: expected a percentage between 0 and 100, got '99'"),
+    (_results({"fidelity_vs_fp32": {"top1_agreement": 99.0, "classes_lost": [[1, 2]]}}),
+     "rows[0].fidelity_vs_fp32.classes_lost[0]: expected {class, label, lost, gained}, got [1, 2]"),
+    (_results({"top1": float("nan")}), "rows[0].top1: expected a percentage between 0 and 100, got nan"),
+    (_results({"fps": -5.0}), "rows[0].fps: expected a positive finite FPS number, got -5.0"),
+    (_results({"fps": 1e308}), "rows[0].fps: expected a positive finite FPS number, got 1e+308"),
+    (_results({"images": -1}), "rows[0].images: expected a whole number >= 0, got -1"),
+])
+def test_items_11_14_a_results_file_with_wrong_nested_fields_is_one_error(tmp_path, document, expected):
+    from res2net_validate.reports.load import load_result_file
+
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(FormatError) as error:
+        load_result_file(path)
+    assert one_line(error) == f"results file {path}: {expected}"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("reader", ["results", "benchmark", "baseline"])
+def test_item_14_a_json_nested_10000_deep_is_one_error(tmp_path, reader):
+    from res2net_validate.predictions import read_baseline
+    from res2net_validate.reports.load import load_benchmark_file, load_result_file
+
+    path = tmp_path / "deep.json"
+    path.write_text('{"rows": ' + "[" * 10_000 + "]" * 10_000 + "}")
+    read = {"results": load_result_file, "benchmark": load_benchmark_file, "baseline": read_baseline}[reader]
+    with pytest.raises(FormatError, match=re.escape(f"{path}: nested too deeply (more than 64 levels)")):
+        read(path)
+
+
+def test_item_14_a_benchmark_entry_without_stats_is_one_error(tmp_path):
+    from res2net_validate.reports.load import load_benchmark_file
+
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"benchmarks": [{"name": "test_fps[fp16]", "stats": {},
+                                                "extra_info": {"precision": "fp16", "fps": 5.0}}]}))
+    with pytest.raises(FormatError) as error:
+        load_benchmark_file(path)
+    assert one_line(error) == (f"benchmark file {path}: benchmarks[0].stats: 'min' is missing; expected "
+                               "pytest-benchmark's stats {min, median, max, rounds, data, ...}")
