@@ -521,7 +521,7 @@ LABEL_TEXT = re.compile(r"[0-9]{1,4}")  # int() would also take '5_0', '+5', ' 5
 def parse_class_index(text: str, source: str, field: str, low: int, high: int, what: str) -> int:
     """A class index written as plain ASCII digits, in [low, high]."""
     if not LABEL_TEXT.fullmatch(text):
-        raise FormatError(source, field, f"{what} {shown(text)} is not a whole number written in digits "
+        raise FormatError(source, field, f"{what} {shown(text)} is not an integer written in plain digits "
                           f"({low}..{high})")
     value = int(text)
     if not low <= value <= high:

@@ -202,3 +202,173 @@ def test_item_14_a_benchmark_entry_without_stats_is_one_error(tmp_path):
         load_benchmark_file(path)
     assert one_line(error) == (f"benchmark file {path}: benchmarks[0].stats: 'min' is missing; expected "
                                "pytest-benchmark's stats {min, median, max, rounds, data, ...}")
+
+
+# -- datasets and image files --------------------------------------------------------------------
+
+
+def _dataset(root, layout="imagefolder", count=4):
+    from res2net_validate.data.sample import write_sample_dataset
+
+    return write_sample_dataset(root, count, layout=layout, size=(40, 50))
+
+
+@pytest.mark.timeout(20)
+def test_item_2_a_fifo_named_like_an_image_is_refused_by_name(tmp_path):
+    import os
+
+    from res2net_validate.data.layouts import discover
+
+    _dataset(tmp_path)
+    fifo = next(tmp_path.glob("n*")) / "x.JPEG"
+    os.mkfifo(fifo)
+    with pytest.raises(ValidateError, match=re.escape(f"dataset file {fifo} is a FIFO (named pipe), not a regular "
+                                                      "file; remove it")):
+        discover(tmp_path)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("method", ["exact", "fast"])
+def test_item_2_the_decoder_refuses_a_fifo_instead_of_waiting_on_it(tmp_path, method):
+    import os
+
+    from res2net_validate.data.preprocess import BadImageError, Preprocess
+
+    fifo = tmp_path / "x.JPEG"
+    os.mkfifo(fifo)
+    with pytest.raises(BadImageError, match=re.escape(f"cannot decode image {fifo}: it is a FIFO (named pipe), not a "
+                                                      "regular file. Replace or remove the file")):
+        Preprocess(method=method).load_uint8(fifo)
+
+
+def _jpeg_claiming(path, height: int, width: int):
+    """A real 47-byte-scale JPEG whose frame header is rewritten to claim height x width."""
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (120, 30, 200)).save(path, quality=90)
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("method", ["exact", "fast"])
+@pytest.mark.parametrize("side", [30000, 60000])
+def test_item_3_a_decompression_bomb_is_refused_on_both_paths_before_decoding(tmp_path, method, side):
+    import resource
+
+    from res2net_validate.data.preprocess import BadImageError, Preprocess
+
+    bomb = _jpeg_claiming(tmp_path / "bomb.JPEG", side, side)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BadImageError) as error:
+        Preprocess(method=method).load_uint8(bomb)
+    assert str(error.value).startswith(f"cannot decode image {bomb}: ")
+    assert "decompression bomb" in str(error.value).lower()
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 500, f"peak RSS grew {grown_mib:.0f} MiB: the pixels were allocated"
+
+
+@pytest.mark.parametrize("method", ["exact", "fast"])
+def test_item_10_a_16_bit_png_is_refused_by_name_not_turned_white(tmp_path, method):
+    import numpy as np
+    from PIL import Image
+
+    from res2net_validate.data.preprocess import BadImageError, Preprocess
+
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)).save(path)
+    with Image.open(path) as image:
+        assert image.mode.startswith("I")  # really 16-bit, as PIL reads it
+    with pytest.raises(BadImageError, match=re.escape(f"cannot decode image {path}: its pixels are ")
+                       + r"I(;16)? \(16-bit or floating point\).*save it as 8-bit"):
+        Preprocess(method=method).load_uint8(path)
+
+
+def test_item_12_a_file_name_that_is_not_utf8_is_one_error(tmp_path):
+    import os
+
+    from res2net_validate.data.layouts import discover
+
+    _dataset(tmp_path)
+    folder = next(tmp_path.glob("n*"))
+    bad = os.path.join(os.fsencode(folder), b"caf\xe9.JPEG")
+    with open(bad, "wb") as f:
+        f.write(next(folder.glob("*.JPEG")).read_bytes())
+    with pytest.raises(ValidateError, match="its name is not valid UTF-8; rename it") as error:
+        discover(tmp_path)
+    assert "caf\\udce9.JPEG" in one_line(error)
+
+
+@pytest.mark.parametrize("name", ["tab\there.JPEG", "new\nline.JPEG"])
+def test_item_17_a_control_character_in_a_file_name_is_refused(tmp_path, name):
+    from res2net_validate.data.layouts import discover
+
+    _dataset(tmp_path)
+    folder = next(tmp_path.glob("n*"))
+    (folder / name).write_bytes(next(folder.glob("*.JPEG")).read_bytes())
+    with pytest.raises(ValidateError, match="its name holds a control character"):
+        discover(tmp_path)
+
+
+def _card(tmp_path):
+    pairs = _dataset(tmp_path, layout="card")
+    return tmp_path / "val_map.txt", pairs
+
+
+@pytest.mark.parametrize("encode, expected", [
+    (lambda text: text.encode("utf-16"), "val_map.txt: is UTF-16 text; save it as UTF-8"),
+    (lambda text: text.encode() + "# café\n".encode("latin-1"), "val_map.txt: line 5: byte 0xe9 is not UTF-8"),
+])
+def test_item_12_a_label_file_in_another_encoding_is_one_error(tmp_path, encode, expected):
+    from res2net_validate.data.layouts import discover
+
+    label_file, _ = _card(tmp_path)
+    label_file.write_bytes(encode(label_file.read_text()))
+    with pytest.raises(FormatError, match=re.escape(expected)):
+        discover(tmp_path)
+
+
+def test_item_17_a_label_file_with_a_bom_loads(tmp_path):
+    from res2net_validate.data.layouts import discover
+
+    label_file, pairs = _card(tmp_path)
+    label_file.write_bytes(b"\xef\xbb\xbf" + label_file.read_bytes())
+    assert [(image.name, image.label) for image in discover(tmp_path).images] == sorted(pairs)
+
+
+def test_item_17_a_kaggle_csv_with_a_bom_loads(tmp_path):
+    from res2net_validate.data.labels import canonical_wnids
+    from res2net_validate.data.layouts import discover
+
+    pairs = _dataset(tmp_path, layout="card-flat")
+    (tmp_path / "val_map.txt").unlink()
+    rows = "".join(f"{name.split('.')[0]},{canonical_wnids()[label]} 1 2 3 4\n" for name, label in pairs)
+    (tmp_path / "LOC_val_solution.csv").write_bytes(b"\xef\xbb\xbf" + f"ImageId,PredictionString\n{rows}".encode())
+    index = discover(tmp_path)
+    assert index.layout.startswith("kaggle") and len(index.images) == len(pairs)
+
+
+def test_item_11_a_label_with_an_underscore_is_not_read_as_a_number(tmp_path):
+    from res2net_validate.data.layouts import discover
+
+    label_file, _ = _card(tmp_path)
+    lines = label_file.read_text().splitlines()
+    name = lines[0].split("\t")[0]
+    label_file.write_text("\n".join([f"{name}\t5_0", *lines[1:]]) + "\n")
+    with pytest.raises(FormatError, match=re.escape("val_map.txt line 1: label '5_0' is not an integer written in "
+                                                    "plain digits (0..999)")):
+        discover(tmp_path)
+
+
+def test_item_11_skipped_files_are_counted_in_a_note(tmp_path):
+    from res2net_validate.data.layouts import discover
+
+    _dataset(tmp_path)
+    folder = next(tmp_path.glob("n*"))
+    for name in ("a.gif", "b.gif", "readme.txt"):
+        (folder / name).write_bytes(b"GIF89a")
+    notes = discover(tmp_path).notes
+    assert any(note.startswith("3 files skipped, not images by their suffix (2 .gif, 1 .txt)") for note in notes), notes
