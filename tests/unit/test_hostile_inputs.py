@@ -372,3 +372,35 @@ def test_item_11_skipped_files_are_counted_in_a_note(tmp_path):
         (folder / name).write_bytes(b"GIF89a")
     notes = discover(tmp_path).notes
     assert any(note.startswith("3 files skipped, not images by their suffix (2 .gif, 1 .txt)") for note in notes), notes
+
+
+# -- calibration lists ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("listed, expected", [
+    ("../../x.JPEG", "line 2: '../../x.JPEG' leaves the image folder"),
+    ("/etc/passwd", "line 2: '/etc/passwd' leaves the image folder"),
+    ("a.JPEG", "line 2: 'a.JPEG' is already listed on line 1; list each image once"),
+])
+def test_items_4_11_a_calibration_list_stays_in_its_folder_and_names_each_image_once(tmp_path, listed, expected):
+    from res2net_validate.data.selection import calibration_files
+
+    images = tmp_path / "calib"
+    images.mkdir()
+    (images / "a.JPEG").write_bytes(b"x")
+    (tmp_path / "x.JPEG").write_bytes(b"outside")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"a.JPEG\n{listed}\n")
+    with pytest.raises(FormatError) as error:
+        calibration_files(images, None, listing)
+    assert one_line(error).startswith(f"--calib-list {listing}: {expected}")
+
+
+def test_item_17_a_decode_error_outside_the_plugin_does_not_offer_its_option(tmp_path):
+    from res2net_validate.data.preprocess import BadImageError, Preprocess
+
+    bad = tmp_path / "bad.JPEG"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(BadImageError) as error:
+        Preprocess().load_uint8(bad)
+    assert "skip" not in str(error.value) and str(error.value).endswith("Replace or remove the file")
