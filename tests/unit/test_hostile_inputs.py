@@ -404,3 +404,114 @@ def test_item_17_a_decode_error_outside_the_plugin_does_not_offer_its_option(tmp
     with pytest.raises(BadImageError) as error:
         Preprocess().load_uint8(bad)
     assert "skip" not in str(error.value) and str(error.value).endswith("Replace or remove the file")
+
+
+# -- reports -----------------------------------------------------------------------------------------
+
+
+HOSTILE = "CPU\n# ALL PASSED\n[click](javascript:alert(1)) <script>alert(1)</script> <img src=x onerror=alert(1)>"
+
+
+def _write(path, document):
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_item_5_free_text_in_report_md_cannot_open_markup(tmp_path):
+    from res2net_validate.reports import write_report
+
+    document = _results({"device": HOSTILE, "verdicts": [{"kind": "absolute", "metric": "top1", "passed": False,
+                                                          "message": HOSTILE}]},
+                        run={"timestamp": "2025-01-01T00:00:00+00:00", "host": HOSTILE, "source": HOSTILE})
+    document["notes"] = [HOSTILE, "- a bullet\n1. and a list"]
+    written = write_report([_write(tmp_path / "r.json", document)], [], tmp_path / "out")
+    markdown = written.markdown.read_text()
+    lines = markdown.splitlines()
+    assert [line for line in lines if line.startswith("# ")] == ["# Res2Net50 validation report"]
+    assert not any(line.startswith(("- - ", "- 1.")) for line in lines)
+    for raw in (r"<script>", r"</script>", r"<img", r"\[click", r"\]\(javascript:"):  # none unescaped
+        assert not re.search(r"(?<!\\)" + raw, markdown), raw
+    assert "\\<script\\>" in markdown and "\\[click\\](javascript:alert(1))" in markdown
+    if written.html is not None:  # the HTML shows the same text, escaped once, never as markup
+        page = written.html.read_text()
+        assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.timeout(120)
+def test_item_6_a_device_name_with_dollars_is_drawn_as_text(tmp_path):
+    pytest.importorskip("matplotlib")
+    from res2net_validate.reports import write_report
+
+    document = _results({"device": "GPU $\\frac{1}{$ x^ $$", "top1": None, "top5": None, "images": None})
+    written = write_report([_write(tmp_path / "r.json", document)], [], tmp_path / "out")
+    assert written.html is not None and written.html.is_file()
+    assert "data:image/png;base64," in written.html.read_text()
+
+
+def _night(tmp_path, name, when, top1):
+    return _write(tmp_path / name, _results({"top1": top1, "verdicts": [{"kind": "absolute", "metric": "top1",
+                                                                          "passed": True}]},
+                                            run={"timestamp": when, "host": "ci"}))
+
+
+@pytest.mark.parametrize("option", ["--fps-tolerance", "--accuracy-tolerance"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_item_8_a_tolerance_that_switches_detection_off_is_refused_at_parse_time(tmp_path, capsys, option, value):
+    from res2net_validate.cli import main
+
+    first = _night(tmp_path, "a.json", "2025-01-01T00:00:00+00:00", 100.0)
+    second = _night(tmp_path, "b.json", "2025-01-02T00:00:00+00:00", 50.0)
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(first), str(second), "--out", str(tmp_path / "out"), f"{option}={value}"])
+    assert exit_.value.code == 2
+    assert f"{option}: '{value}': expected a finite number >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_item_8_write_report_itself_refuses_a_nan_tolerance(tmp_path):
+    from res2net_validate.reports import write_report
+
+    first = _night(tmp_path, "a.json", "2025-01-01T00:00:00+00:00", 100.0)
+    with pytest.raises(ValidateError, match=r"--accuracy-tolerance=nan: expected a finite number >= 0"):
+        write_report([first], [], tmp_path / "out", accuracy_tolerance=float("nan"))
+
+
+def test_item_11_the_same_results_file_twice_is_one_run(tmp_path, capsys):
+    from res2net_validate.cli import main
+
+    first = _night(tmp_path, "a.json", "2025-01-01T00:00:00+00:00", 80.0)
+    assert main(["report", str(first), str(first), "--out", str(tmp_path / "out")]) == 0
+    assert f"report: {first} given more than once (same content): counted once" in capsys.readouterr().out
+    assert "1 result file(s)" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_item_15_report_out_that_cannot_be_a_folder_is_refused_before_reading(tmp_path, capsys, where):
+    from res2net_validate.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = blocker if where == "file" else blocker / "reports"
+    missing = tmp_path / "never-read.json"  # not even looked at: the --out check comes first
+    assert main(["report", str(missing), "--out", str(out)]) == 2
+    expected = (f"--out {out}: is a file, not a folder" if where == "file"
+                else f"--out {out}: {blocker} is a file, so no folder can be created there")
+    assert expected in capsys.readouterr().err
+
+
+# -- options -----------------------------------------------------------------------------------------
+
+
+def test_item_16_a_negative_warmup_is_refused_at_start_up(pytester):
+    result = pytester.runpytest("--embedded", "--perf-warmup=-5", "--co", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--perf-warmup='-5' (from --perf-warmup): expected an integer >= 0*"])
+
+
+def test_item_11_an_expanded_path_option_says_so(pytester, monkeypatch, tmp_path):
+    monkeypatch.setenv("RES2NET_TEST_ROOT", str(tmp_path))
+    result = pytester.runpytest("--dataset-dir=$RES2NET_TEST_ROOT/nowhere", "--co", "-p", "no:cacheprovider",
+                                f"--checkpoints-dir={tmp_path / 'cache'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--dataset-dir {tmp_path}/nowhere (from --dataset-dir, expanded from "
+                                 "'$RES2NET_TEST_ROOT/nowhere')*"])

@@ -53,9 +53,14 @@ def write(path, doc):
     return path
 
 
+def rendered(text: str) -> str:
+    """Markdown's backslash escapes resolved, as a renderer shows them (report.md escapes free text)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
+
+
 def tables(markdown: str) -> dict[str, list[dict[str, str]]]:
-    """Each Markdown table under its nearest heading: a list of {column: cell}."""
-    found, heading, lines = {}, None, markdown.splitlines()
+    """Each Markdown table under its nearest heading: a list of {column: cell}, escapes resolved."""
+    found, heading, lines = {}, None, rendered(markdown).splitlines()
     index = 0
     while index < len(lines):
         line = lines[index]
