@@ -137,10 +137,14 @@ _StrictLoader.depth = 0
 
 def load_yaml(path: str | os.PathLike, source: str) -> Any:
     text = read_text(path, source, MAX_YAML_BYTES)
-    loader = _StrictLoader(text)
-    loader.depth = 0
+    loader = None
     try:
+        loader = _StrictLoader(text)  # its reader already refuses control characters
+        loader.depth = 0
         return loader.get_single_data()
+    except yaml.reader.ReaderError as exc:
+        raise FormatError(source, f"character {exc.position + 1}", f"not valid YAML: character "
+                          f"{exc.character!r} is not allowed in YAML text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -148,7 +152,8 @@ def load_yaml(path: str | os.PathLike, source: str) -> Any:
     except RecursionError:
         raise FormatError(source, "", f"nested too deeply (more than {MAX_DEPTH} levels)") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 # ----------------------------------------------------------------------------------------------
