@@ -231,7 +231,8 @@ def _skipped_note(skipped: Counter) -> list[str]:
     if not skipped:
         return []
     counts = ", ".join(f"{count} {suffix}" for suffix, count in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])))
-    return [f"{sum(skipped.values())} files skipped, not images by their suffix ({counts}); images are "
+    total = sum(skipped.values())
+    return [f"{total} file{'s' if total > 1 else ''} skipped, not images by their suffix ({counts}); images are "
             f"{', '.join(sorted(IMAGE_SUFFIXES))}"]
 
 

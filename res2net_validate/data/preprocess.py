@@ -293,6 +293,8 @@ def _open_rgb(path: Path) -> Image.Image:
                                     "reference transform's convert('RGB') clips to white; save it as 8-bit")
             img.load()
             return img if img.mode == "RGB" else img.convert("RGB")
+    except Image.UnidentifiedImageError:  # its message names the file object, not the file
+        raise BadImageError(path, "not an image file PIL can identify") from None
     except Image.DecompressionBombError as exc:
         raise BadImageError(path, str(exc)) from None
     except (OSError, ValueError, SyntaxError) as exc:

@@ -25,10 +25,12 @@ def one_line(error: pytest.ExceptionInfo) -> str:
 # -- thresholds YAML -------------------------------------------------------------------------------
 
 
-BILLION_LAUGHS = "\n".join(
-    ["a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]"]
-    + [f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]" for previous, name in zip("abcdefgh", "bcdefghi")]
-) + "\naccuracy: {fp16: {top1: *i, top5: 1}}\n"
+# Nine levels of nine aliases: 9**9 "lol"s once expanded.  The old reader accepted the anchors under
+# `source` and hung formatting the expanded value into its accuracy.fp16 error.
+BILLION_LAUGHS = "source:\n" + "\n".join(
+    ["  - &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]"]
+    + [f"  - &{name} [{', '.join(['*' + previous] * 9)}]" for previous, name in zip("abcdefgh", "bcdefghi")]
+) + "\naccuracy: {fp16: {top1: *i}}\n"
 
 
 @pytest.mark.timeout(10)
@@ -40,7 +42,7 @@ def test_item_1_a_billion_laughs_thresholds_file_is_refused_at_once(tmp_path):
     assert len(BILLION_LAUGHS) < 600
     with pytest.raises(FormatError) as error:
         load_thresholds(path)
-    assert re.fullmatch(rf"thresholds file {re.escape(str(path))}: line 2, column \d+: not valid YAML: aliases "
+    assert re.fullmatch(rf"thresholds file {re.escape(str(path))}: line 3, column \d+: not valid YAML: aliases "
                         r"\(\*name\) are not allowed; write the value out", one_line(error))
 
 
