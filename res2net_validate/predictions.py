@@ -19,6 +19,7 @@ import numpy as np
 from .cache import atomic_write_bytes
 from .errors import ValidateError
 from .evaluate import TOP_K
+from .schemas import BaselineSchema, load_json, validate
 
 NUM_CLASSES = 1000
 BASELINE_FORMAT = "res2net_validate-baseline-v1"
@@ -125,17 +126,17 @@ class Baseline:
 
 
 def read_baseline(path: Path) -> Baseline:
+    """The baseline file, checked against ``schemas.BaselineSchema`` at load time: a malformed one is one
+    error at start-up, not a KeyError after scoring."""
     path = Path(path)
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValidateError(f"--compare-baseline {path}: not found; write one with --save-baseline={path}") from None
-    except (OSError, ValueError) as exc:
-        raise ValidateError(f"--compare-baseline {path}: not a readable baseline ({exc}); write one with "
-                            "--save-baseline") from None
+    where = f"--compare-baseline {path}"
+    if not path.exists():
+        raise ValidateError(f"{where}: not found; write one with --save-baseline={path}")
+    document = load_json(path, where)
     if not isinstance(document, dict) or document.get("format") != BASELINE_FORMAT:
-        raise ValidateError(f"--compare-baseline {path}: not a {BASELINE_FORMAT} file; write one with "
-                            "--save-baseline")
+        raise ValidateError(f"{where}: not a {BASELINE_FORMAT} file; write one with --save-baseline")
+    validate(BaselineSchema, document, where)
+    # The validated document itself, not the model: its lists and dicts are what Baseline has always held.
     return Baseline(path, document.get("created", "?"), document.get("identity", {}), document.get("precisions", {}))
 
 

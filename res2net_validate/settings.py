@@ -41,6 +41,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("expected an integer >= 0")
+    return value
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if not value > 0:  # also rejects nan
@@ -173,7 +180,7 @@ OPTIONS: tuple[Option, ...] = (
            "answers (default: one clear error naming the file)", default=False, flag=True),
     Option("workers", "RES2NET_WORKERS", _positive_int, "image decoding workers (default: all cores)"),
     Option("perf_rounds", "RES2NET_PERF_ROUNDS", _positive_int, "timed rounds per FPS benchmark", default=20),
-    Option("perf_warmup", "RES2NET_PERF_WARMUP", int, "warm-up rounds per FPS benchmark", default=3),
+    Option("perf_warmup", "RES2NET_PERF_WARMUP", _non_negative_int, "warm-up rounds per FPS benchmark", default=3),
     Option("alpha", "RES2NET_ALPHA", _alpha, "per-run error rate: the chance that a run "
            "meeting every target fails any sampled verdict (Bonferroni over the run's sampled verdicts)", default=0.05),
     Option("require_shown", "RES2NET_REQUIRE_SHOWN", _flag, "fail accuracy verdicts that are 'not shown' "
@@ -266,6 +273,8 @@ def resolve(config) -> Settings:
             value = option.parse(str(raw))
         except ValueError as exc:
             raise ValidateError(f"{option.cli}={raw!r} (from {source}): {exc}") from None
+        if isinstance(value, Path) and os.path.expanduser(os.path.expandvars(raw)) != raw:  # ~ or $VAR: say so
+            source = f"{source}, expanded from {str(raw)!r}"
         if isinstance(value, Path) and source.startswith("ini") and not value.is_absolute():
             value = ini_dir / value  # ini paths are relative to the ini file, like pytest's own
         values[option.name], sources[option.name] = value, source

@@ -25,7 +25,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    index = discover(args.directory)
+    from ..settings import BY_NAME
+
+    directory = BY_NAME["dataset_dir"].parse(args.directory)  # ~ and $VAR, as --dataset-dir expands them
+    if str(directory) != args.directory:
+        print(f"dataset: {args.directory} expanded to {directory}", file=sys.stderr)
+    index = discover(directory)
     if args.list:
         try:
             sys.stdout.writelines(f"{image.name}\t{image.label}\n" for image in index.images)

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from ..cache import ArtifactCache, DiskFullError, check_free_space, human_size
 from .layouts import LabeledImage, fingerprint_images
 from ..errors import ValidateError
-from .preprocess import BadImageError, Preprocess
+from .preprocess import SKIP_BAD_ADVICE, BadImageError, Preprocess
 
 CACHE_KIND = "images"
 CACHE_FORMAT = "uint8-nchw-npy-v1"  # the key's format; the checksums below are checked through `usable`
@@ -310,7 +310,8 @@ def _read_entry(path: Path, images: Sequence[LabeledImage], built: bool, skip_ba
         # Built earlier with skip_bad; without it the first bad file is an error, as on a fresh build.
         name, reason = next(iter(skipped.items()))
         bad_path = next(image.path for image in images if image.name == name)
-        raise BadImageError(bad_path, f"{reason}; {len(skipped)} undecodable images in this dataset")
+        raise BadImageError(bad_path, f"{reason}; {len(skipped)} undecodable images in this dataset",
+                            SKIP_BAD_ADVICE)
     order = {image.name: i for i, image in enumerate(images)}
     checksums = meta.get("block_sha256")
     if checksums is not None and len(checksums) != -(-len(array) // CHECKSUM_ROWS):
@@ -344,7 +345,7 @@ def _fill(
     def record(failures: list[tuple[int, str, str]]) -> None:
         for index, path, reason in failures:
             if not skip_bad:
-                raise BadImageError(Path(path), reason)
+                raise BadImageError(Path(path), reason, SKIP_BAD_ADVICE)
             bad[index] = reason
 
     chunks = [

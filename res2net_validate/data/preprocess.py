@@ -29,6 +29,7 @@ deprecates its image decoders in favour of torchcodec (a DeprecationWarning on f
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +40,7 @@ from PIL import Image
 from .. import MODEL_NAME, __version__
 from ..constants import PREPROCESS_METHODS
 from ..errors import ValidateError
+from ..schemas import file_kind
 from ..versions import module_versions
 
 _PIL_FILTERS = {
@@ -99,15 +101,38 @@ def _published(name: str):
 
 
 class BadImageError(ValidateError):
-    """An image file that cannot be decoded (truncated, corrupt, not an image)."""
+    """An image file that cannot be decoded (truncated, corrupt, not an image, too large, not a file).
 
-    def __init__(self, path: Path, reason: str):
+    ``advice`` is what the caller offers: the plugin adds --skip-bad-images, a command without that
+    option does not."""
+
+    def __init__(self, path: Path, reason: str, advice: str = "replace or remove the file"):
         self.path = Path(path)
         self.reason = reason
-        super().__init__(
-            f"cannot decode image {self.path}: {reason}. Replace the file, or pass skip_bad "
-            "(--skip-bad-images) to count it as a wrong prediction"
-        )
+        super().__init__(f"cannot decode image {self.path}: {reason.rstrip('.')}. {advice[:1].upper()}{advice[1:]}")
+
+
+SKIP_BAD_ADVICE = "replace or remove the file, or pass --skip-bad-images to count it as a wrong prediction"
+# PIL refuses (DecompressionBombError) above twice its warning limit; the fast path applies the same bound.
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
+# 16-bit and float pixels: PIL's convert("RGB"), the reference transform's, clips them to white.
+_UNSUPPORTED_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _open_regular(path: Path):
+    """``path`` opened for reading, only if it is a regular file; checked on the open descriptor and
+    opened non-blocking, so a FIFO named x.JPEG is refused instead of waited on forever."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise BadImageError(path, "file not found") from None
+    except OSError as exc:
+        raise BadImageError(path, exc.strerror or str(exc)) from None
+    kind = file_kind(os.fstat(fd).st_mode)
+    if kind is not None:
+        os.close(fd)
+        raise BadImageError(path, f"it is {kind}, not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 @dataclass(frozen=True)
@@ -262,11 +287,14 @@ def center_crop_box(height: int, width: int, crop: int) -> tuple[int, int]:
 
 def _open_rgb(path: Path) -> Image.Image:
     try:
-        with Image.open(path) as img:
+        with _open_regular(path) as file, Image.open(file) as img:
+            if img.mode in _UNSUPPORTED_MODES:
+                raise BadImageError(path, f"its pixels are {img.mode} (16-bit or floating point), which the "
+                                    "reference transform's convert('RGB') clips to white; save it as 8-bit")
             img.load()
             return img if img.mode == "RGB" else img.convert("RGB")
-    except FileNotFoundError:
-        raise BadImageError(path, "file not found") from None
+    except Image.UnidentifiedImageError:  # its message names the file object, not the file
+        raise BadImageError(path, "not an image file PIL can identify") from None
     except Image.DecompressionBombError as exc:
         raise BadImageError(path, str(exc)) from None
     except (OSError, ValueError, SyntaxError) as exc:
@@ -306,8 +334,9 @@ def _load_exact(path: Path, preprocess: Preprocess) -> np.ndarray:
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame, not DHT/JPG/DAC
 
 
-def _jpeg_components(data: np.ndarray) -> int | None:
-    """Colour components of a JPEG (1 gray, 3 YCbCr/RGB, 4 CMYK/YCCK); None when it is not a JPEG."""
+def _jpeg_frame(data: np.ndarray) -> tuple[int, int, int] | None:
+    """(components, height, width) from a JPEG's frame header (1 gray, 3 YCbCr/RGB, 4 CMYK/YCCK); None
+    when it is not a JPEG."""
     raw = data[:65536].tobytes()  # the frame header sits after the APPn segments, near the start
     if raw[:2] != b"\xff\xd8":
         return None
@@ -320,7 +349,10 @@ def _jpeg_components(data: np.ndarray) -> int | None:
             pos += 1
             continue
         if marker in _SOF_MARKERS:
-            return raw[pos + 9] if pos + 9 < len(raw) else None
+            if pos + 9 >= len(raw):
+                return None
+            height, width = int.from_bytes(raw[pos + 5:pos + 7], "big"), int.from_bytes(raw[pos + 7:pos + 9], "big")
+            return raw[pos + 9], height, width
         pos += 2 + int.from_bytes(raw[pos + 2 : pos + 4], "big")
     return None
 
@@ -333,13 +365,14 @@ def _load_fast(path: Path, preprocess: Preprocess) -> np.ndarray:
 
     # libjpeg-turbo through torchvision for ordinary (YCbCr / grayscale) JPEGs; PIL for everything
     # else (PNG, CMYK JPEG, ...) so that odd files decode exactly like the reference path.
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError:
-        raise BadImageError(path, "file not found") from None
-    except OSError as exc:
-        raise BadImageError(path, exc.strerror or str(exc)) from None
-    if _jpeg_components(data) in (1, 3):
+    with _open_regular(path) as file:
+        data = np.frombuffer(bytearray(file.read()), dtype=np.uint8)  # writable, for torch.from_numpy
+    frame = _jpeg_frame(data)
+    if frame is not None and MAX_PIXELS and frame[1] * frame[2] > MAX_PIXELS:
+        # decode_jpeg would allocate height x width x 3 bytes before finding the data is 47 KB long
+        raise BadImageError(path, f"its header claims {frame[2]}x{frame[1]} pixels ({frame[1] * frame[2]:,}), more "
+                            f"than the {MAX_PIXELS:,} allowed (a decompression bomb: PIL's limit, as on the exact path)")
+    if frame is not None and frame[0] in (1, 3):
         try:
             tensor = decode_jpeg(torch.from_numpy(data), mode=ImageReadMode.RGB)
         except RuntimeError as exc:

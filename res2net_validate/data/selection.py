@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ValidateError
+from ..schemas import image_list_names, read_text
 from .layouts import IMAGE_SUFFIXES  # one list for the val set and --calib-dir
 
 DEFAULT_CALIBRATION_IMAGES = 500  # MLPerf's list size
@@ -95,16 +96,13 @@ def _listed_val_images(images, listing: Path, count: int | None) -> list[int]:
 
 
 def read_image_list(listing: Path, count: int | None = None) -> list[str]:
-    """Image names from a list file (one per line, ``#`` comments), the first ``count`` of them."""
-    try:
-        lines = Path(listing).read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidateError(f"--calib-list {listing}: unreadable ({exc}). Pass a text file with one image name "
-                            "per line.") from None
-    names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    """Image names from a list file (``schemas.image_list_names``: one per line, ``#`` comments, each once,
+    relative and without ``..``), the first ``count`` of them."""
+    source = f"--calib-list {listing}"
+    names = image_list_names(read_text(listing, source), source)
     if not names:
-        raise ValidateError(f"--calib-list {listing}: no image names in it. Put one file name per line.")
-    return _first(names, count, f"--calib-list {listing}")
+        raise ValidateError(f"{source}: no image names in it. Put one file name per line.")
+    return _first(names, count, source)
 
 
 def calibration_files(directory: Path, count: int | None, listing: Path | None = None) -> tuple[Path, ...]:

@@ -5,6 +5,7 @@ Figures are deferred (a function and its kind), so the Markdown report never imp
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -48,6 +49,26 @@ VERDICT_COLUMNS = ["Result", "Precision", "Check", "Metric", "Measured", "Bounds
                    "Images", "Message"]
 
 
+# Characters that start Markdown markup anywhere in a line, and what starts a block at its beginning.
+_MARKUP = re.compile(r"([\\`*\[\]<>&!~$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")  # res2net50_14w_8s stays
+_BLOCK_START = re.compile(r"^([#>+=-])|^(\d+)([.)])")
+
+
+def md(value) -> str:
+    """Free text from a file (a device, host, path, note, message) as Markdown that renders as itself:
+    one line (a newline could open a heading), every markup character escaped.  ``|`` is left to the
+    table writer, which escapes it in cells; outside a table it is plain text."""
+    text = _MARKUP.sub(r"\\\1", " ".join(str(value).split()))
+    return _BLOCK_START.sub(lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", text)
+
+
+def code(value) -> str:
+    """Free text as a code span (its content is never markup), or escaped text where a backtick or
+    newline would end the span early."""
+    text = str(value)
+    return f"`{text}`" if text and "`" not in text and "\n" not in text and "\r" not in text else md(text)
+
+
 def _num(value, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -80,14 +101,15 @@ def build(merged: Merged, fps_tolerance: float, accuracy_tolerance: float) -> li
         blocks += _kind_blocks(kind, merged.mixed, fps_tolerance, accuracy_tolerance, plots)
     if merged.unmatched_benchmarks:
         blocks.append(Heading(2, "Benchmark files not matched to a result file"))
-        blocks.append(Bullets([f"`{b.path}`: {len(b.entries)} benchmark(s) on "
-                               + ", ".join(sorted({e.device for e in b.entries})) for b in merged.unmatched_benchmarks]))
+        blocks.append(Bullets([f"{code(b.path)}: {len(b.entries)} benchmark(s) on "
+                               + ", ".join(md(d) for d in sorted({e.device for e in b.entries}))
+                               for b in merged.unmatched_benchmarks]))
     return blocks
 
 
 def _kind_blocks(kind: Kind, mixed: bool, fps_tolerance: float, accuracy_tolerance: float, plots) -> list[Block]:
     latest = kind.latest()
-    blocks: list[Block] = [Heading(2, kind.title() if mixed else f"Runs: {kind.title()}"), _runs_table(kind)]
+    blocks: list[Block] = [Heading(2, md(kind.title()) if mixed else f"Runs: {md(kind.title())}"), _runs_table(kind)]
     blocks += _problem_blocks(kind, latest, fps_tolerance, accuracy_tolerance)
     blocks += _card_tables(kind, latest)
     blocks += _verdict_blocks(latest, kind.devices())
@@ -102,7 +124,7 @@ def _kind_blocks(kind: Kind, mixed: bool, fps_tolerance: float, accuracy_toleran
                Figure("FPS and Top-1 over time", plots.over_time, kind)]
     notes = list(dict.fromkeys(note for run in kind.runs for note in run.notes))
     if notes:
-        blocks += [Heading(3, "Notes"), Bullets(notes)]
+        blocks += [Heading(3, "Notes"), Bullets([md(note) for note in notes])]
     return blocks
 
 
@@ -130,23 +152,24 @@ def _subset(run: dict) -> str:
 
 def _runs_table(kind: Kind) -> Table:
     return Table(["Run", "File", "Devices", "Rows", "Scored", "Thresholds", "Source"], [
-        [run.label, f"`{run.path}`", ", ".join(dict.fromkeys(str(r.get("device") or "-") for r in run.rows)),
-         str(len(run.rows)), _subset(run.run), str((run.run.get("thresholds") or {}).get("path") or "-"),
-         str(run.run.get("source") or "-")]
+        [md(run.label), code(run.path), ", ".join(dict.fromkeys(md(r.get("device") or "-") for r in run.rows)),
+         str(len(run.rows)), md(_subset(run.run)), md((run.run.get("thresholds") or {}).get("path") or "-"),
+         md(run.run.get("source") or "-")]
         for run in kind.runs
     ])
 
 
 def _problem_blocks(kind: Kind, latest: dict, fps_tolerance: float, accuracy_tolerance: float) -> list[Block]:
     failures = sorted(kind.failures(), key=lambda f: _series_order(f[0]))
-    items = [f"**FAIL** {v.get('metric', '?')} {key.precision.upper()} on {key.device} ({key.backend}): measured "
-             f"{_num(v.get('measured'))}, interval {_interval(v)}, threshold {_num(v.get('threshold'))}"
-             f" ({v.get('kind', 'check')}; run {point.run_of(v).label})"
-             + (f": {v['message']}" if v.get("message") else "")
+    items = [f"**FAIL** {md(v.get('metric', '?'))} {md(key.precision.upper())} on {md(key.device)} "
+             f"({md(key.backend)}): measured {_num(v.get('measured'))}, interval {_interval(v)}, threshold "
+             f"{_num(v.get('threshold'))} ({md(v.get('kind', 'check'))}; run {md(point.run_of(v).label)})"
+             + (f": {md(v['message'])}" if v.get("message") else "")
              for key, point, v in failures]
-    items += [f"**REGRESSION** {r.metric} {r.series.precision.upper()} on {r.series.device} ({r.series.backend}): "
-              f"{_num(r.best)} → {_num(r.latest)} ({r.change}) since {r.since_run}; best was {r.best_run}, latest "
-              f"{r.latest_run}" for r in kind.regressions(fps_tolerance, accuracy_tolerance)]
+    items += [f"**REGRESSION** {r.metric} {md(r.series.precision.upper())} on {md(r.series.device)} "
+              f"({md(r.series.backend)}): {_num(r.best)} → {_num(r.latest)} ({r.change}) since {md(r.since_run)}; "
+              f"best was {md(r.best_run)}, latest {md(r.latest_run)}"
+              for r in kind.regressions(fps_tolerance, accuracy_tolerance)]
     blocks: list[Block] = [Heading(3, "Failures and regressions")]
     if items:
         blocks.append(Bullets(items))
@@ -163,11 +186,11 @@ def _card_tables(kind: Kind, latest: dict) -> list[Block]:
     blocks: list[Block] = []
     for device in kind.devices():
         keys = sorted((k for k in latest if k.device == device), key=_series_order)
-        blocks.append(Heading(3, f"Card table: {device}"))
+        blocks.append(Heading(3, f"Card table: {md(device)}"))
         blocks.append(Table(CARD_COLUMNS, [
-            [MODEL_LABEL, str(k.batch_size or "-"), k.precision.upper(), k.backend, _num(latest[k].row.get("fps")),
-             _num(latest[k].row.get("top1")), _num(latest[k].row.get("top5")), str(latest[k].row.get("images") or "-"),
-             latest[k].label] for k in keys]))
+            [MODEL_LABEL, str(k.batch_size or "-"), md(k.precision.upper()), md(k.backend),
+             _num(latest[k].row.get("fps")), _num(latest[k].row.get("top1")), _num(latest[k].row.get("top5")),
+             str(latest[k].row.get("images") or "-"), md(latest[k].label)] for k in keys]))
     return blocks
 
 
@@ -179,11 +202,11 @@ def _verdict_blocks(latest: dict, devices: list[str]) -> list[Block]:
                     for v in point.row.get("verdicts", ())]
         verdicts.sort(key=lambda item: (item[1].get("passed") is not False, _series_order(item[0])))
         if verdicts:
-            blocks += [Heading(3, f"Verdicts: {device}"), Table(VERDICT_COLUMNS, [
-                [_outcome(v), (v.get("precision") or key.precision).upper(),
-                 str(v.get("kind") or "-"), str(v.get("metric") or "-"), _num(v.get("measured")), _interval(v),
+            blocks += [Heading(3, f"Verdicts: {md(device)}"), Table(VERDICT_COLUMNS, [
+                [md(_outcome(v)), md((v.get("precision") or key.precision).upper()),
+                 md(v.get("kind") or "-"), md(v.get("metric") or "-"), _num(v.get("measured")), _interval(v),
                  _num(v.get("threshold")), _p_values(v),
-                 str(v.get("images") or "-"), str(v.get("message") or "-")]
+                 str(v.get("images") or "-"), md(v.get("message") or "-")]
                 for key, v in verdicts])]
     return blocks
 
@@ -194,7 +217,7 @@ def _history_blocks(kind: Kind) -> list[Block]:
     history = sorted(((key, p) for key, points in kind.series().items() for p in points),
                      key=lambda item: _series_order(item[0]))
     return [Heading(3, "History"), Table(["Device", "Precision", "Backend", "Run", "FPS", "Top-1(%)", "Top-5(%)"], [
-        [key.device, key.precision.upper(), key.backend, p.run.label, _num(p.row.get("fps")),
+        [md(key.device), md(key.precision.upper()), md(key.backend), md(p.run.label), _num(p.row.get("fps")),
          _num(p.row.get("top1")), _num(p.row.get("top5"))] for key, p in history])]
 
 
@@ -205,10 +228,10 @@ def _fidelity_blocks(latest: dict) -> list[Block]:
         if fidelity.get("top1_agreement") is None:
             continue
         lost = sorted(fidelity.get("classes_lost") or (), key=lambda c: -c.get("lost", 0))[:10]
-        rows.append([key.device, key.precision.upper(), str(fidelity.get("images", "-")),
+        rows.append([md(key.device), md(key.precision.upper()), str(fidelity.get("images", "-")),
                      _num(fidelity.get("top1_agreement")), _num(fidelity.get("mean_cosine"), 5),
                      "-" if fidelity.get("mean_kl") is None else f"{fidelity['mean_kl']:.3g}",
-                     ", ".join(f"{c.get('label') or c.get('class')} −{c.get('lost', 0)}/+{c.get('gained', 0)}"
+                     ", ".join(f"{md(c.get('label') or c.get('class'))} −{c.get('lost', 0)}/+{c.get('gained', 0)}"
                                for c in lost) or "-"])
     if not rows:
         return []
@@ -229,7 +252,7 @@ def _latency_blocks(kind: Kind) -> list[Block]:
     for entry in sorted(entries.values(), key=lambda e: (e.device, rank.get(e.precision, 99), e.backend)):
         stats = entry.stats
         compute = (entry.trtexec_like or {}).get("compute_ms") or {}
-        rows.append([entry.device, entry.precision.upper(), entry.backend, str(entry.batch_size or "-"),
+        rows.append([md(entry.device), md(entry.precision.upper()), md(entry.backend), str(entry.batch_size or "-"),
                      str(len(entry.round_seconds) or stats.get("rounds", "-")),
                      *(_num(stats[name] * 1000, 3) if stats.get(name) is not None else "-"
                        for name in ("min", "median", "max")),

@@ -24,11 +24,24 @@ code { background: #f4f4f4; padding: 0 0.2em; }
 """
 
 
+# The little Markdown the document writes: `code`, backslash escapes (document.md), **bold**.
+_INLINE = re.compile(r"`([^`]+)`|\\([!-/:-@\[-`{-~])|\*\*(.+?)\*\*", re.S)
+
+
 def _inline(text: str) -> str:
-    """The little Markdown the document uses: **bold** and `code`."""
-    escaped = html.escape(text)
-    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
+    out, position = [], 0
+    for match in _INLINE.finditer(text):
+        out.append(html.escape(text[position:match.start()]))
+        code, escaped, bold = match.groups()
+        if code is not None:
+            out.append(f"<code>{html.escape(code)}</code>")
+        elif escaped is not None:
+            out.append(html.escape(escaped))
+        else:
+            out.append(f"<strong>{_inline(bold)}</strong>")
+        position = match.end()
+    out.append(html.escape(text[position:]))
+    return "".join(out)
 
 
 # Numbers, intervals and run labels stay on one line; names and messages wrap, so a wide table fits the page.

@@ -1,7 +1,8 @@
 """Read result files (the plugin's results JSON) and pytest-benchmark JSONs, checking what the report uses.
 
-Any field may be missing (older files, FPS-only runs); a field that is present but of the wrong type
-is one ValidateError naming the file and the field.
+Any field may be missing (older files, FPS-only runs); a field that is present is checked against its
+declared schema (``schemas.py``: type, finite, in range) and a wrong one is one FormatError naming the
+file and the field path.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ValidateError
-
-_NUMBERS = ("batch_size", "fps", "top1", "top5", "images")
-
+from ..schemas import BenchmarkSchema, OurBenchmark, ResultsSchema, is_our_benchmark, load_json, validate
 
 @dataclass
 class ResultFile:
@@ -79,21 +78,13 @@ def parse_timestamp(text) -> datetime | None:
 
 def _read_json(path: Path, what: str) -> object:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ValidateError(f"{what} {path}: not found.")
-    try:
-        return json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidateError(f"{what} {path}: not valid JSON ({exc}).") from None
-
-
-def _number(value, where: str):
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return value
-    raise ValidateError(f"{where} is {value!r}, expected a number or null.")
+    return load_json(path, f"{what} {path}")
 
 
 def load_result_file(path: str | Path) -> ResultFile:
+    """A results JSON, checked against ``schemas.ResultsSchema`` (types, finite numbers in range)."""
     path = Path(path)
     where = f"results file {path}"
     doc = _read_json(path, "results file")
@@ -102,52 +93,35 @@ def load_result_file(path: str | Path) -> ResultFile:
     if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
         raise ValidateError(f"{where}: not a res2net_validate results JSON (expected an object with a 'rows' list, "
                             "as written by --report-json).")
+    validate(ResultsSchema, doc, where)
     run = doc.get("run") or {}
-    if not isinstance(run, dict):
-        raise ValidateError(f"{where}: 'run' is {type(run).__name__}, expected an object.")
-    rows = []
-    for index, row in enumerate(doc["rows"]):
-        here = f"{where}: rows[{index}]"
-        if not isinstance(row, dict) or not isinstance(row.get("precision"), str):
-            raise ValidateError(f"{here}: expected an object with a 'precision' string.")
-        for name in _NUMBERS:
-            _number(row.get(name), f"{here}.{name}")
-        for key in ("verdicts",):
-            if not isinstance(row.get(key, []), list):
-                raise ValidateError(f"{here}.{key}: expected a list.")
-        if not isinstance(row.get("fidelity_vs_fp32", {}) or {}, dict):
-            raise ValidateError(f"{here}.fidelity_vs_fp32: expected an object.")
-        rows.append(row)
+    rows = [{**row, "verdicts": row.get("verdicts") or []} for row in doc["rows"]]
     notes = doc.get("notes") or []
     model = str(run.get("model_name") or doc.get("model") or "")
-    return ResultFile(path, model, run, rows, [str(n) for n in notes] if isinstance(notes, list) else [])
+    return ResultFile(path, model, run, rows, [str(n) for n in notes])
 
 
 def load_benchmark_file(path: str | Path) -> BenchmarkFile:
+    """A pytest-benchmark JSON; our entries (a precision in extra_info) checked against ``schemas.OurBenchmark``."""
     path = Path(path)
     where = f"benchmark file {path}"
     doc = _read_json(path, "benchmark file")
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
         raise ValidateError(f"{where}: not a pytest-benchmark JSON (expected an object with a 'benchmarks' list, "
                             "as written by --benchmark-json).")
+    validate(BenchmarkSchema, doc, where)
     entries = []
     for index, bench in enumerate(doc["benchmarks"]):
-        here = f"{where}: benchmarks[{index}]"
-        info = bench.get("extra_info") if isinstance(bench, dict) else None
-        if not isinstance(info, dict) or "precision" not in info:
+        if not is_our_benchmark(bench):
             continue  # another project's benchmark in the same session: not ours to report
-        stats = bench.get("stats")
-        if not isinstance(stats, dict):
-            raise ValidateError(f"{here}.stats: expected an object.")
-        data = stats.get("data") or []
-        if not isinstance(data, list) or not all(isinstance(v, (int, float)) for v in data):
-            raise ValidateError(f"{here}.stats.data: expected a list of seconds.")
+        validate(OurBenchmark, bench, where, prefix=f"benchmarks[{index}]")
+        info, stats = bench["extra_info"], bench["stats"]
         trtexec = info.get("trtexec_like")
         entries.append(BenchmarkEntry(
             precision=str(info["precision"]), device=str(info.get("device") or ""),
-            backend=str(info.get("backend") or ""), batch_size=_number(info.get("batch_size"), f"{here}.batch_size"),
-            fps=_number(info.get("fps"), f"{here}.extra_info.fps"), round_seconds=[float(v) for v in data],
-            stats=stats, trtexec_like=trtexec if isinstance(trtexec, dict) else None,
+            backend=str(info.get("backend") or ""), batch_size=info.get("batch_size"), fps=info.get("fps"),
+            round_seconds=[float(v) for v in stats.get("data") or []], stats=stats,
+            trtexec_like=trtexec if isinstance(trtexec, dict) else None,
         ))
-    machine = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
+    machine = doc.get("machine_info") or {}
     return BenchmarkFile(path, parse_timestamp(doc.get("datetime")), str(machine.get("node") or ""), entries)

@@ -8,6 +8,7 @@ inside a pytest process leaves no global backend or figure state behind.
 
 from __future__ import annotations
 
+import functools
 import io
 
 from ..constants import PRECISIONS
@@ -24,6 +25,21 @@ def matplotlib_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _plain_text(draw):
+    """Draw with every label taken literally: a device or host name holding ``$...$`` would otherwise be
+    parsed as math text (and crash the figure, so report.html was not written)."""
+    @functools.wraps(draw)
+    def literal(*args, **kwargs):
+        try:
+            import matplotlib
+        except ImportError:
+            return draw(*args, **kwargs)  # _figure says what to install
+        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+            return draw(*args, **kwargs)
+
+    return literal
 
 
 def _figure(width: float, height: float, columns: int = 1):
@@ -51,6 +67,7 @@ def _short(device: str, width: int = 34) -> str:
     return device if len(device) <= width else device[: width - 1] + "…"
 
 
+@_plain_text
 def fps_by_device(kind: Kind) -> bytes | None:
     latest = {k: p for k, p in kind.latest().items() if p.row.get("fps") is not None}
     if not latest:
@@ -88,6 +105,7 @@ def fps_by_device(kind: Kind) -> bytes | None:
     return _png(figure)
 
 
+@_plain_text
 def latency(kind: Kind) -> bytes | None:
     entries = {}
     for bench in kind.benchmarks:  # oldest first: a later file's entry replaces an earlier one
@@ -129,6 +147,7 @@ def _box_from_rounds(values: list[float]) -> dict:
     return {"whislo": min(values), "q1": q1, "med": median, "q3": q3, "whishi": max(values)}
 
 
+@_plain_text
 def accuracy(kind: Kind) -> bytes | None:
     latest = {k: p for k, p in kind.latest().items() if p.row.get("top1") is not None}
     if not latest:
@@ -204,6 +223,7 @@ def _accuracy_floors(kind: Kind, latest) -> dict[tuple[str, str], float]:
     return floors
 
 
+@_plain_text
 def fidelity(kind: Kind, classes: int = 10) -> bytes | None:
     compared = {k: p.row["fidelity_vs_fp32"] for k, p in kind.latest().items()
                 if p.row.get("fidelity_vs_fp32") and p.row["fidelity_vs_fp32"].get("top1_agreement") is not None}
@@ -232,6 +252,7 @@ def fidelity(kind: Kind, classes: int = 10) -> bytes | None:
     return _png(figure)
 
 
+@_plain_text
 def over_time(kind: Kind) -> bytes | None:
     if len(kind.runs) < 2:
         return None

@@ -24,17 +24,17 @@ def test_the_shipped_card_thresholds_load(request):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("accuracy: [", "not valid YAML at line 1"),
+        ("accuracy: [", "line 1, column 12: not valid YAML"),
         ("- 1\n- 2\n", "expected a mapping"),
-        ("accuracy: {fp16: {top1: 1, top5: 2}}\nthreshold: 3\n", "unknown key(s) threshold"),
-        ("accuracy: {}\n", "'accuracy' must map precisions"),
-        ("accuracy: {bf16: {top1: 1, top5: 2}}\n", "accuracy.bf16: unknown precision"),
-        ("accuracy: {fp16: {top1: 1}}\n", "accuracy.fp16: expected exactly {top1"),
+        ("accuracy: {fp16: {top1: 1, top5: 2}}\nthreshold: 3\n", "top level: unknown key 'threshold'"),
+        ("accuracy: {}\n", "accuracy: expected a mapping of precisions"),
+        ("accuracy: {bf16: {top1: 1, top5: 2}}\n", "accuracy.bf16: this key is not allowed here; expected a precision"),
+        ("accuracy: {fp16: {top1: 1}}\n", "accuracy.fp16: 'top5' is missing; expected exactly {top1"),
         ("accuracy: {fp16: {top1: 177, top5: 2}}\n", "accuracy.fp16.top1: expected a percentage"),
         ("accuracy: {fp16: {top1: '77', top5: 2}}\n", "accuracy.fp16.top1: expected a percentage"),
         ("accuracy: {fp16: {top1: 1, top5: 2}}\nperformance: {V100: {fp16: -3}}\n",
-         "performance.V100.fp16: expected a positive FPS number"),
-        ("accuracy: {fp16: {top1: 1, top5: 2}}\nbatch_size: 0\n", "batch_size must be a positive integer"),
+         "performance.V100.fp16: expected a positive finite FPS number"),
+        ("accuracy: {fp16: {top1: 1, top5: 2}}\nbatch_size: 0\n", "batch_size: expected a positive integer"),
     ],
 )
 def test_malformed_files_name_the_file_and_the_problem(tmp_path, text, message):
@@ -55,7 +55,7 @@ def test_a_malformed_file_stops_the_run_before_any_work(suite):
     bad.write_text("accuracy:\n  int8: {top1: 77.8}\n")
     result = suite.run("--embedded", f"--thresholds={bad}", "-m", "accuracy")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*thresholds file {bad}: accuracy.int8: expected exactly {{top1*"])
+    result.stderr.fnmatch_lines([f"*thresholds file {bad}: accuracy.int8: 'top5' is missing; expected exactly {{top1*"])
 
 
 def test_every_shipped_thresholds_file_is_package_data(request):

@@ -224,7 +224,7 @@ def test_cli_calibrates_a_directory_and_writes_the_graph(tmp_path_factory, jpeg_
     "extra, message",
     [
         (["--calib-count", "50"], "fewer than --calib-count 50"),
-        (["--calib-list", "missing.txt"], "--calib-list missing.txt: unreadable"),
+        (["--calib-list", "missing.txt"], "--calib-list missing.txt: not found"),
         (["--calib-list", "LIST"], "listed images do not exist"),
         (["--method", "percentile", "--percentile", "120"], "--percentile 120"),
     ],
@@ -245,7 +245,8 @@ def test_cli_unreadable_image_and_empty_dir(tiny_graph, tmp_path, capsys):
     broken.mkdir()
     (broken / "bad.JPEG").write_bytes(b"not a jpeg")
     assert cli("--graph", tiny_graph, "--calib-dir", broken, "--cache-dir", tmp_path / "c") == 2
-    assert "cannot decode image" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "cannot decode image" in error and "skip" not in error  # the command has no --skip-bad-images
     assert not list((tmp_path / "c").rglob("*.json"))  # nothing cached from the failed pass
 
 

@@ -42,10 +42,10 @@ def test_max_drop_section_is_parsed_and_checked(tmp_path):
     ok = load_thresholds(_thresholds(tmp_path, "max_drop_vs_fp32:\n  int8: {top1: 0.78, top5: 0.5}\n"))
     assert ok.drop_allowance("int8").top1 == 0.78 and ok.drop_allowance("fp16") is None
     for text, message in (("max_drop_vs_fp32:\n  fp32: {top1: 1, top5: 1}\n", "fp32 is the reference"),
-                          ("max_drop_vs_fp32:\n  int4: {top1: 1, top5: 1}\n", "unknown precision"),
+                          ("max_drop_vs_fp32:\n  int4: {top1: 1, top5: 1}\n", "not allowed here; expected fp16 or int8"),
                           ("max_drop_vs_fp32:\n  int8: {top1: 1}\n", "expected exactly {top1"),
                           ("max_drop_vs_fp32:\n  int8: {top1: -1, top5: 1}\n", "between 0 and 100"),
-                          ("max_drop_vs_fp32: 3\n", "must map fp16/int8")):
+                          ("max_drop_vs_fp32: 3\n", "mapping of fp16/int8")):
         with pytest.raises(ValidateError, match=message):
             load_thresholds(_thresholds(tmp_path, text))
 
