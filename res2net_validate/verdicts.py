@@ -219,7 +219,7 @@ def check_baseline(precision: str, metric: str, baseline_correct, now_correct, n
     lost_classes = classes_lost(worse, better, labels, class_names)
     name = METRICS[metric]
     shared = f"{images} images shared with the baseline" + (f" (of {scored} scored)" if scored is not None else "")
-    message = f"{shared}: " + _paired_message(name, "baseline", -change, result, allowance, lost, gained, images,
+    message = f"{shared}: " + _paired_message(name, "baseline", 100.0 * (lost - gained) / images, result, allowance, lost, gained, images,
                                               population, multiplicity)
     if state == MISSED:
         message += (". Right->wrong: " + ", ".join(flipped[:MAX_LISTED_FLIPS])

@@ -102,6 +102,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("precision", session.settings.precision)
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: only the verdicts this run decides share alpha
 def pytest_collection_modifyitems(config, items):
     """Verdicts that cannot apply are deselected, not skipped: FP32 against itself, and baseline
     comparisons without a baseline."""
