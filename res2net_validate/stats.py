@@ -232,10 +232,10 @@ def _tail_threshold(z: np.ndarray, probability: np.ndarray, alpha: float) -> flo
 
 
 @lru_cache(maxsize=256)
-def critical_z(images: int, population: int, drop_count: int, alpha: float) -> float:
-    """Reject H0 (population drop <= drop_count) when Tango's z exceeds this: the largest, over every
-    discordance the null allows, of that law's alpha threshold.  A larger drop only raises the
-    rejection rate, so the boundary drop_count is the worst case."""
+def _worst_null(images: int, population: int, drop_count: int, alpha: float) -> tuple[tuple[int, ...], float]:
+    """The discordances the null allows that the test examines (a grid, refined around the worst one) and
+    the critical z: the largest of their laws' alpha thresholds.  A larger drop only raises the rejection
+    rate, so the boundary drop_count is the worst case."""
     def threshold(discordant: int) -> float:
         return _tail_threshold(*_null_law(discordant, drop_count, images, population), alpha)
 
@@ -245,15 +245,22 @@ def critical_z(images: int, population: int, drop_count: int, alpha: float) -> f
     # Between geometric grid points the law changes smoothly: search the neighbours of the worst point.
     low, high = grid[max(worst - 1, 0)], grid[min(worst + 1, len(grid) - 1)]
     step = max(2, ((high - low) // 24) // 2 * 2)
-    refined = [threshold(d) for d in range(low, high + 1, step)]
-    return max(max(values), max(refined))
+    refined = [d for d in range(low, high + 1, step) if d not in grid]
+    values += [threshold(d) for d in refined]
+    return tuple(grid + refined), max(values)
 
 
-def _paired_p_value(lost: int, gained: int, images: int, population: int, drop_count: int) -> float:
-    """sup over the null's discordances of P(Z >= z_obs)."""
+def critical_z(images: int, population: int, drop_count: int, alpha: float) -> float:
+    """Reject H0 (population drop <= drop_count) when Tango's z exceeds this."""
+    return _worst_null(images, population, drop_count, alpha)[1]
+
+
+def _paired_p_value(lost: int, gained: int, images: int, population: int, drop_count: int, alpha: float) -> float:
+    """sup of P(Z >= z_obs) over the same discordances the critical value at ``alpha`` examined, so that
+    p <= alpha exactly when z_obs exceeds it."""
     z_obs = float(tango_z(lost, gained, images, drop_count, population))
     worst = 0.0
-    for discordant in _discordance_grid(drop_count, population):
+    for discordant in _worst_null(images, population, drop_count, alpha)[0]:
         z, probability = _null_law(discordant, drop_count, images, population)
         worst = max(worst, float(probability[z >= z_obs].sum()))
     return min(1.0, worst)
@@ -297,7 +304,7 @@ def paired_drop_test(lost: int, gained: int, images: int, population: int, allow
     shown = _rejects(gained, lost, images, population, -(allowed + 1), alpha)
     lower = _drop_bound(lost, gained, images, population, alpha, allowed, side="lower")
     upper = _drop_bound(lost, gained, images, population, alpha, allowed, side="upper")
-    return TestResult(_paired_p_value(lost, gained, images, population, allowed), _points(lower, population),
+    return TestResult(_paired_p_value(lost, gained, images, population, allowed, alpha), _points(lower, population),
                       _points(upper, population), failed, shown,
                       _detectable_excess(lost + gained, images, population, allowed, alpha, power), exact=False)
 
@@ -311,23 +318,11 @@ def _drop_bound(lost: int, gained: int, images: int, population: int, alpha: flo
     least = -(images - lost + (population - images))
     if side == "lower":  # the smallest drop d whose z does not exceed the critical value
         critical = critical_z(images, population, allowed, alpha)
-        low, high = least, most
-        while low < high:
-            middle = (low + high) // 2
-            if float(tango_z(lost, gained, images, middle, population)) > critical:
-                low = middle + 1
-            else:
-                high = middle
-        return low
+        above = _bisect(least, most, lambda d: float(tango_z(lost, gained, images, d, population)) > critical)
+        return min(above + 1, most)
     critical = critical_z(images, population, -(allowed + 1), alpha)  # the mirror test's
-    low, high = least, most
-    while low < high:  # the largest drop d whose mirror z does not exceed the mirror's critical value
-        middle = (low + high + 1) // 2
-        if float(tango_z(gained, lost, images, -middle, population)) > critical:
-            high = middle - 1
-        else:
-            low = middle
-    return low
+    # the largest drop d whose mirror z does not exceed the mirror's critical value
+    return _bisect(least, most, lambda d: float(tango_z(gained, lost, images, -d, population)) <= critical)
 
 
 def _detectable_excess(discordant_seen: int, images: int, population: int, allowed: int, alpha: float,
@@ -347,11 +342,4 @@ def _detectable_excess(discordant_seen: int, images: int, population: int, allow
     most = population - allowed
     if not caught(most):
         return None
-    low, high = 1, most
-    while low < high:
-        middle = (low + high) // 2
-        if caught(middle):
-            high = middle
-        else:
-            low = middle + 1
-    return _points(low, population)
+    return _points(_bisect(0, most, lambda excess: not caught(excess)) + 1, population)
