@@ -118,13 +118,17 @@ def _state_text(state: str, multiplicity: Multiplicity, what_missed: str, what_s
                                                                   "; passes by default"))
 
 
-def _common(result: stats.TestResult, multiplicity: Multiplicity, population: int) -> dict:
+def _exact_test(population: int) -> str:
+    return f"exact: all {population} images of the population scored"
+
+
+def _decided(result: stats.TestResult, multiplicity: Multiplicity, population: int) -> dict:
+    """The Verdict fields every accuracy check fills the same way from its test's result."""
     state = _state(result)
-    return dict(state=state, p_value=result.p_value, interval=(result.lower, result.upper),
-                detectable_shortfall=result.detectable, population=population, alpha=multiplicity.alpha,
-                p_adjusted=None if result.exact else multiplicity.adjusted(result.p_value),
-                level=None if result.exact else multiplicity.level,
-                verdicts_in_run=multiplicity.verdicts)
+    return dict(passed=_passes(state, multiplicity), state=state, p_value=result.p_value,
+                interval=(result.lower, result.upper), detectable_shortfall=result.detectable, population=population,
+                alpha=multiplicity.alpha, p_adjusted=None if result.exact else multiplicity.adjusted(result.p_value),
+                level=None if result.exact else multiplicity.level, verdicts_in_run=multiplicity.verdicts)
 
 
 def check_floor(precision: str, metric: str, correct: int, images: int, population: int, floor: float,
@@ -132,11 +136,11 @@ def check_floor(precision: str, metric: str, correct: int, images: int, populati
     """Absolute floor: missed when confident the population accuracy is below ``floor`` (percent);
     shown when confident it is at or above it; exact (counts) when the whole population is scored."""
     result = stats.floor_test(correct, images, population, floor, multiplicity.level)
+    decided = _decided(result, multiplicity, population)
     measured = 100.0 * correct / images
     name = METRICS[metric]
-    state = _state(result)
     if result.exact:
-        test = f"exact: all {population} images of the population scored"
+        test = _exact_test(population)
         message = (f"{name} {measured:.2f}% ({correct} of {population}) "
                    f"{'>=' if not result.failed else '<'} floor {floor:.2f}% "
                    f"({_images(stats.count_at_least(floor, population))}) on the whole population: "
@@ -147,92 +151,86 @@ def check_floor(precision: str, metric: str, correct: int, images: int, populati
         upper = _shown_as(result.upper, floor, result.failed, lambda a, b: a < b)
         lower = _shown_as(result.lower, floor, result.shown, lambda a, b: a >= b)
         message = (f"{name} {measured:.2f}% on {images} of {population} images vs floor {floor:.2f}%: "
-                   + _state_text(state, multiplicity, f"at most {upper}% (one-sided {confidence} bound)",
+                   + _state_text(decided["state"], multiplicity, f"at most {upper}% (one-sided {confidence} bound)",
                                  f"at least {lower}% (one-sided {confidence} bound)")
                    + (f"; population {name} in [{lower}, {upper}] (each bound one-sided {confidence})"
-                      if state == NOT_SHOWN else "")
+                      if decided["state"] == NOT_SHOWN else "")
                    + f"; {multiplicity.describe(result.p_value)} vs alpha {multiplicity.alpha:g}"
                    + f"; {_detectable_text(result.detectable, 'shortfall')}")
-    return Verdict("absolute", precision, metric, _passes(state, multiplicity), message, measured=measured,
-                   threshold=floor, images=images, test=test, **_common(result, multiplicity, population))
-
-
-def _paired_message(name: str, what: str, drop: float, result: stats.TestResult, allowance: float, lost: int,
-                    gained: int, images: int, population: int, multiplicity: Multiplicity) -> str:
-    state = _state(result)
-    counts = f"{lost} images lost, {gained} gained of {images}"
-    if result.exact:
-        return (f"{name} drop vs {what} {drop:+.2f} points ({counts}, the whole population) vs allowance "
-                f"{allowance:.2f} ({_images(stats.count_at_most(allowance, population))}): "
-                + ("MISSED - over the allowance" if result.failed else "shown - within the allowance"))
-    confidence = f"{100 * (1 - multiplicity.level):.4g}%"
-    lower = _shown_as(result.lower, allowance, result.failed, lambda a, b: a > b)
-    upper = _shown_as(result.upper, allowance, result.shown, lambda a, b: a <= b)
-    return (f"{name} drop vs {what} {drop:+.2f} points ({counts} of a population of {population}) vs allowance "
-            f"{allowance:.2f}: "
-            + _state_text(state, multiplicity, f"the drop is at least {lower} points (one-sided {confidence} bound)",
-                          f"the drop is at most {upper} points (one-sided {confidence} bound)")
-            + (f"; population drop in [{lower}, {upper}] (each bound one-sided {confidence})"
-               if state == NOT_SHOWN else "")
-            + f"; {multiplicity.describe(result.p_value)} vs alpha {multiplicity.alpha:g}"
-            + f"; {_detectable_text(result.detectable, 'drop beyond the allowance')}")
+    return Verdict("absolute", precision, metric, message=message, measured=measured, threshold=floor,
+                   images=images, test=test, **decided)
 
 
 PAIRED_TEST = ("exact unconditional test on (lost, gained): Tango's score statistic, its critical value the "
                "worst over every discordance the null allows (finite population), Bonferroni over the run")
 
 
+def _paired_verdict(kind: str, against: str, precision: str, metric: str, reference_correct, candidate_correct,
+                    population: int, allowance: float, multiplicity: Multiplicity):
+    """The one algorithm behind the FP32 gate and the baseline gate: the exact paired test of the drop of
+    ``candidate`` against ``reference`` on the same images.  Returns the verdict and the lost/gained masks."""
+    reference_correct, candidate_correct = _paired(reference_correct, candidate_correct)
+    lost_mask, gained_mask = reference_correct & ~candidate_correct, candidate_correct & ~reference_correct
+    lost, gained, images = int(lost_mask.sum()), int(gained_mask.sum()), len(reference_correct)
+    result = stats.paired_drop_test(lost, gained, images, population, allowance, multiplicity.level)
+    decided = _decided(result, multiplicity, population)
+    drop = 100.0 * (lost - gained) / images
+    name = METRICS[metric]
+    counts = f"{lost} images lost, {gained} gained of {images}"
+    if result.exact:
+        message = (f"{name} drop vs {against} {drop:+.2f} points ({counts}, the whole population) vs allowance "
+                   f"{allowance:.2f} ({_images(stats.count_at_most(allowance, population))}): "
+                   + ("MISSED - over the allowance" if result.failed else "shown - within the allowance"))
+    else:
+        confidence = f"{100 * (1 - multiplicity.level):.4g}%"
+        lower = _shown_as(result.lower, allowance, result.failed, lambda a, b: a > b)
+        upper = _shown_as(result.upper, allowance, result.shown, lambda a, b: a <= b)
+        message = (f"{name} drop vs {against} {drop:+.2f} points ({counts} of a population of {population}) vs "
+                   f"allowance {allowance:.2f}: "
+                   + _state_text(decided["state"], multiplicity,
+                                 f"the drop is at least {lower} points (one-sided {confidence} bound)",
+                                 f"the drop is at most {upper} points (one-sided {confidence} bound)")
+                   + (f"; population drop in [{lower}, {upper}] (each bound one-sided {confidence})"
+                      if decided["state"] == NOT_SHOWN else "")
+                   + f"; {multiplicity.describe(result.p_value)} vs alpha {multiplicity.alpha:g}"
+                   + f"; {_detectable_text(result.detectable, 'drop beyond the allowance')}")
+    verdict = Verdict(kind, precision, metric, message=message, measured=drop, threshold=allowance, images=images,
+                      test=_exact_test(population) if result.exact else PAIRED_TEST,
+                      details={"lost": lost, "gained": gained}, **decided)
+    return verdict, lost_mask, gained_mask
+
+
 def check_drop(precision: str, metric: str, reference_correct, candidate_correct, population: int,
                allowance: float, multiplicity: Multiplicity, labels=None, class_names=None) -> Verdict:
     """Relative gate: missed when confident the candidate loses more than ``allowance`` points against
     the FP32 reference scored on the same images (a paired test on per-image correctness)."""
-    reference_correct, candidate_correct = _paired(reference_correct, candidate_correct)
-    lost_mask = reference_correct & ~candidate_correct
-    lost, gained, images = int(lost_mask.sum()), int((candidate_correct & ~reference_correct).sum()), len(
-        reference_correct)
-    result = stats.paired_drop_test(lost, gained, images, population, allowance, multiplicity.level)
-    drop = 100.0 * (lost - gained) / images
-    name = METRICS[metric]
-    test = f"exact: all {population} images of the population scored" if result.exact else PAIRED_TEST
-    state = _state(result)
-    message = _paired_message(name, "fp32", drop, result, allowance, lost, gained, images, population, multiplicity)
-    details = {"lost": lost, "gained": gained}
+    verdict, lost, gained = _paired_verdict("relative_to_fp32", "fp32", precision, metric, reference_correct,
+                                            candidate_correct, population, allowance, multiplicity)
     if labels is not None:
-        details["classes_lost"] = classes_lost(lost_mask, candidate_correct & ~reference_correct, labels, class_names)
-    return Verdict("relative_to_fp32", precision, metric, _passes(state, multiplicity), message, measured=drop,
-                   threshold=allowance, images=images, test=test, details=details,
-                   **_common(result, multiplicity, population))
+        verdict.details["classes_lost"] = classes_lost(lost, gained, labels, class_names)
+    return verdict
 
 
 def check_baseline(precision: str, metric: str, baseline_correct, now_correct, names, labels, population: int,
                    allowance: float, multiplicity: Multiplicity, class_names=None, scored: int | None = None) -> Verdict:
     """Run vs run: the same paired test as the FP32 gate, against the baseline's predictions on the images
-    both scored (``scored``: how many this run scored in all, printed beside the shared count)."""
-    baseline_correct, now_correct = _paired(baseline_correct, now_correct)
-    worse = baseline_correct & ~now_correct
-    better = now_correct & ~baseline_correct
-    lost, gained, images = int(worse.sum()), int(better.sum()), len(now_correct)
-    result = stats.paired_drop_test(lost, gained, images, population, allowance, multiplicity.level)
-    change = 100.0 * (gained - lost) / images
-    state = _state(result)
+    both scored (``scored``: how many this run scored in all, printed beside the shared count).  Like the
+    FP32 gate's, ``measured`` is the drop, in the units of its threshold (the allowance)."""
+    verdict, worse, better = _paired_verdict("baseline", "baseline", precision, metric, baseline_correct,
+                                             now_correct, population, allowance, multiplicity)
     flipped = [names[i] for i in np.flatnonzero(worse)]
     lost_classes = classes_lost(worse, better, labels, class_names)
-    name = METRICS[metric]
-    shared = f"{images} images shared with the baseline" + (f" (of {scored} scored)" if scored is not None else "")
-    message = f"{shared}: " + _paired_message(name, "baseline", 100.0 * (lost - gained) / images, result, allowance, lost, gained, images,
-                                              population, multiplicity)
-    if state == MISSED:
-        message += (". Right->wrong: " + ", ".join(flipped[:MAX_LISTED_FLIPS])
-                    + (f" ... ({len(flipped)} in all, listed in the results JSON)" if len(flipped) > MAX_LISTED_FLIPS
-                       else "")
-                    + ". Classes that lost most: " + ", ".join(f"{c['label']} (-{c['lost']}/+{c['gained']})"
-                                                              for c in lost_classes[:5]))
-    test = f"exact: all {population} images of the population scored" if result.exact else PAIRED_TEST
-    return Verdict("baseline", precision, metric, _passes(state, multiplicity), message, measured=change,
-                   threshold=allowance, images=images, test=test,
-                   details={"lost": lost, "gained": gained, "shared_images": images, "scored_images": scored,
-                            "right_to_wrong": flipped, "classes_lost": lost_classes},
-                   **_common(result, multiplicity, population))
+    verdict.message = (f"{verdict.images} images shared with the baseline"
+                       + (f" (of {scored} scored)" if scored is not None else "") + ": " + verdict.message)
+    if verdict.state == MISSED:
+        verdict.message += (". Right->wrong: " + ", ".join(flipped[:MAX_LISTED_FLIPS])
+                            + (f" ... ({len(flipped)} in all, listed in the results JSON)"
+                               if len(flipped) > MAX_LISTED_FLIPS else "")
+                            + ". Classes that lost most: " + ", ".join(f"{c['label']} (-{c['lost']}/+{c['gained']})"
+                                                                      for c in lost_classes[:5]))
+    verdict.details.update({"shared_images": verdict.images, "scored_images": scored, "right_to_wrong": flipped,
+                            "classes_lost": lost_classes})
+    return verdict
 
 
 def check_fps(precision: str, fps: float, floor: float | None, device_key: str | None, batch_size: int,
