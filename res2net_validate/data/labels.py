@@ -15,10 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..constants import NUM_CLASSES
 from ..errors import ValidateError
 from ..schemas import parse_class_index, read_text
 
-NUM_CLASSES = 1000
 CANONICAL_NAME = re.compile(r"^ILSVRC2012_val_(\d{8})\.[A-Za-z]+$")
 DEVKIT_LABEL_FILE = "ILSVRC2012_validation_ground_truth.txt"
 DEVKIT_META_FILE = "meta.mat"
