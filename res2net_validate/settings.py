@@ -34,39 +34,25 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError("expected a positive integer")
-    return value
+def _number(convert: Callable[[str], Any], accepts: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """A parser of one number that ``accepts`` must hold for (a comparison never holds for NaN, so NaN is
+    refused wherever a range is checked)."""
+    def parse(text: str):
+        value = convert(text)
+        if not accepts(value):
+            raise ValueError(f"expected {expected}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("expected an integer >= 0")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:  # also rejects nan
-        raise ValueError("expected a number of seconds > 0")
-    return value
-
-
-def _percent(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value <= 100.0:  # also rejects nan
-        raise ValueError("expected a percentile in (0, 100], e.g. 99.999")
-    return value
-
-
-def _alpha(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 0.5:  # also rejects nan
-        raise ValueError("expected a significance level in (0, 0.5), e.g. 0.05")
-    return value
+_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+_non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+_seconds = _number(float, lambda v: v > 0, "a number of seconds > 0")
+_percent = _number(float, lambda v: 0.0 < v <= 100.0, "a percentile in (0, 100], e.g. 99.999")
+_alpha = _number(float, lambda v: 0.0 < v < 0.5, "a significance level in (0, 0.5), e.g. 0.05")
+_points = _number(float, lambda v: 0.0 <= v <= 100.0, "points of accuracy in [0, 100], e.g. 0.5")
+_seed_number = _number(int, lambda v: v >= 0, "a non-negative integer or 'random'")
 
 
 DRAWN_SEED_ENV = "RES2NET_DRAWN_SUBSET_SEED"
@@ -82,17 +68,7 @@ def _seed(text: str) -> int:
 
             os.environ[DRAWN_SEED_ENV] = str(secrets.randbelow(2**31))
         return int(os.environ[DRAWN_SEED_ENV])
-    value = int(text)
-    if value < 0:
-        raise ValueError("expected a non-negative integer or 'random'")
-    return value
-
-
-def _points(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 100.0:  # also rejects nan and infinities
-        raise ValueError("expected points of accuracy in [0, 100], e.g. 0.5")
-    return value
+    return _seed_number(text)
 
 
 def _flag(text: str) -> bool:
