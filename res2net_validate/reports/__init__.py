@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cache import atomic_write_bytes, check_can_create
+from ..cache import atomic_write_bytes, check_can_create, file_sha256
 from ..errors import ValidateError
 
 DEFAULT_FPS_TOLERANCE = 5.0  # percent
@@ -47,7 +46,7 @@ def _once(paths: list) -> tuple[list[Path], list[str]]:
     seen, kept, duplicates = set(), [], []
     for path in map(Path, paths):
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(path.resolve())
+            digest = file_sha256(path) if path.is_file() else str(path.resolve())
         except OSError:
             digest = str(path.resolve())  # the loader names the problem
         if digest in seen:
