@@ -52,20 +52,38 @@ def file_kind(mode: int) -> str | None:
     return None if stat.S_ISREG(mode) else "not a regular file"
 
 
-def read_regular_file(path: str | os.PathLike, source: str, max_bytes: int | None = None) -> bytes:
-    """The bytes of ``path``, refusing anything but a regular file without blocking on it: opened
-    non-blocking, then checked on the open descriptor (no window for a swap between check and read)."""
+class NotRegularFile(Exception):
+    """``open_regular`` refused a path; the message says what it is instead ("a FIFO (named pipe)", ...)."""
+
+
+def open_regular(path: str | os.PathLike):
+    """``path`` opened for binary reading, only if it is a regular file, without blocking on it: opened
+    non-blocking (a FIFO named x.JPEG would otherwise wait forever), then checked on the open
+    descriptor (no window for a swap between check and read).  OSError as from open(), or
+    NotRegularFile."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        kind = file_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise NotRegularFile(kind)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_file(path: str | os.PathLike, source: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of ``path``, refusing anything but a regular file (``open_regular``)."""
+    try:
+        f = open_regular(path)
+    except NotRegularFile as exc:
+        raise FormatError(source, "", f"is {exc}, not a regular file; pass a regular file") from None
     except FileNotFoundError:
         raise FormatError(source, "", "not found") from None
     except OSError as exc:
         raise FormatError(source, "", f"cannot be opened ({exc.strerror}); check the path and its permissions") \
             from None
-    with os.fdopen(fd, "rb") as f:
-        kind = file_kind(os.fstat(fd).st_mode)
-        if kind is not None:
-            raise FormatError(source, "", f"is {kind}, not a regular file; pass a regular file")
+    with f:
         data = f.read() if max_bytes is None else f.read(max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:
         raise FormatError(source, "", f"is larger than {max_bytes:,} bytes; this format is never that large")
