@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from .cache import atomic_write_bytes
+from .data.labels import NUM_CLASSES
 from .errors import ValidateError
 from .evaluate import TOP_K
 from .schemas import BaselineSchema, load_json, validate
 
-NUM_CLASSES = 1000
 BASELINE_FORMAT = "res2net_validate-baseline-v1"
 # Identity parts that must match for a baseline comparison to mean anything.
 MUST_MATCH = {"dataset": "dataset (image names, sizes and labels)", "preprocess": "preprocessing"}
