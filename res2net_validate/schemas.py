@@ -224,6 +224,12 @@ def described(kind, expected: str):
     return Annotated[kind, Field(description=expected)]
 
 
+def optional(kind):
+    """A ``described`` kind that may also be null, in the same words."""
+    base, *constraints, words = get_args(kind)
+    return described(Union[Annotated[(base, *constraints)] if constraints else base, None], words.description)
+
+
 class _Strict(BaseModel):
     """A closed mapping: no unknown keys, no coercion ('77' is not 77), no NaN or infinities."""
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
@@ -242,7 +248,9 @@ Count = described(Annotated[int, Field(ge=0)], "a whole number >= 0")
 PositiveCount = described(Annotated[int, Field(gt=0)], "a positive whole number")
 Fps = described(Annotated[float, Field(gt=0, lt=1e9)], "a positive finite FPS number")
 Text = described(str, "a string")
-Digest = described(Annotated[str, Field(pattern=r"^[0-9a-f]{1,64}$")], "a hexadecimal digest")
+Time = described(str, "an ISO 8601 time")
+Finite = described(float, "a finite number")
+Object = described(dict[str, Any], "an object")
 
 
 # -- thresholds YAML (the card YAML will add fields: extend ThresholdsSchema) --------------------------
@@ -319,21 +327,18 @@ class BaselineSchema(_Open):
 # -- results JSON (--report-json) --------------------------------------------------------------------
 
 
-Finite = described(float, "a finite number")
-
-
 class VerdictSchema(_Open):
     passed: described(Union[bool, None], "true or false") = None
-    kind: described(Union[str, None], "a string") = None
-    metric: described(Union[str, None], "a string") = None
-    precision: described(Union[str, None], "a string") = None
-    measured: described(Union[float, None], "a finite number") = None
-    threshold: described(Union[float, None], "a finite number") = None
+    kind: optional(Text) = None
+    metric: optional(Text) = None
+    precision: optional(Text) = None
+    measured: optional(Finite) = None
+    threshold: optional(Finite) = None
     interval: described(Union[Annotated[list[Union[float, None]], Field(min_length=2, max_length=2)], None],
                         "[low, high], two finite numbers") = None
     p_value: described(Union[Annotated[float, Field(ge=0, le=1)], None], "a probability between 0 and 1") = None
-    images: described(Union[Annotated[int, Field(ge=0)], None], "a whole number >= 0") = None
-    message: described(Union[str, None], "a string") = None
+    images: optional(Count) = None
+    message: optional(Text) = None
 
 
 class ClassLossSchema(_Open):
@@ -344,55 +349,51 @@ class ClassLossSchema(_Open):
 
 
 class FidelitySchema(_Open):
-    images: described(Union[Annotated[int, Field(ge=0)], None], "a whole number >= 0") = None
-    top1_agreement: described(Union[Annotated[float, Field(ge=0, le=100)], None],
-                              "a percentage between 0 and 100") = None
+    images: optional(Count) = None
+    top1_agreement: optional(Percent) = None
     mean_cosine: described(Union[Annotated[float, Field(ge=-1, le=1)], None], "a cosine between -1 and 1") = None
     mean_kl: described(Union[Annotated[float, Field(ge=0)], None], "a finite number >= 0") = None
     classes_lost: described(Union[list[ClassLossSchema], None], "a list of {class, label, lost, gained}") = None
 
 
-OptionalPercent = described(Union[Annotated[float, Field(ge=0, le=100)], None], "a percentage between 0 and 100")
-
-
 class RowSchema(_Open):
     EXPECTED: ClassVar[str] = "an object with a 'precision' string"
     precision: Text
-    backend: described(Union[str, None], "a string") = None
-    device: described(Union[str, None], "a string") = None
-    batch_size: described(Union[Annotated[int, Field(gt=0)], None], "a positive whole number") = None
-    fps: described(Union[Annotated[float, Field(gt=0, lt=1e9)], None], "a positive finite FPS number") = None
-    top1: OptionalPercent = None
-    top5: OptionalPercent = None
-    images: described(Union[Annotated[int, Field(ge=0)], None], "a whole number >= 0") = None
+    backend: optional(Text) = None
+    device: optional(Text) = None
+    batch_size: optional(PositiveCount) = None
+    fps: optional(Fps) = None
+    top1: optional(Percent) = None
+    top5: optional(Percent) = None
+    images: optional(Count) = None
     verdicts: described(list[VerdictSchema], "a list of verdicts") = []
     fidelity_vs_fp32: described(Union[FidelitySchema, None], "an object") = None
 
 
 class ThresholdsRef(_Open):
-    path: described(Union[str, None], "a string") = None
-    sha256: described(Union[str, None], "a string") = None
+    path: optional(Text) = None
+    sha256: optional(Text) = None
 
 
 class DatasetRef(_Open):
-    fingerprint: described(Union[str, None], "a string") = None
-    sha256: described(Union[str, None], "a string") = None
-    images: described(Union[Annotated[int, Field(ge=0)], None], "a whole number >= 0") = None
+    fingerprint: optional(Text) = None
+    sha256: optional(Text) = None
+    images: optional(Count) = None
 
 
 class RunSchema(_Open):
-    timestamp: described(Union[str, None], "an ISO 8601 time") = None
-    host: described(Union[str, None], "a string") = None
-    model_name: described(Union[str, None], "a string") = None
-    source: described(Union[str, None], "a string") = None
-    weights_sha256: described(Union[str, None], "a string") = None
+    timestamp: optional(Time) = None
+    host: optional(Text) = None
+    model_name: optional(Text) = None
+    source: optional(Text) = None
+    weights_sha256: optional(Text) = None
     thresholds: described(Union[ThresholdsRef, None], "an object {path, sha256, ...}") = None
     dataset: described(Union[DatasetRef, None], "an object {fingerprint, images, ...}") = None
 
 
 class ResultsSchema(_Open):
     EXPECTED: ClassVar[str] = "a res2net_validate results JSON (an object with a 'rows' list, as --report-json writes)"
-    model: described(Union[str, None], "a string") = None
+    model: optional(Text) = None
     run: described(Union[RunSchema, None], "an object") = None
     rows: described(list[RowSchema], "a list of rows")
     notes: described(Union[list[str], None], "a list of strings") = None
@@ -409,17 +410,17 @@ class BenchmarkStats(_Open):
     min: Seconds
     median: Seconds
     max: Seconds
-    rounds: described(Union[Annotated[int, Field(ge=0)], None], "a whole number >= 0") = None
+    rounds: optional(Count) = None
     data: described(list[Seconds], "a list of seconds") = []
 
 
 class OurExtraInfo(_Open):
     precision: Text
-    device: described(Union[str, None], "a string") = None
-    backend: described(Union[str, None], "a string") = None
-    batch_size: described(Union[Annotated[int, Field(gt=0)], None], "a positive whole number") = None
-    fps: described(Union[Annotated[float, Field(gt=0, lt=1e9)], None], "a positive finite FPS number") = None
-    trtexec_like: described(Union[dict[str, Any], None], "an object") = None
+    device: optional(Text) = None
+    backend: optional(Text) = None
+    batch_size: optional(PositiveCount) = None
+    fps: optional(Fps) = None
+    trtexec_like: optional(Object) = None
 
 
 class OurBenchmark(_Open):
@@ -430,8 +431,8 @@ class OurBenchmark(_Open):
 class BenchmarkSchema(_Open):
     EXPECTED: ClassVar[str] = "a pytest-benchmark JSON (an object with a 'benchmarks' list)"
     benchmarks: described(list[dict[str, Any]], "a list of benchmarks")
-    datetime: described(Union[str, None], "an ISO 8601 time") = None
-    machine_info: described(Union[dict[str, Any], None], "an object") = None
+    datetime: optional(Time) = None
+    machine_info: optional(Object) = None
 
 
 def is_our_benchmark(entry: dict) -> bool:
