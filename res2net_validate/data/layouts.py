@@ -163,6 +163,7 @@ class _Layout:
 
 # Label files sit among the images; they are not "skipped files" worth a note.
 _LABEL_FILES = frozenset({CARD_LABEL_FILE, KAGGLE_LABEL_FILE, DEVKIT_LABEL_FILE, DEVKIT_META_FILE})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in a file name: newline, tab, ... and DEL
 
 
 def _suffix(name: str) -> str:
@@ -178,7 +179,7 @@ def _check_entry(entry: os.DirEntry) -> None:
     except UnicodeEncodeError:
         raise ValidateError(f"dataset file {path!r}: its name is not valid UTF-8; rename it (names are written "
                             "into label files, reports and JSON)") from None
-    if any(ord(c) < 32 or ord(c) == 127 for c in entry.name):
+    if _CONTROL.search(entry.name):
         raise ValidateError(f"dataset file {path!r}: its name holds a control character (newline, tab...); "
                             "rename it (names are written one per line into label files and listings)")
     if not entry.is_file():  # follows a symlink; a broken one is not a file either
