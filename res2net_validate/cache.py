@@ -112,6 +112,18 @@ def sweep_dead_partials(folder: Path) -> list[Path]:
     return swept
 
 
+def check_can_create(folder: Path, where: str) -> None:
+    """``folder`` exists and is writable, or can be created: its nearest existing ancestor is a
+    writable folder.  One error starting with ``where`` otherwise."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the nearest existing ancestor decides whether the rest can be created
+    if not folder.is_dir():
+        raise ValidateError(f"{where}: {folder} is a file, so no folder can be created there")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValidateError(f"{where}: cannot write into {folder} (read-only or no permission); "
+                            "pick a writable location")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_path(path, tag=os.urandom(4).hex())

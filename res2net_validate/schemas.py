@@ -52,20 +52,38 @@ def file_kind(mode: int) -> str | None:
     return None if stat.S_ISREG(mode) else "not a regular file"
 
 
-def read_regular_file(path: str | os.PathLike, source: str, max_bytes: int | None = None) -> bytes:
-    """The bytes of ``path``, refusing anything but a regular file without blocking on it: opened
-    non-blocking, then checked on the open descriptor (no window for a swap between check and read)."""
+class NotRegularFile(Exception):
+    """``open_regular`` refused a path; the message says what it is instead ("a FIFO (named pipe)", ...)."""
+
+
+def open_regular(path: str | os.PathLike):
+    """``path`` opened for binary reading, only if it is a regular file, without blocking on it: opened
+    non-blocking (a FIFO named x.JPEG would otherwise wait forever), then checked on the open
+    descriptor (no window for a swap between check and read).  OSError as from open(), or
+    NotRegularFile."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        kind = file_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise NotRegularFile(kind)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_file(path: str | os.PathLike, source: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of ``path``, refusing anything but a regular file (``open_regular``)."""
+    try:
+        f = open_regular(path)
+    except NotRegularFile as exc:
+        raise FormatError(source, "", f"is {exc}, not a regular file; pass a regular file") from None
     except FileNotFoundError:
         raise FormatError(source, "", "not found") from None
     except OSError as exc:
         raise FormatError(source, "", f"cannot be opened ({exc.strerror}); check the path and its permissions") \
             from None
-    with os.fdopen(fd, "rb") as f:
-        kind = file_kind(os.fstat(fd).st_mode)
-        if kind is not None:
-            raise FormatError(source, "", f"is {kind}, not a regular file; pass a regular file")
+    with f:
         data = f.read() if max_bytes is None else f.read(max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:
         raise FormatError(source, "", f"is larger than {max_bytes:,} bytes; this format is never that large")
@@ -169,17 +187,20 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
     return document
 
 
-def _depth(document: Any) -> int:
-    """Nesting depth, iteratively (a recursive walk is what a deep document would crash)."""
-    deepest, stack = 0, [(document, 1)]
+def _too_deep(document: Any) -> bool:
+    """Whether anything sits more than MAX_DEPTH levels deep (the document itself is level 1).
+    Iterative (a recursive walk is what a deep document would crash), and only containers are
+    visited: a container at level MAX_DEPTH with anything in it is already too deep, so the
+    scalars -- nearly all of a 50,000-image baseline -- need no visit of their own."""
+    stack = [(document, 1)] if isinstance(document, (dict, list)) else []
     while stack:
         value, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_DEPTH:
-            break
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
+        if depth >= MAX_DEPTH and value:
+            return True
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
 
 
 def load_json(path: str | os.PathLike, source: str) -> Any:
@@ -192,7 +213,7 @@ def load_json(path: str | os.PathLike, source: str) -> Any:
         raise FormatError(source, f"line {exc.lineno}, column {exc.colno}", f"not valid JSON: {exc.msg}") from None
     except ValueError as exc:  # a duplicate key
         raise FormatError(source, "", f"{exc}; keep one") from None
-    if _depth(document) > MAX_DEPTH:
+    if _too_deep(document):
         raise FormatError(source, "", f"nested too deeply (more than {MAX_DEPTH} levels)")
     return document
 
@@ -204,6 +225,12 @@ def load_json(path: str | os.PathLike, source: str) -> Any:
 def described(kind, expected: str):
     """``kind`` with the words an error uses for it."""
     return Annotated[kind, Field(description=expected)]
+
+
+def optional(kind):
+    """A ``described`` kind that may also be null, in the same words."""
+    base, *constraints, words = get_args(kind)
+    return described(Union[Annotated[(base, *constraints)] if constraints else base, None], words.description)
 
 
 class _Strict(BaseModel):
@@ -224,7 +251,9 @@ Count = described(Annotated[int, Field(ge=0)], "a whole number >= 0")
 PositiveCount = described(Annotated[int, Field(gt=0)], "a positive whole number")
 Fps = described(Annotated[float, Field(gt=0, lt=1e9)], "a positive finite FPS number")
 Text = described(str, "a string")
-Digest = described(Annotated[str, Field(pattern=r"^[0-9a-f]{1,64}$")], "a hexadecimal digest")
+Time = described(str, "an ISO 8601 time")
+Finite = described(float, "a finite number")
+Object = described(dict[str, Any], "an object")
 
 
 # -- thresholds YAML (the card YAML will add fields: extend ThresholdsSchema) --------------------------
@@ -301,21 +330,18 @@ class BaselineSchema(_Open):
 # -- results JSON (--report-json) --------------------------------------------------------------------
 
 
-Finite = described(float, "a finite number")
-
-
 class VerdictSchema(_Open):
     passed: described(Union[bool, None], "true or false") = None
-    kind: described(Union[str, None], "a string") = None
-    metric: described(Union[str, None], "a string") = None
-    precision: described(Union[str, None], "a string") = None
-    measured: described(Union[float, None], "a finite number") = None
-    threshold: described(Union[float, None], "a finite number") = None
+    kind: optional(Text) = None
+    metric: optional(Text) = None
+    precision: optional(Text) = None
+    measured: optional(Finite) = None
+    threshold: optional(Finite) = None
     interval: described(Union[Annotated[list[Union[float, None]], Field(min_length=2, max_length=2)], None],
                         "[low, high], two finite numbers") = None
     p_value: described(Union[Annotated[float, Field(ge=0, le=1)], None], "a probability between 0 and 1") = None
-    images: described(Union[Annotated[int, Field(ge=0)], None], "a whole number >= 0") = None
-    message: described(Union[str, None], "a string") = None
+    images: optional(Count) = None
+    message: optional(Text) = None
 
 
 class ClassLossSchema(_Open):
@@ -326,55 +352,51 @@ class ClassLossSchema(_Open):
 
 
 class FidelitySchema(_Open):
-    images: described(Union[Annotated[int, Field(ge=0)], None], "a whole number >= 0") = None
-    top1_agreement: described(Union[Annotated[float, Field(ge=0, le=100)], None],
-                              "a percentage between 0 and 100") = None
+    images: optional(Count) = None
+    top1_agreement: optional(Percent) = None
     mean_cosine: described(Union[Annotated[float, Field(ge=-1, le=1)], None], "a cosine between -1 and 1") = None
     mean_kl: described(Union[Annotated[float, Field(ge=0)], None], "a finite number >= 0") = None
     classes_lost: described(Union[list[ClassLossSchema], None], "a list of {class, label, lost, gained}") = None
 
 
-OptionalPercent = described(Union[Annotated[float, Field(ge=0, le=100)], None], "a percentage between 0 and 100")
-
-
 class RowSchema(_Open):
     EXPECTED: ClassVar[str] = "an object with a 'precision' string"
     precision: Text
-    backend: described(Union[str, None], "a string") = None
-    device: described(Union[str, None], "a string") = None
-    batch_size: described(Union[Annotated[int, Field(gt=0)], None], "a positive whole number") = None
-    fps: described(Union[Annotated[float, Field(gt=0, lt=1e9)], None], "a positive finite FPS number") = None
-    top1: OptionalPercent = None
-    top5: OptionalPercent = None
-    images: described(Union[Annotated[int, Field(ge=0)], None], "a whole number >= 0") = None
+    backend: optional(Text) = None
+    device: optional(Text) = None
+    batch_size: optional(PositiveCount) = None
+    fps: optional(Fps) = None
+    top1: optional(Percent) = None
+    top5: optional(Percent) = None
+    images: optional(Count) = None
     verdicts: described(list[VerdictSchema], "a list of verdicts") = []
     fidelity_vs_fp32: described(Union[FidelitySchema, None], "an object") = None
 
 
 class ThresholdsRef(_Open):
-    path: described(Union[str, None], "a string") = None
-    sha256: described(Union[str, None], "a string") = None
+    path: optional(Text) = None
+    sha256: optional(Text) = None
 
 
 class DatasetRef(_Open):
-    fingerprint: described(Union[str, None], "a string") = None
-    sha256: described(Union[str, None], "a string") = None
-    images: described(Union[Annotated[int, Field(ge=0)], None], "a whole number >= 0") = None
+    fingerprint: optional(Text) = None
+    sha256: optional(Text) = None
+    images: optional(Count) = None
 
 
 class RunSchema(_Open):
-    timestamp: described(Union[str, None], "an ISO 8601 time") = None
-    host: described(Union[str, None], "a string") = None
-    model_name: described(Union[str, None], "a string") = None
-    source: described(Union[str, None], "a string") = None
-    weights_sha256: described(Union[str, None], "a string") = None
+    timestamp: optional(Time) = None
+    host: optional(Text) = None
+    model_name: optional(Text) = None
+    source: optional(Text) = None
+    weights_sha256: optional(Text) = None
     thresholds: described(Union[ThresholdsRef, None], "an object {path, sha256, ...}") = None
     dataset: described(Union[DatasetRef, None], "an object {fingerprint, images, ...}") = None
 
 
 class ResultsSchema(_Open):
     EXPECTED: ClassVar[str] = "a res2net_validate results JSON (an object with a 'rows' list, as --report-json writes)"
-    model: described(Union[str, None], "a string") = None
+    model: optional(Text) = None
     run: described(Union[RunSchema, None], "an object") = None
     rows: described(list[RowSchema], "a list of rows")
     notes: described(Union[list[str], None], "a list of strings") = None
@@ -391,17 +413,17 @@ class BenchmarkStats(_Open):
     min: Seconds
     median: Seconds
     max: Seconds
-    rounds: described(Union[Annotated[int, Field(ge=0)], None], "a whole number >= 0") = None
+    rounds: optional(Count) = None
     data: described(list[Seconds], "a list of seconds") = []
 
 
 class OurExtraInfo(_Open):
     precision: Text
-    device: described(Union[str, None], "a string") = None
-    backend: described(Union[str, None], "a string") = None
-    batch_size: described(Union[Annotated[int, Field(gt=0)], None], "a positive whole number") = None
-    fps: described(Union[Annotated[float, Field(gt=0, lt=1e9)], None], "a positive finite FPS number") = None
-    trtexec_like: described(Union[dict[str, Any], None], "an object") = None
+    device: optional(Text) = None
+    backend: optional(Text) = None
+    batch_size: optional(PositiveCount) = None
+    fps: optional(Fps) = None
+    trtexec_like: optional(Object) = None
 
 
 class OurBenchmark(_Open):
@@ -412,8 +434,8 @@ class OurBenchmark(_Open):
 class BenchmarkSchema(_Open):
     EXPECTED: ClassVar[str] = "a pytest-benchmark JSON (an object with a 'benchmarks' list)"
     benchmarks: described(list[dict[str, Any]], "a list of benchmarks")
-    datetime: described(Union[str, None], "an ISO 8601 time") = None
-    machine_info: described(Union[dict[str, Any], None], "an object") = None
+    datetime: optional(Time) = None
+    machine_info: optional(Object) = None
 
 
 def is_our_benchmark(entry: dict) -> bool:

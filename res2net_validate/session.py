@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, ContextManager
 
 from .backends import get_backend
-from .cache import ArtifactCache
+from .cache import ArtifactCache, check_can_create
 from .errors import NotConfigured, ValidateError
 from .settings import Settings
 from .thresholds import Thresholds, load_thresholds
@@ -475,18 +475,9 @@ class ValidationSession:
 def check_output_file(path: Path, label: str) -> None:
     """A file the run writes at its end must be writable at its start: its folder exists (or can be
     created) and is writable, and the path is not a folder."""
-    import os
-
     if path.is_dir():
         raise ValidateError(f"{label}: is a directory; expected a file name")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # the nearest existing ancestor decides whether the rest can be created
-    if not folder.is_dir():
-        raise ValidateError(f"{label}: {folder} is a file, so no folder can be created there")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValidateError(f"{label}: cannot write into {folder} (read-only or no permission); "
-                            "pick a writable location")
+    check_can_create(path.parent, label)
 
 
 @dataclass

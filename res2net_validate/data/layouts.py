@@ -163,6 +163,7 @@ class _Layout:
 
 # Label files sit among the images; they are not "skipped files" worth a note.
 _LABEL_FILES = frozenset({CARD_LABEL_FILE, KAGGLE_LABEL_FILE, DEVKIT_LABEL_FILE, DEVKIT_META_FILE})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in a file name: newline, tab, ... and DEL
 
 
 def _suffix(name: str) -> str:
@@ -172,13 +173,13 @@ def _suffix(name: str) -> str:
 def _check_entry(entry: os.DirEntry) -> None:
     """An image candidate must have a printable UTF-8 name and be a regular file: a FIFO named x.JPEG
     would block the decoder forever, a device would never end."""
-    path = os.path.join(os.fsdecode(os.path.dirname(entry.path)), entry.name)
+    path = entry.path
     try:
         entry.name.encode("utf-8")
     except UnicodeEncodeError:
         raise ValidateError(f"dataset file {path!r}: its name is not valid UTF-8; rename it (names are written "
                             "into label files, reports and JSON)") from None
-    if any(ord(c) < 32 or ord(c) == 127 for c in entry.name):
+    if _CONTROL.search(entry.name):
         raise ValidateError(f"dataset file {path!r}: its name holds a control character (newline, tab...); "
                             "rename it (names are written one per line into label files and listings)")
     if not entry.is_file():  # follows a symlink; a broken one is not a file either
@@ -190,9 +191,10 @@ def _check_entry(entry: os.DirEntry) -> None:
                             "folder (only regular image files are read)")
 
 
-def _scan_images(folder: Path, skipped: Counter | None = None) -> dict[str, Path]:
-    """Every image file below ``folder`` (recursive, hidden files skipped), keyed by basename.
-    Other files are counted by suffix in ``skipped``, for the report."""
+def _scan_images(folder: Path, skipped: Counter | None = None, recursive: bool = True) -> dict[str, Path]:
+    """Every image file below ``folder`` (recursive unless told not to, hidden files skipped), keyed by
+    basename, each checked by ``_check_entry``.  Other files are counted by suffix in ``skipped``, for
+    the report."""
     found: dict[str, Path] = {}
     visited: set[tuple[int, int]] = set()  # (device, inode) of folders seen: a symlink loop ends here
     pending = [Path(folder)]
@@ -209,7 +211,8 @@ def _scan_images(folder: Path, skipped: Counter | None = None) -> dict[str, Path
             if entry.name.startswith("."):
                 continue
             if entry.is_dir():  # followed through symlinks, as before
-                folders.append(Path(entry.path))
+                if recursive:
+                    folders.append(Path(entry.path))
                 continue
             if _suffix(entry.name) not in IMAGE_SUFFIXES:
                 if skipped is not None and entry.name not in _LABEL_FILES:
@@ -446,7 +449,7 @@ def _load_imagefolder(root: Path) -> DatasetIndex:
                 raise ValidateError(f"two images named {name} ({seen[name]} and {path}); remove the duplicate")
             seen[name] = path
             images.append(LabeledImage(path, label))
-    stray = _scan_images_shallow(root)
+    stray = list(_scan_images(root, recursive=False))
     with os.scandir(root) as entries:
         others = [e.name for e in entries if e.is_dir() and not WNID.match(e.name) and not e.name.startswith(".")]
     if stray or others:
@@ -459,29 +462,13 @@ def _load_imagefolder(root: Path) -> DatasetIndex:
     return _build_index(root, "imagefolder (one folder per WNID)", images, notes)
 
 
-def _scan_images_shallow(root: Path, skipped: Counter | None = None) -> list[str]:
-    """Image files directly in ``root``: checked like ``_scan_images``' (regular, printable names)."""
-    names = []
-    with os.scandir(root) as entries:
-        for entry in entries:
-            if entry.name.startswith(".") or entry.is_dir():
-                continue
-            if _suffix(entry.name) not in IMAGE_SUFFIXES:
-                if skipped is not None and entry.name not in _LABEL_FILES:
-                    skipped[_suffix(entry.name) or "(no suffix)"] += 1
-                continue
-            _check_entry(entry)
-            names.append(entry.name)
-    return names
-
-
 # -- flat: the official extraction, canonical labels ------------------------------------------
 
 
 def _load_flat(root: Path) -> DatasetIndex:
     # The official tarball extracts to one flat folder: only the root's own files, no recursion.
     skipped = Counter()
-    found = {name: root / name for name in _scan_images_shallow(root, skipped)}
+    found = _scan_images(root, skipped, recursive=False)
     unknown = [name for name in found if canonical_label(name) is None]
     if unknown:
         raise ValidateError(
@@ -496,7 +483,7 @@ def _load_flat(root: Path) -> DatasetIndex:
 
 
 def _looks_flat(root: Path) -> bool:
-    return any(CANONICAL_NAME.match(name) for name in _scan_images_shallow(root))
+    return any(CANONICAL_NAME.match(name) for name in _scan_images(root, recursive=False))
 
 
 _LAYOUTS = (

@@ -29,7 +29,6 @@ deprecates its image decoders in favour of torchcodec (a DeprecationWarning on f
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -40,7 +39,7 @@ from PIL import Image
 from .. import MODEL_NAME, __version__
 from ..constants import PREPROCESS_METHODS
 from ..errors import ValidateError
-from ..schemas import file_kind
+from ..schemas import NotRegularFile, open_regular
 from ..versions import module_versions
 
 _PIL_FILTERS = {
@@ -120,19 +119,16 @@ _UNSUPPORTED_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 
 
 def _open_regular(path: Path):
-    """``path`` opened for reading, only if it is a regular file; checked on the open descriptor and
-    opened non-blocking, so a FIFO named x.JPEG is refused instead of waited on forever."""
+    """``path`` opened by ``schemas.open_regular`` (regular files only, a FIFO refused rather than waited
+    on), its refusals as BadImageError."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        return open_regular(path)
+    except NotRegularFile as exc:
+        raise BadImageError(path, f"it is {exc}, not a regular file") from None
     except FileNotFoundError:
         raise BadImageError(path, "file not found") from None
     except OSError as exc:
         raise BadImageError(path, exc.strerror or str(exc)) from None
-    kind = file_kind(os.fstat(fd).st_mode)
-    if kind is not None:
-        os.close(fd)
-        raise BadImageError(path, f"it is {kind}, not a regular file")
-    return os.fdopen(fd, "rb")
 
 
 @dataclass(frozen=True)

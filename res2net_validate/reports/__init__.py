@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cache import atomic_write_bytes
+from ..cache import atomic_write_bytes, check_can_create, file_sha256
 from ..errors import ValidateError
 
 DEFAULT_FPS_TOLERANCE = 5.0  # percent
@@ -39,14 +38,7 @@ def check_output_dir(path: Path, label: str) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValidateError(f"{label} {path}: is a file, not a folder; pass a folder for report.md and report.html")
-    folder = path
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # the nearest existing ancestor decides whether the rest can be created
-    if not folder.is_dir():
-        raise ValidateError(f"{label} {path}: {folder} is a file, so no folder can be created there")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValidateError(f"{label} {path}: cannot write into {folder} (read-only or no permission); "
-                            "pick a writable location")
+    check_can_create(path, f"{label} {path}")
 
 
 def _once(paths: list) -> tuple[list[Path], list[str]]:
@@ -54,7 +46,7 @@ def _once(paths: list) -> tuple[list[Path], list[str]]:
     seen, kept, duplicates = set(), [], []
     for path in map(Path, paths):
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else str(path.resolve())
+            digest = file_sha256(path) if path.is_file() else str(path.resolve())
         except OSError:
             digest = str(path.resolve())  # the loader names the problem
         if digest in seen:
