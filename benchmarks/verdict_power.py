@@ -64,8 +64,7 @@ def main() -> None:
     at_floor = stats.count_at_least(floor, population)
     for images in (1_000, 5_000, 10_000):
         def rate(correct_total):
-            vector = np.zeros(population, bool)
-            vector[rng.choice(population, correct_total, replace=False)] = True
+            vector = sim.with_count(population, correct_total, rng)
             counts = [int(vector[rng.choice(population, images, replace=False)].sum()) for _ in range(args.subsets)]
             return float(np.mean([stats.floor_fails(c, images, population, floor, args.alpha) for c in counts]))
 

@@ -24,7 +24,8 @@ def noise(rate: float, subsets: int) -> float:
     return 3 * float(np.sqrt(rate * (1 - rate) / subsets))
 
 
-def _with_count(size: int, count: int, rng) -> np.ndarray:
+def with_count(size: int, count: int, rng) -> np.ndarray:
+    """A correctness vector of ``size`` images, ``count`` of them right, at seeded random places."""
     vector = np.zeros(size, bool)
     vector[rng.choice(size, count, replace=False)] = True
     return vector
@@ -54,7 +55,7 @@ def nightly_at_the_boundary(rng, population: int = POPULATION) -> list[Gate]:
     (the floor is the population's accuracy, the drop is the allowance)."""
     gates = []
     for metric, fp32_accuracy, discordance in (("top1", 0.7858, 0.04), ("top5", 0.9420, 0.02)):
-        fp32 = _with_count(population, round(fp32_accuracy * population), rng)
+        fp32 = with_count(population, round(fp32_accuracy * population), rng)
         for precision, allowance in (("fp16", 0.10), ("int8", 0.78 if metric == "top1" else 0.50)):
             drop = stats.count_at_most(allowance, population)
             flips = round(discordance * population)
@@ -83,26 +84,20 @@ def run_fails(gates: list[Gate], images: int, alpha: float, verdicts: int, subse
     def drop_fails(lost: int, gained: int, allowance: float) -> bool:
         return stats.paired_drop_fails(lost, gained, images, population, allowance, level)
 
-    # One matrix of every vector the gates read: a subset is one fancy-index of it.
-    rows = [gate.candidate for gate in gates] + [gate.reference for gate in gates if gate.reference is not None]
-    matrix = np.stack(rows)
-    references = {}
-    for gate in gates:
-        if gate.reference is not None:
-            references[gate.name] = len(gates) + len(references)
+    # Rows 2i and 2i+1 hold gate i's candidate and reference (a floor: its candidate twice), so a subset
+    # is one fancy-index of the matrix.
+    matrix = np.stack([row for gate in gates for row in (gate.candidate, gate.candidate if gate.reference is None
+                                                          else gate.reference)])
+
+    def fails(gate: Gate, candidate: np.ndarray, reference: np.ndarray) -> bool:
+        if gate.reference is None:
+            return floor_fails(int(candidate.sum()), gate.floor)
+        return drop_fails(int((reference & ~candidate).sum()), int((candidate & ~reference).sum()), gate.allowance)
+
     failed_runs = 0
     for _ in range(subsets):
         chosen = matrix[:, rng.choice(population, images, replace=False)]
-        failed = False
-        for i, gate in enumerate(gates):
-            candidate = chosen[i]
-            if gate.reference is None:
-                failed |= floor_fails(int(candidate.sum()), gate.floor)
-            else:
-                reference = chosen[references[gate.name]]
-                failed |= drop_fails(int((reference & ~candidate).sum()), int((candidate & ~reference).sum()),
-                                     gate.allowance)
-        failed_runs += failed
+        failed_runs += any(fails(gate, chosen[2 * i], chosen[2 * i + 1]) for i, gate in enumerate(gates))
     return failed_runs / subsets
 
 
@@ -127,10 +122,7 @@ def paired_rate(lost_total: int, gained_total: int, images: int, allowance: floa
 
 def null_population(discordance: float, allowance: float, population: int = POPULATION) -> tuple[int, int]:
     """(lost, gained) totals with ``discordance`` of the images flipped and the drop exactly at the allowance."""
-    drop = stats.count_at_most(allowance, population)
-    flips = max(round(discordance * population), drop)
-    flips += (flips - drop) % 2
-    return (flips + drop) // 2, (flips - drop) // 2
+    return power_population(discordance, allowance, 0.0, population)
 
 
 def printed_detectable(discordance: float, images: int, allowance: float, alpha: float,

@@ -30,9 +30,7 @@ def _noise(rate: float) -> float:
 
 
 def _population(correct: int, rng) -> np.ndarray:
-    vector = np.zeros(POPULATION, dtype=bool)
-    vector[rng.choice(POPULATION, correct, replace=False)] = True
-    return vector
+    return sim.with_count(POPULATION, correct, rng)
 
 
 def _failure_rate(vector: np.ndarray, images: int, rng, multiplicity=ONE) -> float:
