@@ -55,8 +55,17 @@ LIMIT_S = 540
 BUDGET_S = {"probe": 40, "setup": 70, "torch-cuda": 220, "cuda-graph-timing": 30, "gpu-unit-tests": 100,
             "tensorrt": 60}  # fmt: skip
 MIN_USEFUL_S = 5  # a phase with less time than this left is skipped, not started
-OUT_FILES = ("gpu-check.json", "gpu-check.log", "torch-cuda.benchmark.json", "torch-cuda.results.json",
-             "tensorrt.benchmark.json", "tensorrt.results.json")  # fmt: skip
+RECORD_FILE, LOG_FILE = "gpu-check.json", "gpu-check.log"
+ACCEPTANCE_PHASE = {"torch": "torch-cuda", "tensorrt": "tensorrt"}  # backend -> the phase that runs it
+
+
+def acceptance_files(phase: str) -> tuple[str, str]:
+    """(pytest-benchmark JSON, results-table JSON) that an acceptance phase writes into --out."""
+    return f"{phase}.benchmark.json", f"{phase}.results.json"
+
+
+# Every file a run can leave in --out, from the names the run itself uses (one device call brings back 8 at most).
+OUT_FILES = (RECORD_FILE, LOG_FILE, *(name for phase in ACCEPTANCE_PHASE.values() for name in acceptance_files(phase)))
 
 
 def _normal(name: str) -> str:
@@ -449,8 +458,8 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
                timeout_scale: float = 1.0, limit_s: float = LIMIT_S, only: list[str] | None = None) -> int:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     phases = [name for name in BUDGET_S if not only or name in only or name in ("probe", "setup")]
-    record = Record(out / "gpu-check.json", phases, limit_s)
-    log = Log(out / "gpu-check.log")
+    record = Record(out / RECORD_FILE, phases, limit_s)
+    log = Log(out / LOG_FILE)
     deadline = record.started + limit_s
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     current: list[str] = []  # the phase running now, for an interruption
@@ -528,10 +537,9 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
         cpu_ok = (no_gpu if setup_failed else None) if without_gpu else no_gpu  # --run-without-gpu: pytest on the CPU
 
         pytest_base = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs"]
-        backend_tag = {"torch": "torch-cuda", "tensorrt": "tensorrt"}  # file names in the output folder
 
         def acceptance(backend: str, precisions: str):
-            bench, table = out / f"{backend_tag[backend]}.benchmark.json", out / f"{backend_tag[backend]}.results.json"
+            bench, table = (out / name for name in acceptance_files(ACCEPTANCE_PHASE[backend]))
             xml = scratch / f"{backend}.junit.xml"
             command = pytest_base + ["-m", "accuracy or performance", "--embedded", f"--backend={backend}",
                                      f"--precision={precisions}", f"--checkpoints-dir={cache}",
