@@ -462,7 +462,6 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
     log = Log(out / LOG_FILE)
     deadline = record.started + limit_s
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    current: list[str] = []  # the phase running now, for an interruption
 
     def on_signal(number, _frame):
         raise Interrupted(signal.Signals(number).name)
@@ -482,7 +481,6 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
         limit = min(BUDGET_S[name] * timeout_scale, left)
         record.update(name, status="running", limit_s=round(limit, 1))
         log(f"[{name}] running (at most {limit:.0f} s)")
-        current[:] = [name]
         t0 = time.perf_counter()
         try:
             passed, fields = work(limit)
@@ -492,7 +490,6 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
             passed, fields = False, {"error": f"{type(exc).__name__}: {exc}"}
         seconds = round(time.perf_counter() - t0, 1)
         status = "passed" if passed else "timed-out" if fields.get("returncode") == 124 else "failed"
-        current[:] = []
         record.update(name, status=status, seconds=seconds, **fields)
         log(f"[{name}] {status} in {seconds} s")
 
@@ -581,8 +578,9 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
         code = 1 if bad else 0
         record.data["complete"] = True
     except Interrupted as signal_name:
-        if current:
-            record.step(current[0]).update(status="interrupted", reason=f"{signal_name} while it ran")
+        for step in record.data["steps"]:  # the phase the record shows running
+            if step["status"] == "running":
+                step.update(status="interrupted", reason=f"{signal_name} while it ran")
         record.data["interrupted"] = str(signal_name)
         code = 1
     finally:
