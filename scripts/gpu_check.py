@@ -161,7 +161,7 @@ def build_wheelhouse(directory: Path, python_version: str) -> int:
     print(f"{directory}: {len(plan)} wheels, {size / 2**20:.1f} MiB (pure-Python, plus {', '.join(EXTRA_BINARY)}); "
           f"with the working tree ({tree / 2**20:.1f} MiB) {(size + tree) / 2**20:.1f} MiB to carry")
     if size + tree > CARRY_LIMIT_MB * 2**20:
-        print(f"wheelhouse: more than {CARRY_LIMIT_MB} MB with the working tree; the GPU call cannot carry it")
+        print(f"wheelhouse: more than {CARRY_LIMIT_MB} MiB with the working tree; the GPU call cannot carry it")
         return 1
     return 0
 
