@@ -25,7 +25,7 @@ test: install
 	$(PY) -m pytest tests/unit tests/plugin $(ARGS)
 
 # The first minutes on a GPU machine (docs/gpu-first-call.md has the exact one-call command):
-#   make wheelhouse  here, with network, after make install: wheels the GPU machine may lack (< 60 MB with the tree)
+#   make wheelhouse  here, with network, after make install: wheels the GPU machine may lack (< 60 MiB with the tree)
 #   make gpu-check   there, offline, within GPU_CHECK_LIMIT seconds: probe, setup, torch CUDA fp32/fp16, CUDA graphs,
 #                    gpu unit tests, TensorRT if it imports; $(GPU_CHECK_OUT)/gpu-check.json is rewritten after every
 #                    phase (a killed run leaves it valid); GPU phases skip with a reason on CPUs

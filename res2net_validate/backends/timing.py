@@ -300,6 +300,13 @@ class CudaRuntime:
                 detail = detail.decode() if isinstance(detail, bytes) else str(detail)
             except Exception:  # the error string is a courtesy
                 detail = ""
+            # A failed call also leaves its error as CUDA's last error (an invalidated capture, a refused
+            # instantiation, ...), where the next cudaGetLastError -- torch's and TensorRT's launch checks --
+            # would find it long after it was reported here: clear it now (sticky errors stay regardless).
+            try:
+                self.rt.cudaGetLastError()
+            except Exception:  # best effort, like the error string
+                pass
             raise CudaError(f"{what} failed: {name} {detail}".strip())
         if not values:
             return None
@@ -387,7 +394,8 @@ class CudaRuntime:
 
         Every failure (the enqueue, cudaStreamEndCapture, cudaGraphInstantiate) ends the capture,
         destroys what it made and clears CUDA's last error before raising, as trtexec does, so the
-        stream and the next checked call work for plain launches afterwards."""
+        stream and the next checked call work for plain launches afterwards (``_check`` clears the
+        error of any failed call; ``_abandon_capture`` handles a failed enqueue)."""
         mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         self._check(self.rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
         try:
@@ -395,20 +403,13 @@ class CudaRuntime:
         except BaseException:
             self._abandon_capture(stream)
             raise
-        try:
-            graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
-        except CudaError:
-            self.rt.cudaGetLastError()  # an invalidated capture leaves its error behind
-            raise
+        graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
         try:
             try:
                 result = self.rt.cudaGraphInstantiate(graph, 0)
             except TypeError:  # cuda-python 11.x: (graph, error-node buffer, flags)
                 result = self.rt.cudaGraphInstantiate(graph, b"", 0)
             graph_exec = self._check(result, "cudaGraphInstantiate")
-        except CudaError:
-            self.rt.cudaGetLastError()
-            raise
         finally:
             self.rt.cudaGraphDestroy(graph)  # the executable graph does not need it
         if isinstance(graph_exec, tuple):

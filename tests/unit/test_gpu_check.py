@@ -55,6 +55,7 @@ def test_the_budgets_fit_one_device_call_in_the_order_that_gets_evidence_first()
     assert gpu_check.LIMIT_S <= 540 and sum(gpu_check.BUDGET_S.values()) < gpu_check.LIMIT_S
     assert gpu_check.budgets_fit() and not gpu_check.budgets_fit(sum(gpu_check.BUDGET_S.values()))
     assert len(gpu_check.OUT_FILES) <= 8  # what one call brings back
+    assert set(gpu_check.ACCEPTANCE_PHASE.values()) <= set(PHASES)  # OUT_FILES names the files of real phases
 
 
 def _no_gpu_reason() -> str:

@@ -218,5 +218,7 @@ def test_a_failed_end_of_capture_or_instantiation_clears_the_last_error(fail_at,
 
 
 def test_cuda_errors_carry_name_and_description():
+    cudart = FakeCudart()
     with pytest.raises(CudaError, match="cudaMalloc failed: cudaErrorIllegalAddress an illegal memory access"):
-        CudaRuntime(FakeCudart()).malloc(16)
+        CudaRuntime(cudart).malloc(16)
+    assert cudart.calls == ["clear"]  # every failed checked call clears CUDA's last error, not only a capture's
