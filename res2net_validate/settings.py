@@ -257,3 +257,24 @@ def resolve(config) -> Settings:
     if values["checkpoints_dir"] is None:
         values["checkpoints_dir"], sources["checkpoints_dir"] = _default_cache_dir(), "default"
     return Settings(values, sources)
+
+
+def misplaced_rootdir(invocation_dir: Path, inipath, rootpath, args) -> str | None:
+    """Why pytest's rootdir is wrong, or None.  pytest picks its rootdir before plugins load, so the
+    value in ``--weights /x/w.pth`` counts as a test path and can move the rootdir away from our pytest.ini."""
+    local_ini = invocation_dir / "pytest.ini"
+    if not local_ini.is_file() or inipath == local_ini:
+        return None
+    spaced = _spaced_path_options([a for a in args if isinstance(a, str)], invocation_dir)
+    return (f"pytest chose rootdir {rootpath} and ignored {local_ini}, because an option value looked like "
+            f"a test path. Write the value with '=': " + ", ".join(f"{a}=VALUE" for a in spaced or ["--weights"])
+            + " (or set it in the environment).")
+
+
+def _spaced_path_options(args: list[str], invocation_dir: Path) -> list[str]:
+    """Our options written ``--name VALUE`` whose VALUE pytest could have taken for a test path: only
+    options that take a value (``--embedded=1`` is an error), and only values that look like a path."""
+    valued = {o.cli for o in OPTIONS if not o.flag}
+    return [option for option, value in zip(args, args[1:] + [""])
+            if option in valued and value and not value.startswith("-")
+            and (os.sep in value or "/" in value or (invocation_dir / value).exists())]

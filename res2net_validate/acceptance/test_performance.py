@@ -7,13 +7,9 @@ pytest-benchmark times one batch per round with the input resident on the device
 import numpy as np
 import pytest
 
-from res2net_validate.plugin.fixtures import record_result
-from res2net_validate.plugin.report import PerformanceRecord
-from res2net_validate.verdicts import check_fps
-
 
 @pytest.mark.performance
-def test_fps(request, benchmark, precision, res2net_session, res2net_artifacts, res2net_runner, res2net_thresholds,
+def test_fps(benchmark, precision, res2net_session, res2net_artifacts, res2net_runner, res2net_thresholds,
              res2net_check, res2net_preprocess):
     settings = res2net_session.settings
     size = res2net_preprocess.image_size  # the crop the accuracy run feeds the same graph
@@ -36,11 +32,4 @@ def test_fps(request, benchmark, precision, res2net_session, res2net_artifacts, 
     trtexec_like = res2net_runner.benchmark(images, duration_s=3.0)  # None where no loop of its own (ORT CPU)
     if trtexec_like is not None:  # throughput, latency percentiles, copies
         benchmark.extra_info["trtexec_like"] = trtexec_like.as_dict()
-    record_result(request, PerformanceRecord(precision, info.backend, batch_size, fps, info.device,
-                                             tuple(res2net_session.notes(res2net_artifacts)),
-                                             run=res2net_session.model_identity()))
-
-    floor = res2net_thresholds.fps_floor(precision, info.device)
-    device_key, minimum = floor if floor is not None else (None, None)
-    res2net_check(precision, info.backend, [check_fps(precision, fps, minimum, device_key, batch_size,
-                                                      res2net_thresholds.batch_size, str(res2net_thresholds.path))])
+    res2net_check.fps(precision, fps, info, batch_size, res2net_artifacts)

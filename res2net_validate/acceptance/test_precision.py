@@ -3,10 +3,8 @@
 
 import pytest
 
-from res2net_validate.verdicts import check_precision
-
 
 @pytest.mark.accuracy
 @pytest.mark.performance
 def test_precision_is_proven(precision, res2net_runner, res2net_check):
-    res2net_check(precision, res2net_runner.info.backend, [check_precision(res2net_runner.precision_proof())])
+    res2net_check.precision(res2net_runner)

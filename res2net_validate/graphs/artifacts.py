@@ -7,16 +7,18 @@ from __future__ import annotations
 import hashlib
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from .. import MODEL_NAME
 from ..cache import ArtifactCache
 from ..constants import INT8_GRAPH_FLAVOURS
 from ..errors import ValidateError
 from .export import Graph, fp16_graph, fp32_graph
 from .notes import Int8Build
+
+if TYPE_CHECKING:  # checkpoint imports torch, needed only on an export cache miss
+    from .checkpoint import Checkpoint
 
 
 class CalibrationSource:
@@ -50,13 +52,10 @@ class Artifacts:
     """One run's graphs, each built (or read from the cache) once and kept in ``graphs`` for the
     notes.  Which INT8 flavour to build is the caller's decision (the session's), never made here."""
 
-    def __init__(self, cache: ArtifactCache, weights: Path, calibration: CalibrationSource | None,
-                 calib_settings, model_name: str = MODEL_NAME, progress: bool = True,
-                 load_model: Callable[[], object] | None = None):
+    def __init__(self, cache: ArtifactCache, checkpoint: Checkpoint, calibration: CalibrationSource | None,
+                 calib_settings, progress: bool = True):
         self.cache = cache
-        self.weights = Path(weights)
-        self.load_model = load_model  # the caller's (memoised) module of ``weights``, for the export
-        self.model_name = model_name
+        self.checkpoint = checkpoint  # its module is loaded only on an export cache miss
         self.calibration = calibration  # None: no calibration images, so no INT8 graph
         self.calib_settings = calib_settings
         self.progress = progress
@@ -78,7 +77,7 @@ class Artifacts:
 
     def _build(self, precision: str, int8_flavour: str | None) -> Graph:
         if precision == "fp32":
-            return fp32_graph(self.cache, self.weights, self.model_name, self.load_model)
+            return fp32_graph(self.cache, self.checkpoint.path, self.checkpoint.model_name, self.checkpoint.model)
         if precision == "fp16":
             return fp16_graph(self.cache, self.graph_info("fp32"))
         if precision == "int8":

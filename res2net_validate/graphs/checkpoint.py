@@ -112,3 +112,18 @@ def _preview(obj) -> str:
     if isinstance(obj, dict):
         return ", ".join(map(str, list(obj)[:5])) or "none"
     return type(obj).__name__
+
+
+class Checkpoint:
+    """A weights file and its module, loaded on first use and then shared (the export and the torch
+    backend both read it; neither changes it in place)."""
+
+    def __init__(self, path: str | Path, model_name: str = MODEL_NAME):
+        self.path = Path(path)
+        self.model_name = model_name
+        self._model: torch.nn.Module | None = None
+
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            self._model = load_model(self.path, self.model_name)
+        return self._model

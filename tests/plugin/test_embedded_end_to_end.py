@@ -19,7 +19,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def res2net_calibration_images(res2net_session, res2net_source, res2net_preprocess):
-    real = res2net_session.calibration_images(res2net_preprocess)
+    real = res2net_session.inputs.calibration_images(res2net_preprocess)
     return dataclasses.replace(real, images=np.zeros_like(np.asarray(real.images)), cache_path=None)
 '''
 

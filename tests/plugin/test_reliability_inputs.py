@@ -76,7 +76,7 @@ def test_an_installation_without_its_packaged_thresholds_says_to_reinstall(tmp_p
     with pytest.raises(ValidateError, match=re.escape(f"no thresholds file at {missing}: the default thresholds ship "
                        "inside the res2net_validate package (package data)") + r".*Reinstall it \(pip install \.\), or "
                        "pass --thresholds FILE"):
-        session.thresholds()
+        session.inputs.thresholds()
 
 
 def test_precision_on_the_command_line_overrides_pytest_addopts_and_still_repeats(suite, monkeypatch):

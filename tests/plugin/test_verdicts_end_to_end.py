@@ -15,7 +15,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def res2net_scored_images(res2net_session, res2net_source, res2net_preprocess):
-    real = res2net_session.scored_images(res2net_preprocess)
+    real = res2net_session.inputs.scored_images(res2net_preprocess)
     return dataclasses.replace(real, images=np.ascontiguousarray(np.asarray(real.images)[:, ::-1]), cache_path=None)
 '''
 
@@ -36,7 +36,7 @@ class FP32AsFP16:
 
 @pytest.fixture(scope="session")
 def res2net_artifacts(res2net_session, res2net_calibration_images, res2net_preprocess):
-    return FP32AsFP16(res2net_session.artifacts(res2net_calibration_images, res2net_preprocess))
+    return FP32AsFP16(res2net_session.pipeline.artifacts(res2net_calibration_images, res2net_preprocess))
 '''
 
 

@@ -16,7 +16,7 @@ import onnxruntime
 import pytest
 
 import res2net_validate
-from res2net_validate import session
+from res2net_validate.session.pipeline import runtime_versions
 from res2net_validate.embedded import default as embedded
 from res2net_validate.graphs import calibrate, export, quantize
 from res2net_validate.versions import module_versions, package_versions
@@ -54,7 +54,7 @@ def test_session_runtime_versions_leave_missing_runtimes_out():
             expected[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    assert items(session._runtime_versions()) == items(expected)
+    assert items(runtime_versions()) == items(expected)
     assert "onnxruntime" in expected  # a declared dependency: the dict is never empty here
 
 
