@@ -15,7 +15,7 @@ from typing import Callable, ContextManager
 
 from .backends import get_backend
 from .cache import ArtifactCache, check_can_create
-from .errors import NotConfigured, ValidateError
+from .errors import BackendUnavailable, NotConfigured, ValidateError
 from .settings import Settings
 from .thresholds import Thresholds, load_thresholds
 
@@ -490,8 +490,4 @@ def _runtime_versions() -> dict:
     from .versions import package_versions
 
     return package_versions("onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", skip_missing=True)
-
-
-class BackendUnavailable(Exception):
-    """The selected backend cannot run here; tests skip with this reason."""
 

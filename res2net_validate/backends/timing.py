@@ -26,6 +26,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from ..errors import CudaError
+
 # ----------------------------------------------------------------------------- statistics
 
 
@@ -278,10 +280,6 @@ def import_cudart():
     except ImportError:
         from cuda import cudart  # older cuda-python
     return cudart
-
-
-class CudaError(RuntimeError):
-    pass
 
 
 class CudaRuntime:

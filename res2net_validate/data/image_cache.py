@@ -38,10 +38,10 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..cache import ArtifactCache, DiskFullError, check_free_space, human_size
+from ..cache import ArtifactCache, check_free_space, human_size
 from .layouts import LabeledImage, fingerprint_images
-from ..errors import ValidateError
-from .preprocess import SKIP_BAD_ADVICE, BadImageError, Preprocess
+from ..errors import BadImageError, DiskFullError, ValidateError
+from .preprocess import SKIP_BAD_ADVICE, Preprocess
 
 CACHE_KIND = "images"
 CACHE_FORMAT = "uint8-nchw-npy-v1"  # the key's format; the checksums below are checked through `usable`

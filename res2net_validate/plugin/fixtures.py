@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from ..errors import NotConfigured, ValidateError
+from ..errors import BackendUnavailable, NotConfigured, ValidateError
 from .report import AccuracyRecord, Report, ResultRecord, VerdictRecord
-from ..session import BackendUnavailable, ValidationSession
+from ..session import ValidationSession
 
 SESSION_KEY = pytest.StashKey[ValidationSession]()
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from res2net_validate.backends.timing import (
-    CudaError,
     CudaRuntime,
     LoopResult,
     WallClockTimer,
@@ -19,6 +18,7 @@ from res2net_validate.backends.timing import (
     throughput_report,
     time_repeated,
 )
+from res2net_validate.errors import CudaError
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100, 1001])
