@@ -79,4 +79,4 @@ class EngineBuildFailure(Exception):
 
 
 class CudaError(RuntimeError):
-    """Raised by ``backends.timing.CudaRuntime`` when a CUDA runtime call returns an error."""
+    """Raised by ``backends.cuda_runtime.CudaRuntime`` when a CUDA runtime call returns an error."""

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from res2net_validate.backends.cuda_runtime import CudaRuntime
 from res2net_validate.backends.timing import (
-    CudaRuntime,
     LoopResult,
     WallClockTimer,
     percentile,
