@@ -401,8 +401,7 @@ class ValidationSession:
         return file_sha256(self.source().weights if torch else self.graph(precision, artifacts))  # memoised there
 
     def _reference_key(self, artifacts, images, preprocess) -> dict:
-        from .backends.onnxruntime import cpu_description
-        from .backends.devices import describe_gpus, device_report
+        from .backends.devices import cpu_description, describe_gpus, device_report
         from .predictions import images_identity
 
         backend = self.backend()

@@ -234,7 +234,7 @@ def _machine_and_settings(settings) -> dict:
     import socket
     from datetime import datetime, timezone
 
-    from ..backends.onnxruntime import cpu_description
+    from ..backends.devices import cpu_description
 
     return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname(),
             "cpu": cpu_description(), "alpha": settings.alpha, "batch_size": settings.batch_size,
