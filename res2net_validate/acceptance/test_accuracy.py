@@ -70,6 +70,6 @@ def test_no_regression_vs_baseline(precision, res2net_session, res2net_baseline,
 
 
 def _class_names():
-    from res2net_validate.data.labels import canonical_wnids
+    from res2net_validate.imagenet import canonical_wnids
 
     return canonical_wnids()

@@ -47,8 +47,8 @@ import numpy as np
 
 from .. import MODEL_NAME
 from ..cache import ArtifactCache
-from ..data.labels import canonical_val_names, canonical_wnids
 from ..errors import ValidateError
+from ..imagenet import canonical_val_names, canonical_wnids
 from ..versions import package_versions
 from .render import CONCEPTS, encode_jpeg, render_image
 from .standin import (

@@ -22,7 +22,7 @@ from res2net_validate.embedded import default as embedded
 from res2net_validate.data.preprocess import model_data_config
 from res2net_validate.embedded import render
 from res2net_validate.cache import ArtifactCache
-from res2net_validate.data.labels import canonical_val_labels, canonical_wnids
+from res2net_validate.imagenet import canonical_val_labels, canonical_wnids
 from res2net_validate.errors import ValidateError
 from res2net_validate.graphs.checkpoint import load_model, read_state_dict
 

@@ -345,7 +345,7 @@ def test_item_17_a_label_file_with_a_bom_loads(tmp_path):
 
 
 def test_item_17_a_kaggle_csv_with_a_bom_loads(tmp_path):
-    from res2net_validate.data.labels import canonical_wnids
+    from res2net_validate.imagenet import canonical_wnids
     from res2net_validate.data.layouts import discover
 
     pairs = _dataset(tmp_path, layout="card-flat")
