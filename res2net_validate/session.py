@@ -363,7 +363,7 @@ class ValidationSession:
             result, logits, top5 = self._score(precision, artifacts, images, preprocess)
             predictions = Predictions.from_top5(precision, top5, images, logits)
             if reference is not None:
-                from .graphs.fidelity import compare_runs
+                from .predictions import compare_runs
 
                 result.fidelity = compare_runs(reference, predictions)
             self._accuracy[precision] = Scored(result, predictions)

@@ -162,7 +162,7 @@ def _run_cli(args: argparse.Namespace) -> int:
           f"{weighted - len(result.unquantized_weights)}/{weighted} Conv/Gemm weights in int8 (left in float: {left})")
 
     # Sanity check, not a score: the graph loads, runs, and follows FP32 on a few calibration images.
-    from ..graphs.fidelity import compare_logits
+    from ..predictions import compare_logits
 
     sample = next(iter(batches()))[:8]
     logits = {}

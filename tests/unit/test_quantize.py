@@ -16,7 +16,7 @@ from PIL import Image
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.graphs.calibrate import CalibrationSettings
 from res2net_validate.errors import ValidateError
-from res2net_validate.graphs.fidelity import compare_logits
+from res2net_validate.predictions import compare_logits
 from res2net_validate.constants import INT8_GRAPH_FLAVOURS as FLAVOURS
 from res2net_validate.graphs.quantize import int8_graph, unquantized_weights
 from res2net_validate.ort_sessions import cpu_session_options
