@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from res2net_validate.plugin.fixtures import record_result
-from res2net_validate.plugin.report import PerformanceRecord
+from res2net_validate.plugin.records import PerformanceRecord
 from res2net_validate.verdicts import check_fps
 
 

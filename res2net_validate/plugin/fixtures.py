@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ..errors import BackendUnavailable, NotConfigured, ValidateError
-from .report import AccuracyRecord, Report, ResultRecord, VerdictRecord
+from .records import AccuracyRecord, Report, ResultRecord, VerdictRecord
 from ..session import ValidationSession
 
 SESSION_KEY = pytest.StashKey[ValidationSession]()

@@ -18,7 +18,7 @@ from ..errors import ValidateError
 from .fixtures import SESSION_KEY, configured_preprocess
 from .fixtures import *  # noqa: F401,F403 - registers the fixtures with pytest
 from ..settings import OPTIONS, add_options, resolve
-from .report import Report, json_path_beside
+from .records import Report, json_path_beside
 from ..session import ValidationSession
 
 

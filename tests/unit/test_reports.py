@@ -10,7 +10,7 @@ import pytest
 
 from res2net_validate.cli import main
 from res2net_validate.errors import ValidateError
-from res2net_validate.plugin.report import Report
+from res2net_validate.plugin.records import Report
 from res2net_validate.reports import write_report
 
 CPU = "CPU (AMD EPYC, onnxruntime)"
