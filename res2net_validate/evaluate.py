@@ -65,7 +65,7 @@ def check_top_classes(top: np.ndarray, logits: np.ndarray, k: int = TOP_K) -> No
 
 
 def run_logits(runner, images, batch_size: int, preprocess, progress: bool = True, label: str = "") -> np.ndarray:
-    """Logits of every image in ``images`` (loader.PreprocessedImages), in order."""
+    """Logits of every image in ``images`` (data.image_cache.PreprocessedImages), in order."""
     outputs = []
     with tqdm(total=len(images.labels), desc=label or f"score {runner.info.precision}", unit="img",
               disable=not progress, leave=False) as bar:

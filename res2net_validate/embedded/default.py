@@ -12,8 +12,8 @@ This module generates, deterministically and once per cache:
   (red/blue, orange/azure, ...) and the two classes of a pair share their texture, so a model
   fed BGR instead of RGB sees every image as its partner class and Top-1 collapses.
   The file names are the canonical names of real validation images *of the same class*, so
-  the names, folders and labels agree with the canonical ImageNet ground truth (the dataset
-  loader cross-checks that); the pictures themselves are of course not ImageNet's.
+  the names, folders and labels agree with the canonical ImageNet ground truth (data.layouts
+  cross-checks that); the pictures themselves are of course not ImageNet's.
 * **a stand-in ``res2net50_14w_8s`` checkpoint** (``res2net50_14w_8s-embedded.pth``), a bare
   state_dict with the original release's keys.  The backbone is timm's seeded random init
   with two trained-network traits restored (non-zero last BN of each block, a stem blind to

@@ -23,7 +23,7 @@ class CalibrationSource:
     """Calibration batches plus a key that changes whenever their pixels do."""
 
     def __init__(self, images, preprocess, batch_size: int, description: str):
-        self.images = images  # loader.PreprocessedImages (uint8 NCHW)
+        self.images = images  # data.image_cache.PreprocessedImages (uint8 NCHW)
         self.preprocess = preprocess
         self.batch_size = batch_size
         self.description = description

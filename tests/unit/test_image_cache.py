@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from res2net_validate.data import image_cache as loader
+from res2net_validate.data import image_cache
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.data.layouts import discover
 from res2net_validate.errors import ValidateError
@@ -71,8 +71,8 @@ def test_batches(dataset):
 
 
 def test_worker_processes_match_inline(dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(loader, "MIN_IMAGES_FOR_POOL", 0)  # use the pool even for 20 images
-    monkeypatch.setattr(loader, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(image_cache, "MIN_IMAGES_FOR_POOL", 0)  # use the pool even for 20 images
+    monkeypatch.setattr(image_cache, "CHUNK_SIZE", 3)
     pooled = preprocess_images(dataset.images, Preprocess(), ArtifactCache(tmp_path / "a"), workers=2, progress=False)
     inline = preprocess_images(dataset.images, Preprocess(), ArtifactCache(tmp_path / "b"), workers=1, progress=False)
     np.testing.assert_array_equal(pooled.images, inline.images)
@@ -93,8 +93,8 @@ def with_bad_images(tmp_path):
 @pytest.mark.parametrize("workers,pool", [(1, False), (2, True)])
 def test_bad_image_is_an_error_and_nothing_is_cached(with_bad_images, tmp_path, monkeypatch, workers, pool):
     if pool:
-        monkeypatch.setattr(loader, "MIN_IMAGES_FOR_POOL", 0)
-        monkeypatch.setattr(loader, "CHUNK_SIZE", 2)
+        monkeypatch.setattr(image_cache, "MIN_IMAGES_FOR_POOL", 0)
+        monkeypatch.setattr(image_cache, "CHUNK_SIZE", 2)
     index, bad = with_bad_images
     cache = ArtifactCache(tmp_path / "cache")
     with pytest.raises(ValidateError, match="cannot decode image .*ILSVRC2012_val_0000000[36].JPEG.*skip"):
