@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
@@ -28,9 +28,6 @@ class AccuracyResult:
     @property
     def top5(self) -> float:
         return 100.0 * self.correct_top5 / self.images
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "top1": round(self.top1, 4), "top5": round(self.top5, 4)}
 
 
 TOP_K = 5
