@@ -14,6 +14,7 @@ import numpy as np
 from .. import MODEL_NAME
 from ..cache import ArtifactCache
 from ..constants import INT8_GRAPH_FLAVOURS
+from ..data.image_cache import release_pages
 from ..errors import ValidateError
 from .export import Graph, fp16_graph, fp32_graph
 from .notes import Int8Build
@@ -34,6 +35,7 @@ class CalibrationSource:
         for start in range(0, len(self.images.images), 64):
             rows = self.images.rows(start, min(start + 64, len(self.images.images)))  # checked as read
             digest.update(np.ascontiguousarray(rows).tobytes())
+            release_pages(rows)  # one pass over any number of images: resident memory stays one block
         digest.update(repr(self.preprocess.key_parts()).encode())
         return digest.hexdigest()
 
