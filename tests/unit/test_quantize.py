@@ -189,14 +189,20 @@ def jpeg_dir(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def tiny224(tmp_path_factory):
+    """The tiny graph at the size the real preprocessing crops to (what the CLI feeds it)."""
+    return export_tiny(tmp_path_factory.mktemp("tiny224") / "tiny224.onnx", size=224)
+
+
 def cli(*argv):
     from res2net_validate.cli import main
 
     return main(["quantize", *map(str, argv)])
 
 
-def test_cli_calibrates_a_directory_and_writes_the_graph(tmp_path_factory, jpeg_dir, tmp_path, capsys):
-    graph = export_tiny(tmp_path_factory.mktemp("tiny224") / "tiny224.onnx", size=224)
+def test_cli_calibrates_a_directory_and_writes_the_graph(tiny224, jpeg_dir, tmp_path, capsys):
+    graph = tiny224
     out = tmp_path / "int8.onnx"
     args = ["--graph", graph, "--calib-dir", jpeg_dir, "--calib-count", 5, "--flavour", "tensorrt",
             "--cache-dir", tmp_path / "cache", "--out", out]
@@ -295,3 +301,67 @@ def test_cli_a_graph_that_is_not_onnx_is_one_line_before_any_image_is_read(tmp_p
     err = capsys.readouterr().err
     assert f"--graph {not_onnx}: not an ONNX model (" in err and "Pass an FP32 ONNX graph" in err
     assert "Traceback" not in err and "cannot decode image" not in err and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------------------
+# One calibration source: the CLI and the pytest plugin key the same images alike
+
+
+def _plugin_session(tmp_path, monkeypatch, cache_dir, calib_dir):
+    """A session as the plugin builds it from --calib-dir, without a dataset; the checkpoint is not
+    what these tests are about, so loading it is skipped."""
+    from res2net_validate.graphs import checkpoint
+    from res2net_validate.session import ValidationSession
+    from res2net_validate.settings import OPTIONS, Settings
+
+    weights = tmp_path / "res2net50_14w_8s.pth"
+    weights.write_bytes(b"not read: load_model is replaced")
+    monkeypatch.setattr(checkpoint, "load_model", lambda *args, **kwargs: None)
+    values = {option.name: option.default for option in OPTIONS}
+    values.update(weights=weights, checkpoints_dir=cache_dir, calib_dir=calib_dir, lock_timeout=None)
+    return ValidationSession(Settings(values), progress=False)
+
+
+def test_the_cli_and_the_plugin_give_the_same_images_the_same_calibration_key(jpeg_dir, tmp_path, monkeypatch):
+    import hashlib
+
+    from res2net_validate.cli.quantize import calibration_file_list, calibration_source
+    from res2net_validate.data.preprocess import Preprocess
+
+    preprocess = Preprocess()
+    files = calibration_file_list(jpeg_dir, None, None)
+    from_cli = calibration_source(files, preprocess, ArtifactCache(tmp_path / "cli-cache"), progress=False)
+    # Its own cache: the images are decoded again, so equal keys come from equal pixels, not a shared entry.
+    session = _plugin_session(tmp_path, monkeypatch, tmp_path / "plugin-cache", jpeg_dir)
+    from_plugin = session.artifacts(session.calibration_images(preprocess), preprocess).calibration
+    assert from_plugin.count == from_cli.count == len(files) == 6
+    assert from_cli.key == from_plugin.key
+    # The key users' caches hold: sha256 of the uint8 pixel rows in order, then the preprocessing's key.
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(preprocess.load_uint8(path).tobytes())
+    digest.update(repr(preprocess.key_parts()).encode())
+    assert from_plugin.key == digest.hexdigest()
+
+
+def test_a_cli_quantize_is_reused_by_the_plugins_int8_build(tiny224, jpeg_dir, tmp_path, monkeypatch, capsys):
+    from res2net_validate.data.preprocess import Preprocess
+    from res2net_validate.graphs import quantize
+    from res2net_validate.graphs.export import Graph
+
+    cache = tmp_path / "cache"
+    assert cli("--graph", tiny224, "--calib-dir", jpeg_dir, "--cache-dir", cache) == 0  # defaults, as the plugin's
+    printed = capsys.readouterr().out
+    assert "calibration: 6 images" in printed and "s per 100 images" in printed
+    cli_graph = next(line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("int8 graph ("))
+
+    def recalibrate(*args, **kwargs):
+        raise AssertionError("the plugin recomputed the ranges the CLI had cached")
+
+    monkeypatch.setattr(quantize, "collect_ranges", recalibrate)
+    session = _plugin_session(tmp_path, monkeypatch, cache, jpeg_dir)
+    preprocess = Preprocess()
+    artifacts = session.artifacts(session.calibration_images(preprocess), preprocess)
+    artifacts.graphs[("fp32", "any")] = Graph(tiny224, "fp32", built=False)  # a Res2Net50 export takes minutes
+    int8 = artifacts.graph_info("int8", "onnxruntime")  # the CLI's default flavour
+    assert not int8.built and str(int8.path) == cli_graph
