@@ -125,7 +125,8 @@ def _run_cli(args: argparse.Namespace) -> int:
         raise ValidateError(f"--graph {args.graph}: no such file. Pass an FP32 ONNX graph of res2net50_14w_8s.")
     _check_is_onnx(args.graph)  # before any calibration image is read
     settings = CalibrationSettings(method=args.method, percentile=args.percentile, batch_size=args.calib_batch)
-    recipe = recipe_for(args.flavour, args.residual_add)  # a wrong combination fails before any image is read
+    # Decided once, here: a wrong combination fails before any image is read, and the build uses this recipe.
+    recipe = recipe_for(args.flavour, args.residual_add)
     files = calibration_file_list(args.calib_dir, args.calib_list, args.calib_count)
     preprocess = Preprocess()
     cache = ArtifactCache(command_cache_dir(args.cache_dir))
@@ -138,8 +139,7 @@ def _run_cli(args: argparse.Namespace) -> int:
         return source.batches()
 
     result = int8_graph(cache, args.graph, tracked_batches, source.key, source.count, settings,
-                        args.flavour, progress=progress, batch_size_hint=source.batch_size,
-                        residual_add=args.residual_add)
+                        args.flavour, progress=progress, batch_size_hint=source.batch_size, recipe=recipe)
     build_peak_gib = _peak_rss_gib()  # before the sanity check and --worst-layers add their own sessions
     ranges = TensorRanges.load(result.ranges_path)
     named_by = f"--calib-list {args.calib_list}" if args.calib_list else f"--calib-dir {args.calib_dir}"

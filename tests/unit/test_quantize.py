@@ -17,7 +17,7 @@ from res2net_validate.graphs.calibrate import CalibrationSettings
 from res2net_validate.errors import ValidateError
 from res2net_validate.predictions import compare_logits
 from res2net_validate.constants import INT8_GRAPH_FLAVOURS as FLAVOURS
-from res2net_validate.graphs.quantize import int8_graph, unquantized_weights
+from res2net_validate.graphs.quantize import int8_graph, recipe_for, unquantized_weights
 from res2net_validate.ort_sessions import cpu_session_options
 
 
@@ -280,14 +280,16 @@ def test_tensorrt_flavour_can_quantize_only_the_shortcut_of_a_residual_add(built
     cache, data, graphs = built
     assert add_input_producers(graphs["tensorrt"].path) == [("DequantizeLinear", "DequantizeLinear")] * 2
     shortcut = int8_graph(cache, tiny_graph, lambda: iter([data]), "calib-a", len(data), CalibrationSettings(),
-                          "tensorrt", progress=False, residual_add="shortcut")
+                          "tensorrt", progress=False, recipe=recipe_for("tensorrt", "shortcut"))
     assert shortcut.built and shortcut.path != graphs["tensorrt"].path  # its own cache entry
     assert add_input_producers(shortcut.path) == [("Conv", "DequantizeLinear"), ("DequantizeLinear", "DequantizeLinear")]
     x = images(16, seed=5)
     assert compare_logits(run(tiny_graph, x), run(shortcut.path, x))["mean_cosine"] > 0.99
     with pytest.raises(ValidateError, match="--residual-add shortcut: only the tensorrt flavour"):
+        recipe_for("onnxruntime", "shortcut")
+    with pytest.raises(ValueError, match="not the onnxruntime flavour's"):  # one build, one recipe, its flavour's
         int8_graph(cache, tiny_graph, lambda: iter([data]), "calib-a", len(data), CalibrationSettings(),
-                   "onnxruntime", progress=False, residual_add="shortcut")
+                   "onnxruntime", progress=False, recipe=recipe_for("tensorrt", "shortcut"))
 
 
 @pytest.mark.parametrize("content", [b"this is a text file, not a graph\n", b""])
@@ -365,3 +367,23 @@ def test_a_cli_quantize_is_reused_by_the_plugins_int8_build(tiny224, jpeg_dir, t
     artifacts.graphs[("fp32", "any")] = Graph(tiny224, "fp32", built=False)  # a Res2Net50 export takes minutes
     int8 = artifacts.graph_info("int8", "onnxruntime")  # the CLI's default flavour
     assert not int8.built and str(int8.path) == cli_graph
+
+
+def test_one_quantize_decides_its_recipe_once(tiny224, jpeg_dir, tmp_path, monkeypatch, capsys):
+    """The CLI decides the recipe (before reading images) and the build uses it: no second decision
+    that could disagree with the first."""
+    from res2net_validate.cli import quantize as cli_quantize
+    from res2net_validate.graphs import quantize
+
+    decided = []
+
+    def counting(*args, **kwargs):
+        decided.append(args)
+        return recipe_for(*args, **kwargs)
+
+    monkeypatch.setattr(quantize, "recipe_for", counting)
+    monkeypatch.setattr(cli_quantize, "recipe_for", counting)
+    assert cli("--graph", tiny224, "--calib-dir", jpeg_dir, "--calib-count", 2, "--method", "minmax",
+               "--flavour", "tensorrt", "--residual-add", "shortcut", "--cache-dir", tmp_path) == 0
+    assert decided == [("tensorrt", "shortcut")]
+    assert "int8 graph (tensorrt, residual Adds: shortcut, built)" in capsys.readouterr().out
