@@ -26,7 +26,7 @@ This module generates, deterministically and once per cache:
 
 Measured with the suite (ONNX Runtime CPU, 256 scored images, Top-1/Top-5 %): FP32 94.1/100,
 FP16 94.1/100, INT8 93.4/100; RGB->BGR swap 2.0/56.6; INT8 calibrated on all-zero (black)
-images 14.8/52.7.  ``acceptance/thresholds/embedded.yaml`` sits between the two.
+images 14.8/52.7.  ``thresholds/embedded.yaml`` sits between the two.
 
 Everything is one directory artifact of the :class:`~res2net_validate.cache.ArtifactCache`
 (kind ``"embedded"``), keyed on :data:`GENERATOR_VERSION`, every generator parameter and the

@@ -28,7 +28,7 @@ from res2net_validate.graphs.checkpoint import load_model, read_state_dict
 TINY = embedded.EmbeddedParams(
     num_classes=2, val_images_per_class=2, train_images_per_class=2, bn_images=4, batch_size=4, head_steps=30
 )
-THRESHOLDS = Path(__file__).resolve().parents[2] / "res2net_validate" / "acceptance" / "thresholds" / "embedded.yaml"
+THRESHOLDS = Path(__file__).resolve().parents[2] / "thresholds" / "embedded.yaml"
 
 
 def _files(root: Path) -> dict[str, str]:
