@@ -190,7 +190,8 @@ def bench_accuracy(cache: ArtifactCache, embedded, fp32: Path, fp16: Path, metho
     import onnxruntime as ort
 
     from res2net_validate.data.layouts import discover
-    from res2net_validate.graphs.fidelity import compare_logits, layer_comparison
+    from res2net_validate.graphs.fidelity import layer_comparison
+    from res2net_validate.predictions import compare_logits
     from res2net_validate.data.image_cache import preprocess_images
     from res2net_validate.graphs.artifacts import CalibrationSource
     from res2net_validate.data.preprocess import Preprocess

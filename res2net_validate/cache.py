@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 
 from filelock import FileLock, Timeout
 
-from .errors import ValidateError
+from .errors import DiskFullError, ValidateError
 
 MANIFEST_FORMAT = 2  # 2: per-file sha256 ("file_sha256"); 1 had one digest plus sizes and mtimes
 LOCK_NOTICE_AFTER_S = 3.0  # say who holds a lock once a wait lasts this long
@@ -137,10 +137,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 # -- errors ----------------------------------------------------------------------------------------
-
-
-class DiskFullError(ValidateError):
-    """Not enough space in the cache folder for a build."""
 
 
 def human_size(size: float) -> str:

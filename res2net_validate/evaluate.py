@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
@@ -28,9 +28,6 @@ class AccuracyResult:
     @property
     def top5(self) -> float:
         return 100.0 * self.correct_top5 / self.images
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "top1": round(self.top1, 4), "top5": round(self.top5, 4)}
 
 
 TOP_K = 5
@@ -65,7 +62,7 @@ def check_top_classes(top: np.ndarray, logits: np.ndarray, k: int = TOP_K) -> No
 
 
 def run_logits(runner, images, batch_size: int, preprocess, progress: bool = True, label: str = "") -> np.ndarray:
-    """Logits of every image in ``images`` (loader.PreprocessedImages), in order."""
+    """Logits of every image in ``images`` (data.image_cache.PreprocessedImages), in order."""
     outputs = []
     with tqdm(total=len(images.labels), desc=label or f"score {runner.info.precision}", unit="img",
               disable=not progress, leave=False) as bar:

@@ -20,7 +20,9 @@ from .cache import atomic_write_bytes
 from .constants import NUM_CLASSES
 from .errors import ValidateError
 from .evaluate import TOP_K
+from .imagenet import canonical_wnids
 from .schemas import BaselineSchema, load_json, validate
+from .verdicts import classes_lost
 
 BASELINE_FORMAT = "res2net_validate-baseline-v1"
 # Identity parts that must match for a baseline comparison to mean anything.
@@ -74,6 +76,57 @@ def cached_predictions(cache, key_parts: dict, score) -> tuple[np.ndarray, bool]
     if scored:
         return scored[0], False
     return np.load(entry.path), True
+
+
+# ---------------------------------------------------------------------------- fidelity to a reference
+# How far a candidate's predictions follow the reference's on the same images: top-1 agreement, the
+# classes that lost most and, with logits, mean cosine and KL(softmax(reference) || softmax(candidate)).
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    """Agreement of ``candidate`` logits with ``reference`` logits (both N x classes)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    candidate = np.asarray(candidate, dtype=np.float64)
+    if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) == 0:
+        raise ValidateError(
+            f"logit comparison: reference {reference.shape} and candidate {candidate.shape} must be the same "
+            "non-empty N x classes shape (score both precisions on the same images)."
+        )
+    agreement = float(np.mean(reference.argmax(1) == candidate.argmax(1)) * 100.0)
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
+    cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
+    log_p, log_q = _log_softmax(reference), _log_softmax(candidate)
+    kl = np.sum(np.exp(log_p) * (log_p - log_q), axis=1)
+    return {
+        "images": int(len(reference)),
+        "top1_agreement": agreement,
+        "mean_cosine": float(cosine.mean()),
+        "min_cosine": float(cosine.min()),
+        "mean_kl": float(kl.mean()),
+        "max_abs_diff": float(np.abs(reference - candidate).max()),
+    }
+
+
+def compare_runs(reference, candidate) -> dict:
+    """Fidelity of ``candidate`` predictions to ``reference`` (both ``predictions.Predictions`` on
+    the same images): top-1 agreement and the classes that lost most; logit cosine and KL too when
+    both runs' logits are at hand (a cached reference keeps only its top-5)."""
+    if reference.names != candidate.names:
+        raise ValidateError("fidelity: the reference and the candidate were scored on different images")
+    decoded = len(candidate.top5)
+    agreement = float(np.mean(reference.top5[:decoded, 0] == candidate.top5[:, 0]) * 100.0) if decoded else 0.0
+    reference_right, candidate_right = reference.correct("top1"), candidate.correct("top1")
+    summary = {"images": len(candidate.names), "top1_agreement": agreement,
+               "classes_lost": classes_lost(reference_right & ~candidate_right, candidate_right & ~reference_right,
+                                            candidate.labels, canonical_wnids())}
+    if reference.logits is not None and candidate.logits is not None:
+        summary = {**compare_logits(reference.logits, candidate.logits), **summary}
+    return summary
 
 
 # ---------------------------------------------------------------------------- baseline files

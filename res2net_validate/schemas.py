@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .constants import PRECISIONS
-from .errors import FormatError
+from .errors import FormatError, NotRegularFile
 
 MAX_DEPTH = 64  # nesting of a JSON/YAML document; ours need 6
 MAX_YAML_BYTES = 1 << 20  # a thresholds/card file is a few hundred bytes
@@ -50,10 +50,6 @@ def file_kind(mode: int) -> str | None:
         if test(mode):
             return name
     return None if stat.S_ISREG(mode) else "not a regular file"
-
-
-class NotRegularFile(Exception):
-    """``open_regular`` refused a path; the message says what it is instead ("a FIFO (named pipe)", ...)."""
 
 
 def open_regular(path: str | os.PathLike):

@@ -132,8 +132,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("subset_seed", "RES2NET_SUBSET_SEED", _seed, "which --num-images subset: a fixed seed (the same "
            "images every run, reproducible verdicts) or 'random' (a new subset each run, so nights are "
            "independent; the seed drawn is recorded in the results JSON)", default=0, metavar="SEED|random"),
-    Option("thresholds", "RES2NET_THRESHOLDS", _path, "thresholds YAML (default: the packaged res2net50.yaml, or "
-           "embedded.yaml with --embedded, in res2net_validate/acceptance/thresholds/)", metavar="FILE"),
+    Option("thresholds", "RES2NET_THRESHOLDS", _path, "thresholds YAML (default: res2net50.yaml, or embedded.yaml "
+           "with --embedded, from thresholds/: the checkout's top-level folder, or its copy inside the installed package)", metavar="FILE"),
     Option("calib_method", "RES2NET_CALIB_METHOD", _choice(CALIBRATION_METHODS), "INT8 calibration method",
            default="entropy"),
     Option("calib_percentile", "RES2NET_CALIB_PERCENTILE", _percent, "clip each activation at this percentile of "

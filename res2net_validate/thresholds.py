@@ -21,7 +21,20 @@ from pathlib import Path
 from .errors import ValidateError
 from .schemas import ThresholdsSchema, load_yaml, validate
 
-PACKAGED = Path(__file__).resolve().parent / "acceptance" / "thresholds"  # package data: embedded.yaml, res2net50.yaml
+
+
+def _default_thresholds_dir() -> Path:
+    """Where the default thresholds files (embedded.yaml, res2net50.yaml) are: in a checkout (an editable
+    install included) the repository's top-level thresholds/, the folder users edit; in an installed
+    wheel the package's _thresholds/, the same files (pyproject.toml maps one onto the other)."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "thresholds").is_dir():
+        return checkout / "thresholds"
+    return package / "_thresholds"
+
+
+PACKAGED = _default_thresholds_dir()
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,7 @@ def load_thresholds(path: str | Path) -> Thresholds:
     where = f"thresholds file {path}"
     if not path.exists():
         raise ValidateError(f"{where}: not found. Pass --thresholds FILE or create it "
-                            "(see res2net_validate/acceptance/thresholds/res2net50.yaml).")
+                            f"(see {PACKAGED / 'res2net50.yaml'}).")
     document = validate(ThresholdsSchema, load_yaml(path, where), where)
     return Thresholds(path, document.model, document.source, document.batch_size,
                       {p: AccuracyTarget(t.top1, t.top5) for p, t in document.accuracy.items()},

@@ -15,7 +15,7 @@ wheelhouse it installs from (``make wheelhouse``).  docs/gpu-first-call.md is th
           setup              a venv that sees the machine's packages, the wheelhouse's wheels the
                              machine lacks or has too old, the project itself with --no-deps
           torch-cuda         torch CUDA fp32 + fp16 accuracy, precision proof and FPS on the embedded default
-          cuda-graph-timing  a CUDA graph captured, launched and timed through backends.timing.CudaRuntime
+          cuda-graph-timing  a CUDA graph captured, launched and timed through backends.cuda_runtime.CudaRuntime
           gpu-unit-tests     the gpu-marked unit tests
           tensorrt           TensorRT fp16 + int8 on the embedded default, where it imports
 
@@ -357,7 +357,7 @@ def probe_environment() -> dict:
     except Exception as exc:
         out["torch"] = f"not importable: {type(exc).__name__}: {exc}"
     try:
-        from res2net_validate.backends.timing import import_cudart
+        from res2net_validate.backends.cuda_runtime import import_cudart
 
         import_cudart()
         out["cuda_python_importable"] = True
@@ -376,8 +376,8 @@ def cuda_graph_copy_timing() -> dict:
     checked, D2H, and CUDA-event timing: the TensorRT backend's CUDA glue without TensorRT."""
     import numpy as np
 
-    from res2net_validate.backends.timing import CudaEventTimer, CudaRuntime, run_timed_loop, throughput_report
-    from res2net_validate.backends.timing import time_repeated
+    from res2net_validate.backends.cuda_runtime import CudaRuntime
+    from res2net_validate.backends.timing import CudaEventTimer, run_timed_loop, throughput_report, time_repeated
 
     cuda = CudaRuntime()
     name, capability = cuda.device_properties()

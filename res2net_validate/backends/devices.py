@@ -1,4 +1,4 @@
-"""Which GPU, driver, CUDA and TensorRT this run uses, and which GPU each xdist worker gets.
+"""Which CPU, GPU, driver, CUDA and TensorRT this run uses, and which GPU each xdist worker gets.
 
 Discovery never initialises CUDA in the calling process when ``nvidia-smi`` can answer
 (so the pytest controller can print its header before xdist workers pick their GPUs);
@@ -29,6 +29,17 @@ TRT_INSTALL_HINT = (
 )
 CUDA13_MIN_DRIVER = 580  # CUDA 13.x wheels need driver 580 or newer; CUDA 12.x ones 525 or newer
 CUDA12_MIN_DRIVER = 525
+
+
+def cpu_description() -> str:
+    """The host's CPU model and core count, for the report header and the CPU runners' device field."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"CPU {model} ({os.cpu_count()} cores)".replace("  ", " ").strip()
 
 
 def recommended_trt_extra(cuda_driver: str = "", driver: str = "") -> str:

@@ -6,7 +6,6 @@ fuses Q/DQ pairs into quantized kernels at load time, so every graph runs here.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .base import RUNS_ONNX, Availability, PrecisionProof, RunnerInfo, layer_proof
+from .devices import cpu_description
 
 # Compute layers whose precision is proven, as ONNX Runtime names them after its fusions.
 FLOAT_COMPUTE_OPS = {"Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
@@ -25,16 +25,6 @@ _PASS_THROUGH_OPS = {"Transpose", "Reshape", "Identity", "ReorderInput", "Squeez
 UNDECIDED = "fp32 or fp16 (too few non-zero weights to tell)"
 PROVING = {"fp32": {"fp32", UNDECIDED}, "fp16": {"fp16", "fp16 weights, fp32 arithmetic", UNDECIDED},
            "int8": {"int8", "int8 weights, dequantized to float"}}
-
-
-def cpu_description() -> str:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return f"CPU {model} ({os.cpu_count()} cores)".replace("  ", " ").strip()
 
 
 class OnnxRuntimeRunner:

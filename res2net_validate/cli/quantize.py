@@ -1,8 +1,8 @@
 """``res2net-validate quantize``: calibrate on image files and write an INT8 Q/DQ graph.
 
-Calls ``int8_graph``, as the session's ``graphs.artifacts.Artifacts`` does; only the calibration
-source differs (image files streamed batch by batch, keyed on their bytes, instead of the session's
-preprocessed-image cache).
+Calls ``int8_graph`` with the calibration source the pytest plugin uses (``graphs.artifacts.
+CalibrationSource`` over the preprocessed-image cache), so the same images with the same preprocessing
+give the same calibration key from either side and share one cached set of ranges.
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ..constants import CALIBRATION_METHODS, INT8_GRAPH_FLAVOURS
-from ..cache import ArtifactCache, file_sha256
-from ..errors import ValidateError
+from ..cache import ArtifactCache
+from ..errors import BadImageError, ValidateError
 from ..graphs.calibrate import CalibrationSettings, TensorRanges
 from ..graphs.quantize import (
     RESIDUAL_ADD_CHOICES,
@@ -74,22 +72,22 @@ def calibration_file_list(calib_dir: Path | None, calib_list: Path | None, count
     return calibration_files(base, count, calib_list)
 
 
-def file_calibration_source(files: tuple[Path, ...], preprocess, batch_size: int = 32):
-    """(key, batches) for image files: the key hashes the file bytes and the preprocessing; the
-    batches decode the files lazily, so nothing but one batch is held."""
-    import hashlib
+def calibration_source(files: tuple[Path, ...], preprocess, cache: ArtifactCache, progress: bool,
+                       batch_size: int = 32):
+    """The plugin's ``CalibrationSource`` over ``files``: decoded once into the preprocessed-image cache,
+    a memory-mapped file that is read a block at a time (so memory does not grow with the image count),
+    and keyed on those pixels and the preprocessing, so a pytest run on the same images reuses the ranges."""
+    from ..data.image_cache import preprocess_images
+    from ..data.layouts import LabeledImage
+    from ..graphs.artifacts import CalibrationSource
 
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(file_sha256(path).encode())
-    digest.update(repr(preprocess.key_parts()).encode())
-
-    def batches():
-        for start in range(0, len(files), batch_size):
-            chunk = files[start:start + batch_size]
-            yield preprocess.normalize(np.stack([preprocess.load_uint8(path) for path in chunk]))
-
-    return digest.hexdigest(), batches
+    images = tuple(LabeledImage(path, -1) for path in files)  # -1: calibration images have no label
+    try:
+        preprocessed = preprocess_images(images, preprocess, cache, progress=progress,
+                                         description="preprocess calibration")
+    except BadImageError as exc:  # the plugin's message offers --skip-bad-images, which this command has not
+        raise BadImageError(exc.path, exc.reason) from None
+    return CalibrationSource(preprocessed, preprocess, batch_size, f"{len(files)} images")
 
 
 def _peak_rss_gib() -> float:
@@ -127,30 +125,33 @@ def _run_cli(args: argparse.Namespace) -> int:
         raise ValidateError(f"--graph {args.graph}: no such file. Pass an FP32 ONNX graph of res2net50_14w_8s.")
     _check_is_onnx(args.graph)  # before any calibration image is read
     settings = CalibrationSettings(method=args.method, percentile=args.percentile, batch_size=args.calib_batch)
-    recipe = recipe_for(args.flavour, args.residual_add)  # a wrong combination fails before any image is read
+    # Decided once, here: a wrong combination fails before any image is read, and the build uses this recipe.
+    recipe = recipe_for(args.flavour, args.residual_add)
     files = calibration_file_list(args.calib_dir, args.calib_list, args.calib_count)
     preprocess = Preprocess()
-    key, batches = file_calibration_source(files, preprocess)
+    cache = ArtifactCache(command_cache_dir(args.cache_dir))
+    progress = sys.stderr.isatty()
+    source = calibration_source(files, preprocess, cache, progress)
     calibrated = []
 
     def tracked_batches():
         calibrated.append(True)
-        return batches()
+        return source.batches()
 
-    cache = ArtifactCache(command_cache_dir(args.cache_dir))
-    result = int8_graph(cache, args.graph, tracked_batches, key, len(files), settings,
-                        args.flavour, progress=sys.stderr.isatty(), batch_size_hint=32,
-                        residual_add=args.residual_add)
+    result = int8_graph(cache, args.graph, tracked_batches, source.key, source.count, settings,
+                        args.flavour, progress=progress, batch_size_hint=source.batch_size, recipe=recipe)
     build_peak_gib = _peak_rss_gib()  # before the sanity check and --worst-layers add their own sessions
     ranges = TensorRanges.load(result.ranges_path)
-    source = f"--calib-list {args.calib_list}" if args.calib_list else f"--calib-dir {args.calib_dir}"
+    named_by = f"--calib-list {args.calib_list}" if args.calib_list else f"--calib-dir {args.calib_dir}"
     if calibrated:
         seconds = ranges.seconds["pass"] + ranges.seconds["ranges"]
-        print(f"calibration: {len(files)} images from {source}, {args.method}, {seconds:.1f} s "
-              f"({100 * ranges.seconds['pass'] / len(files):.1f} s per 100 images for the pass, including decoding, "
+        timing = source.images.build_timing  # None: the decoded images came from the cache
+        decoding = f"decoding {timing['seconds']:.1f} s, " if timing else "decoded images from the cache, "
+        print(f"calibration: {len(files)} images from {named_by}, {args.method}, {seconds:.1f} s "
+              f"({decoding}{100 * ranges.seconds['pass'] / len(files):.1f} s per 100 images for the pass "
               f"+ {ranges.seconds['ranges']:.1f} s for the {args.method} ranges)")
     else:
-        print(f"calibration: {len(files)} images from {source}, {args.method}, ranges reused from the cache")
+        print(f"calibration: {len(files)} images from {named_by}, {args.method}, ranges reused from the cache")
     print(f"ranges: {len(ranges.ranges)} tensors -> {result.ranges_path}")
     model = onnx.load(str(result.path), load_external_data=False)
     ops = Counter(node.op_type for node in model.graph.node)
@@ -162,9 +163,9 @@ def _run_cli(args: argparse.Namespace) -> int:
           f"{weighted - len(result.unquantized_weights)}/{weighted} Conv/Gemm weights in int8 (left in float: {left})")
 
     # Sanity check, not a score: the graph loads, runs, and follows FP32 on a few calibration images.
-    from ..graphs.fidelity import compare_logits
+    from ..predictions import compare_logits
 
-    sample = next(iter(batches()))[:8]
+    sample = next(iter(source.batches()))[:8]
     logits = {}
     for name, path in (("fp32", args.graph), ("int8", result.path)):
         session = inference_session(path, cpu_session_options())
@@ -180,7 +181,7 @@ def _run_cli(args: argparse.Namespace) -> int:
             print(f"    {drift.tensor} ({drift.producer}): cosine {drift.cosine:.4f}, "
                   f"relative error {drift.relative_error:.3f}")
     print(f"peak RSS: {build_peak_gib:.2f} GiB through calibration and writing the graph (the whole process: imports, "
-          f"image decoding, the pass), {_peak_rss_gib():.2f} GiB with the sanity check"
+          f"preprocessing, the pass), {_peak_rss_gib():.2f} GiB with the sanity check"
           + (" and the layer comparison" if args.worst_layers > 0 else ""))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

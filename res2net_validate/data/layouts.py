@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..errors import ValidateError
+from ..imagenet import canonical_wnids, wnid_to_label
 from ..schemas import file_kind, parse_class_index, read_text
 from .labels import (
     CANONICAL_NAME,
@@ -47,13 +48,11 @@ from .labels import (
     NUM_VAL_IMAGES,
     allowed_disagreements,
     canonical_label,
-    canonical_wnids,
     check_meta_mat_agrees,
     derive_devkit_labels,
     devkit_id_to_wnid,
     read_devkit_ids,
     scipy_loadmat,
-    wnid_to_label,
 )
 
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"})

@@ -38,8 +38,8 @@ from PIL import Image
 
 from .. import MODEL_NAME, __version__
 from ..constants import PREPROCESS_METHODS
-from ..errors import ValidateError
-from ..schemas import NotRegularFile, open_regular
+from ..errors import BadImageError, NotRegularFile, ValidateError
+from ..schemas import open_regular
 from ..versions import module_versions
 
 _PIL_FILTERS = {
@@ -97,18 +97,6 @@ def model_data_config(model_name: str = MODEL_NAME) -> DataConfig:
 def _published(name: str):
     """A dataclass field whose default is read from the model's published data config on first use."""
     return field(default_factory=lambda: getattr(model_data_config(), name))
-
-
-class BadImageError(ValidateError):
-    """An image file that cannot be decoded (truncated, corrupt, not an image, too large, not a file).
-
-    ``advice`` is what the caller offers: the plugin adds --skip-bad-images, a command without that
-    option does not."""
-
-    def __init__(self, path: Path, reason: str, advice: str = "replace or remove the file"):
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"cannot decode image {self.path}: {reason.rstrip('.')}. {advice[:1].upper()}{advice[1:]}")
 
 
 SKIP_BAD_ADVICE = "replace or remove the file, or pass --skip-bad-images to count it as a wrong prediction"

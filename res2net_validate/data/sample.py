@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .labels import canonical_val_labels, canonical_wnids
+from ..imagenet import canonical_val_labels, canonical_wnids
 from .layouts import CARD_LABEL_FILE, KAGGLE_LABEL_FILE
 
 SAMPLE_LAYOUTS = ("card", "card-flat", "imagefolder", "flat", "kaggle")

@@ -12,8 +12,8 @@ This module generates, deterministically and once per cache:
   (red/blue, orange/azure, ...) and the two classes of a pair share their texture, so a model
   fed BGR instead of RGB sees every image as its partner class and Top-1 collapses.
   The file names are the canonical names of real validation images *of the same class*, so
-  the names, folders and labels agree with the canonical ImageNet ground truth (the dataset
-  loader cross-checks that); the pictures themselves are of course not ImageNet's.
+  the names, folders and labels agree with the canonical ImageNet ground truth (data.layouts
+  cross-checks that); the pictures themselves are of course not ImageNet's.
 * **a stand-in ``res2net50_14w_8s`` checkpoint** (``res2net50_14w_8s-embedded.pth``), a bare
   state_dict with the original release's keys.  The backbone is timm's seeded random init
   with two trained-network traits restored (non-zero last BN of each block, a stem blind to
@@ -26,7 +26,7 @@ This module generates, deterministically and once per cache:
 
 Measured with the suite (ONNX Runtime CPU, 256 scored images, Top-1/Top-5 %): FP32 94.1/100,
 FP16 94.1/100, INT8 93.4/100; RGB->BGR swap 2.0/56.6; INT8 calibrated on all-zero (black)
-images 14.8/52.7.  ``acceptance/thresholds/embedded.yaml`` sits between the two.
+images 14.8/52.7.  ``thresholds/embedded.yaml`` sits between the two.
 
 Everything is one directory artifact of the :class:`~res2net_validate.cache.ArtifactCache`
 (kind ``"embedded"``), keyed on :data:`GENERATOR_VERSION`, every generator parameter and the
@@ -47,8 +47,8 @@ import numpy as np
 
 from .. import MODEL_NAME
 from ..cache import ArtifactCache
-from ..data.labels import canonical_val_names, canonical_wnids
 from ..errors import ValidateError
+from ..imagenet import canonical_val_names, canonical_wnids
 from ..versions import package_versions
 from .render import CONCEPTS, encode_jpeg, render_image
 from .standin import (

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..cache import ArtifactCache
 from ..constants import INT8_GRAPH_FLAVOURS
+from ..data.image_cache import release_pages
 from ..errors import ValidateError
 from .export import Graph, fp16_graph, fp32_graph
 from .notes import Int8Build
@@ -25,7 +26,7 @@ class CalibrationSource:
     """Calibration batches plus a key that changes whenever their pixels do."""
 
     def __init__(self, images, preprocess, batch_size: int, description: str):
-        self.images = images  # loader.PreprocessedImages (uint8 NCHW)
+        self.images = images  # data.image_cache.PreprocessedImages (uint8 NCHW)
         self.preprocess = preprocess
         self.batch_size = batch_size
         self.description = description
@@ -36,6 +37,7 @@ class CalibrationSource:
         for start in range(0, len(self.images.images), 64):
             rows = self.images.rows(start, min(start + 64, len(self.images.images)))  # checked as read
             digest.update(np.ascontiguousarray(rows).tobytes())
+            release_pages(rows)  # one pass over any number of images: resident memory stays one block
         digest.update(repr(self.preprocess.key_parts()).encode())
         return digest.hexdigest()
 

@@ -1,7 +1,6 @@
-"""How far a lower-precision graph drifts from FP32.
+"""How far a lower-precision graph drifts from FP32, layer by layer (the fidelity of its final
+predictions, ``compare_logits`` and ``compare_runs``, is in ``predictions.py``).
 
-* :func:`compare_logits` compares the logits of the scored images: top-1 agreement, mean
-  cosine of the logit vectors, mean KL(softmax(reference) || softmax(candidate)).
 * :func:`layer_comparison` runs the FP32 graph and a quantized (or FP16) graph with every
   shared intermediate tensor exposed as an output, on a couple of images, and lists the
   layers that drift most.  Exposed tensors cannot be fused away, so in the quantized graph
@@ -20,55 +19,6 @@ from ..errors import ValidateError
 from ..ort_sessions import exposing, inference_session, quiet_session_options
 
 DEQUANTIZED_SUFFIX = "_DequantizeLinear_Output"  # onnxruntime's QDQ quantizer names DQ outputs so
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict:
-    """Agreement of ``candidate`` logits with ``reference`` logits (both N x classes)."""
-    reference = np.asarray(reference, dtype=np.float64)
-    candidate = np.asarray(candidate, dtype=np.float64)
-    if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) == 0:
-        raise ValidateError(
-            f"logit comparison: reference {reference.shape} and candidate {candidate.shape} must be the same "
-            "non-empty N x classes shape (score both precisions on the same images)."
-        )
-    agreement = float(np.mean(reference.argmax(1) == candidate.argmax(1)) * 100.0)
-    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
-    cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
-    log_p, log_q = _log_softmax(reference), _log_softmax(candidate)
-    kl = np.sum(np.exp(log_p) * (log_p - log_q), axis=1)
-    return {
-        "images": int(len(reference)),
-        "top1_agreement": agreement,
-        "mean_cosine": float(cosine.mean()),
-        "min_cosine": float(cosine.min()),
-        "mean_kl": float(kl.mean()),
-        "max_abs_diff": float(np.abs(reference - candidate).max()),
-    }
-
-
-def compare_runs(reference, candidate) -> dict:
-    """Fidelity of ``candidate`` predictions to ``reference`` (both ``predictions.Predictions`` on
-    the same images): top-1 agreement and the classes that lost most; logit cosine and KL too when
-    both runs' logits are at hand (a cached reference keeps only its top-5)."""
-    from ..data.labels import canonical_wnids
-    from ..verdicts import classes_lost
-
-    if reference.names != candidate.names:
-        raise ValidateError("fidelity: the reference and the candidate were scored on different images")
-    decoded = len(candidate.top5)
-    agreement = float(np.mean(reference.top5[:decoded, 0] == candidate.top5[:, 0]) * 100.0) if decoded else 0.0
-    reference_right, candidate_right = reference.correct("top1"), candidate.correct("top1")
-    summary = {"images": len(candidate.names), "top1_agreement": agreement,
-               "classes_lost": classes_lost(reference_right & ~candidate_right, candidate_right & ~reference_right,
-                                            candidate.labels, canonical_wnids())}
-    if reference.logits is not None and candidate.logits is not None:
-        summary = {**compare_logits(reference.logits, candidate.logits), **summary}
-    return summary
 
 
 @dataclass(frozen=True)

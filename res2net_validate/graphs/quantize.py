@@ -121,16 +121,22 @@ def recipe_for(flavour: str, residual_add: str | None = None) -> dict:
     return recipe
 
 
-def quantize_graph(fp32_graph: Path, ranges: TensorRanges, flavour: str, output: Path,
-                   residual_add: str | None = None) -> None:
-    """Write the Q/DQ graph of ``fp32_graph`` for ``flavour`` to ``output``, as
+def _check_recipe_is_the_flavours(recipe: dict, flavour: str) -> None:
+    """A recipe of another flavour would file a graph under the wrong flavour's key: a caller's bug."""
+    _check_flavour(flavour)
+    own = RECIPES[flavour]
+    if recipe.keys() != own.keys() or any(recipe[k] != own[k] for k in own if k != "residual_add"):
+        raise ValueError(f"this INT8 recipe is not the {flavour} flavour's; build it with recipe_for({flavour!r}, ...)")
+
+
+def quantize_graph(fp32_graph: Path, ranges: TensorRanges, recipe: dict, output: Path) -> None:
+    """Write the Q/DQ graph of ``fp32_graph`` for ``recipe`` (from :func:`recipe_for`) to ``output``, as
     ``onnxruntime.quantization.quantize_static`` would with these ranges."""
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
     from onnxruntime.quantization.quant_utils import add_infer_metadata
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
-    recipe = recipe_for(flavour, residual_add)
     # What onnxruntime's load_model_with_shape_infer does, in memory: it writes "<graph>-inferred.onnx"
     # beside its input (inside the cached FP32 entry) and deletes it, so two builds raced on that file.
     import onnx
@@ -251,10 +257,17 @@ def int8_graph(
     flavour: str,
     progress: bool = True,
     batch_size_hint: int | None = None,
-    residual_add: str | None = None,
+    recipe: dict | None = None,
 ) -> Int8Graph:
-    """Calibrated (cached) Q/DQ graph of ``fp32_graph`` for ``flavour``."""
-    recipe = recipe_for(flavour, residual_add)
+    """Calibrated (cached) Q/DQ graph of ``fp32_graph`` for ``flavour``.
+
+    ``recipe``: the flavour's :func:`recipe_for`, when the caller decided it already (the CLI, with its
+    --residual-add, before reading any image); None: the flavour's own.  Decided once, it is both the
+    cache key's recipe and what the quantizer applies."""
+    if recipe is None:
+        recipe = recipe_for(flavour)
+    else:
+        _check_recipe_is_the_flavours(recipe, flavour)
     fp32_graph = Path(fp32_graph)
     ranges_parts = {
         "fp32_sha256": file_sha256(fp32_graph),
@@ -284,7 +297,7 @@ def int8_graph(
     }
 
     def build_graph(tmp: Path) -> None:
-        quantize_graph(fp32_graph, TensorRanges.load(ranges_entry.path), flavour, tmp, residual_add)
+        quantize_graph(fp32_graph, TensorRanges.load(ranges_entry.path), recipe, tmp)
 
     graph_entry = cache.get_or_build("int8", int8_parts, build_graph, suffix=".onnx",
                                      needs_bytes=fp32_graph.stat().st_size)  # int8 weights plus float biases

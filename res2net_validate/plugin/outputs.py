@@ -20,7 +20,7 @@ class ResultCollector:
         for name, value in report.user_properties:
             if name == self.PROPERTY and report.when == "call":
                 if self.report is None:
-                    from .report import Report
+                    from .records import Report
 
                     self.report = Report()
                 self.report.add(value)
@@ -54,7 +54,7 @@ class ResultCollector:
 
 def results_json_path(settings, option) -> Path | None:
     """--report-json, else beside --benchmark-json, else in --report-dir."""
-    from .report import json_path_beside
+    from .records import json_path_beside
 
     if settings.report_json is not None:
         return settings.report_json
@@ -77,7 +77,7 @@ def machine_and_settings(settings) -> dict:
     import socket
     from datetime import datetime, timezone
 
-    from ..backends.onnxruntime import cpu_description
+    from ..backends.devices import cpu_description
 
     return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname(),
             "cpu": cpu_description(), "alpha": settings.alpha, "batch_size": settings.batch_size,

@@ -3,7 +3,7 @@ the controller's ``Report``) and flat beside it, as junitxml writes each (name, 
 
 from __future__ import annotations
 
-from .report import AccuracyRecord, PerformanceRecord, Report, ResultRecord, VerdictRecord
+from .records import AccuracyRecord, PerformanceRecord, Report, ResultRecord, VerdictRecord
 
 JUNIT_PROPERTIES = ("top1", "top5", "fps", "images")
 

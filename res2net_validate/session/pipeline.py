@@ -82,7 +82,7 @@ class Pipeline:
     def accuracy(self, precision: str, artifacts, images, preprocess) -> Scored:
         """``precision``'s AccuracyResult and per-image predictions, with its fidelity to FP32 when
         a reference is wanted."""
-        from ..graphs.fidelity import compare_runs
+        from ..predictions import compare_runs
 
         scored = self._scored(precision, artifacts, images, preprocess)
         if self.capabilities.wants_reference(precision):
@@ -143,7 +143,7 @@ class Pipeline:
 
     def _reference_key(self, artifacts, images, preprocess) -> dict:
         from ..backends.devices import describe_gpus, device_report
-        from ..backends.onnxruntime import cpu_description
+        from ..backends.devices import cpu_description
         from ..predictions import images_identity
 
         return {"model_sha256": self.model_sha256("fp32", artifacts), "images": images_identity(images),

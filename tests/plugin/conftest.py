@@ -10,7 +10,8 @@ import pytest
 from res2net_validate.settings import OPTIONS
 
 REPO = Path(__file__).resolve().parents[2]
-ACCEPTANCE = REPO / "res2net_validate" / "acceptance"  # the user-facing tests and thresholds (package data)
+ACCEPTANCE = REPO / "res2net_validate" / "acceptance"  # the user-facing tests
+THRESHOLDS = REPO / "thresholds"  # the default thresholds files (shipped inside the package too)
 USER_TESTS = ("test_accuracy.py", "test_precision.py", "test_performance.py")
 
 
@@ -34,7 +35,7 @@ def suite(pytester, monkeypatch, shared_cache):
     tests_dir.mkdir()
     for name in USER_TESTS:
         shutil.copy(ACCEPTANCE / name, tests_dir / name)
-    shutil.copytree(ACCEPTANCE / "thresholds", pytester.path / "thresholds")
+    shutil.copytree(THRESHOLDS, pytester.path / "thresholds")
     # Our pytest.ini, its testpaths (same files, same order) pointed at the scratch project's copies.
     ini = (REPO / "pytest.ini").read_text()
     (pytester.path / "pytest.ini").write_text(ini.replace("res2net_validate/acceptance/", "tests/"))

@@ -5,7 +5,6 @@ installation without them, PYTEST_ADDOPTS --precision."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -53,12 +52,12 @@ def test_a_thresholds_file_for_another_model_is_a_usage_error(suite):
 def test_running_where_pytest_finds_no_thresholds_folder_uses_the_packaged_defaults(suite):
     import shutil
 
-    import res2net_validate
+    from res2net_validate.thresholds import PACKAGED
 
     shutil.rmtree(suite.path / "thresholds")
     result = suite.run("--co", "--embedded")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
-    packaged = Path(res2net_validate.__file__).parent / "acceptance" / "thresholds" / "embedded.yaml"
+    packaged = PACKAGED / "embedded.yaml"  # a checkout's top-level thresholds/, an installation's package data
     result.stdout.fnmatch_lines([f"*thresholds file: {packaged}", "*test_top1_top5_meet_thresholds[[]fp16[]]*"])
 
 

@@ -99,7 +99,7 @@ TYPED_OR_DICT_TESTS = '''
 import os
 
 from res2net_validate.plugin.fixtures import record_result
-from res2net_validate.plugin.report import AccuracyRecord, PerformanceRecord, VerdictRecord
+from res2net_validate.plugin.records import AccuracyRecord, PerformanceRecord, VerdictRecord
 from res2net_validate.verdicts import Multiplicity, check_floor
 
 RUN = {"model_name": "res2net50_14w_8s", "dataset": {"population": 50000}}

@@ -13,7 +13,7 @@ def write(tmp_path, text):
 
 
 def test_the_shipped_card_thresholds_load(request):
-    shipped = request.config.rootpath / "res2net_validate" / "acceptance" / "thresholds"  # package data
+    shipped = request.config.rootpath / "thresholds"  # the defaults, shipped inside the package too
     thresholds = load_thresholds(shipped / "res2net50.yaml")
     assert thresholds.accuracy_for("fp16").top1 == 77.92
     assert thresholds.accuracy_for("int8").top5 == 93.62
@@ -65,10 +65,9 @@ def test_every_shipped_thresholds_file_is_package_data(request):
     tomllib = pytest.importorskip("tomllib")
     root = request.config.rootpath
     package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    patterns = package_data["res2net_validate.acceptance"]
-    acceptance = root / "res2net_validate" / "acceptance"
-    files = [p for p in (acceptance / "thresholds").rglob("*") if p.is_file()]
-    shipped = sorted(p.relative_to(acceptance).as_posix() for p in files)
-    assert {"thresholds/embedded.yaml", "thresholds/res2net50.yaml"} <= set(shipped)
+    patterns = package_data["res2net_validate._thresholds"]  # the package pyproject.toml maps onto thresholds/
+    files = [p for p in (root / "thresholds").rglob("*") if p.is_file()]
+    shipped = sorted(p.relative_to(root / "thresholds").as_posix() for p in files)
+    assert {"embedded.yaml", "res2net50.yaml"} <= set(shipped)
     left_out = [name for name in shipped if not any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)]
     assert not left_out, f"not shipped by pyproject.toml's package-data {patterns}: {left_out}"

@@ -4,7 +4,7 @@ exists in the real bindings of each supported version.
 The manifests in tests/unit/data/api are generated from the real wheels by
 scripts/api_manifest.py (tensorrt-cu12-bindings 10.13.3.9, tensorrt-cu13-bindings 11.4.0.106,
 cuda-bindings 12.9 and 13.5).  The names used are read from the syntax tree of every file that
-names TensorRT or cuda-bindings APIs (the backend, backends.timing.CudaRuntime, backends.devices,
+names TensorRT or cuda-bindings APIs (the backend, backends.cuda_runtime.CudaRuntime, backends.devices,
 scripts/gpu_check.py; a test finds such files and fails on one left out), so a misspelled or
 removed name fails here, without a GPU.
 """
@@ -225,15 +225,15 @@ def test_the_fakes_enums_match_the_real_ones(version):
 # ----------------------------------------------------------------------------- cuda-python
 
 
-GPU_TIMING = ROOT / "res2net_validate" / "backends" / "timing.py"
+CUDA_RUNTIME = ROOT / "res2net_validate" / "backends" / "cuda_runtime.py"
 # Every file outside the TensorRT subpackage that may name bindings APIs, with what its receivers hold.
-CUDA_RUNTIME_FILES = {GPU_TIMING: {"self.rt": MODULE}, ROOT / "scripts" / "gpu_check.py": {"cuda.rt": MODULE}}
+CUDA_RUNTIME_FILES = {CUDA_RUNTIME: {"self.rt": MODULE}, ROOT / "scripts" / "gpu_check.py": {"cuda.rt": MODULE}}
 OTHER_TENSORRT_FILES = {ROOT / "res2net_validate" / "backends" / "devices.py": {"tensorrt": MODULE}}
 
 
 @pytest.mark.parametrize("version", CUDA_VERSIONS)
-def test_every_cuda_runtime_name_the_timing_code_uses_exists(version):
-    used = used_names(GPU_TIMING, {"self.rt": MODULE})
+def test_every_cuda_runtime_name_the_cuda_wrapper_uses_exists(version):
+    used = used_names(CUDA_RUNTIME, {"self.rt": MODULE})
     assert (MODULE, "cudaStreamBeginCapture") in used and ("cudaMemcpyKind", "cudaMemcpyHostToDevice") in used
     assert (MODULE, "cudaGetLastError") in used and ("cudaMemcpyKind", "cudaMemcpyDeviceToDevice") in used
     for path, receivers in CUDA_RUNTIME_FILES.items():
@@ -283,6 +283,6 @@ def test_every_file_that_names_tensorrt_or_cuda_bindings_apis_is_scanned():
     scanned = set(BACKEND_MODULES) | set(CUDA_RUNTIME_FILES) | set(OTHER_TENSORRT_FILES)
     sources = sorted((ROOT / "res2net_validate").rglob("*.py")) + sorted((ROOT / "scripts").glob("*.py"))
     naming = {path for path in sources if names_bindings_apis(path.read_text())}
-    assert naming >= {GPU_TIMING, *OTHER_TENSORRT_FILES, BACKEND_MODULES[0].parent / "backend.py"}
+    assert naming >= {CUDA_RUNTIME, *OTHER_TENSORRT_FILES, BACKEND_MODULES[0].parent / "backend.py"}
     left_out = sorted(str(p.relative_to(ROOT)) for p in naming - scanned)
     assert not left_out, f"these files name TensorRT or cuda-bindings APIs but no manifest test scans them: {left_out}"

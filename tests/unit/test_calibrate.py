@@ -173,13 +173,13 @@ def test_minmax_matches_a_full_run_and_onnxruntime_calibrator(tiny_graph, tmp_pa
 @pytest.mark.parametrize("flavour", ["onnxruntime", "tensorrt"])
 def test_borrowed_relu_ranges_give_the_same_graph_as_onnxruntime_ranges(tiny_graph, tmp_path, flavour):
     """Not measuring Relu-fed tensors changes nothing in what the quantizer writes."""
-    from res2net_validate.graphs.quantize import quantize_graph
+    from res2net_validate.graphs.quantize import quantize_graph, recipe_for
 
     data = images(16, seed=5)
     ours = collect_ranges(tiny_graph, [data], CalibrationSettings(method="minmax"), progress=False)
     theirs = TensorRanges("minmax", {}, 16, onnxruntime_minmax(tiny_graph, data, tmp_path))
-    quantize_graph(tiny_graph, ours, flavour, tmp_path / "ours.onnx")
-    quantize_graph(tiny_graph, theirs, flavour, tmp_path / "theirs.onnx")
+    quantize_graph(tiny_graph, ours, recipe_for(flavour), tmp_path / "ours.onnx")
+    quantize_graph(tiny_graph, theirs, recipe_for(flavour), tmp_path / "theirs.onnx")
     a, b = (onnx.load(str(tmp_path / f)) for f in ("ours.onnx", "theirs.onnx"))
     assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
     b_values = {i.name: onnx.numpy_helper.to_array(i) for i in b.graph.initializer}

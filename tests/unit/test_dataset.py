@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from res2net_validate.cli.data import register_cli
-from res2net_validate.data.labels import canonical_val_labels, canonical_wnids
+from res2net_validate.imagenet import canonical_val_labels, canonical_wnids
 from res2net_validate.data.layouts import LabeledImage, discover, fingerprint_images
 from res2net_validate.errors import ValidateError
 from res2net_validate.data.sample import write_sample_dataset

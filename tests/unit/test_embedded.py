@@ -13,7 +13,6 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -22,14 +21,14 @@ from res2net_validate.embedded import default as embedded
 from res2net_validate.data.preprocess import model_data_config
 from res2net_validate.embedded import render
 from res2net_validate.cache import ArtifactCache
-from res2net_validate.data.labels import canonical_val_labels, canonical_wnids
+from res2net_validate.imagenet import canonical_val_labels, canonical_wnids
 from res2net_validate.errors import ValidateError
 from res2net_validate.graphs.checkpoint import load_model, read_state_dict
 
 TINY = embedded.EmbeddedParams(
     num_classes=2, val_images_per_class=2, train_images_per_class=2, bn_images=4, batch_size=4, head_steps=30
 )
-THRESHOLDS = Path(__file__).resolve().parents[2] / "res2net_validate" / "acceptance" / "thresholds" / "embedded.yaml"
+THRESHOLDS = Path(__file__).resolve().parents[2] / "thresholds" / "embedded.yaml"
 
 
 def _files(root: Path) -> dict[str, str]:

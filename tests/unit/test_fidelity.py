@@ -1,4 +1,4 @@
-"""Fidelity figures: logit agreement and the per-layer drift of a quantized graph."""
+"""Fidelity figures: logit and prediction agreement, and the per-layer drift of a quantized graph."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import torch
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.graphs.calibrate import CalibrationSettings
 from res2net_validate.errors import ValidateError
-from res2net_validate.graphs.fidelity import compare_logits, layer_comparison
+from res2net_validate.graphs.fidelity import layer_comparison
+from res2net_validate.imagenet import canonical_wnids
+from res2net_validate.predictions import Predictions, compare_logits, compare_runs
 from res2net_validate.graphs.quantize import int8_graph
 
 
@@ -47,6 +49,37 @@ def test_huge_logits_do_not_overflow():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValidateError, match="same"):
         compare_logits(np.zeros((3, 10)), np.zeros((2, 10)))
+
+
+def _predictions(precision, top1, labels, logits=None):
+    top5 = np.stack([top1, *[(np.asarray(top1) + k) % 1000 for k in range(1, 5)]], axis=1)
+    names = tuple(f"img{i}.JPEG" for i in range(len(labels)))
+    return Predictions(precision, names, np.asarray(labels, np.int64), top5.astype(np.int32), logits)
+
+
+def test_runs_compare_by_top1_and_name_the_lost_classes_by_wnid():
+    labels = [3, 3, 3, 7]
+    reference = _predictions("fp32", [3, 3, 3, 7], labels)
+    candidate = _predictions("int8", [3, 9, 9, 7], labels)  # two images of class 3 lost, none gained
+    figures = compare_runs(reference, candidate)
+    assert figures["images"] == 4 and figures["top1_agreement"] == 50.0
+    assert figures["classes_lost"] == [{"class": 3, "label": canonical_wnids()[3], "lost": 2, "gained": 0}]
+    assert "mean_cosine" not in figures  # no logits at hand: top-5 only, as from a cached reference
+
+
+def test_runs_with_logits_add_the_logit_figures():
+    logits = np.random.default_rng(2).standard_normal((4, 1000)).astype(np.float32)
+    top1 = logits.argmax(1)
+    figures = compare_runs(_predictions("fp32", top1, top1, logits), _predictions("fp16", top1, top1, logits * 2))
+    assert figures["top1_agreement"] == 100.0 and figures["classes_lost"] == []
+    assert figures["mean_cosine"] == pytest.approx(1.0)
+
+
+def test_runs_on_different_images_are_an_error():
+    reference = _predictions("fp32", [1, 2], [1, 2])
+    candidate = Predictions("int8", ("a.JPEG", "b.JPEG"), reference.labels, reference.top5)
+    with pytest.raises(ValidateError, match="different images"):
+        compare_runs(reference, candidate)
 
 
 class TinyNet(torch.nn.Module):

@@ -8,9 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from res2net_validate.backends.cuda_runtime import CudaRuntime
 from res2net_validate.backends.timing import (
-    CudaError,
-    CudaRuntime,
     LoopResult,
     WallClockTimer,
     percentile,
@@ -19,6 +18,7 @@ from res2net_validate.backends.timing import (
     throughput_report,
     time_repeated,
 )
+from res2net_validate.errors import CudaError
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100, 1001])

@@ -234,7 +234,8 @@ def test_item_2_a_fifo_named_like_an_image_is_refused_by_name(tmp_path):
 def test_item_2_the_decoder_refuses_a_fifo_instead_of_waiting_on_it(tmp_path, method):
     import os
 
-    from res2net_validate.data.preprocess import BadImageError, Preprocess
+    from res2net_validate.data.preprocess import Preprocess
+    from res2net_validate.errors import BadImageError
 
     fifo = tmp_path / "x.JPEG"
     os.mkfifo(fifo)
@@ -261,7 +262,8 @@ def _jpeg_claiming(path, height: int, width: int):
 def test_item_3_a_decompression_bomb_is_refused_on_both_paths_before_decoding(tmp_path, method, side):
     import resource
 
-    from res2net_validate.data.preprocess import BadImageError, Preprocess
+    from res2net_validate.data.preprocess import Preprocess
+    from res2net_validate.errors import BadImageError
 
     bomb = _jpeg_claiming(tmp_path / "bomb.JPEG", side, side)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -278,7 +280,8 @@ def test_item_10_a_16_bit_png_is_refused_by_name_not_turned_white(tmp_path, meth
     import numpy as np
     from PIL import Image
 
-    from res2net_validate.data.preprocess import BadImageError, Preprocess
+    from res2net_validate.data.preprocess import Preprocess
+    from res2net_validate.errors import BadImageError
 
     path = tmp_path / "deep.png"
     Image.fromarray(np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)).save(path)
@@ -342,7 +345,7 @@ def test_item_17_a_label_file_with_a_bom_loads(tmp_path):
 
 
 def test_item_17_a_kaggle_csv_with_a_bom_loads(tmp_path):
-    from res2net_validate.data.labels import canonical_wnids
+    from res2net_validate.imagenet import canonical_wnids
     from res2net_validate.data.layouts import discover
 
     pairs = _dataset(tmp_path, layout="card-flat")
@@ -399,7 +402,8 @@ def test_items_4_11_a_calibration_list_stays_in_its_folder_and_names_each_image_
 
 
 def test_item_17_a_decode_error_outside_the_plugin_does_not_offer_its_option(tmp_path):
-    from res2net_validate.data.preprocess import BadImageError, Preprocess
+    from res2net_validate.data.preprocess import Preprocess
+    from res2net_validate.errors import BadImageError
 
     bad = tmp_path / "bad.JPEG"
     bad.write_bytes(b"not a jpeg")

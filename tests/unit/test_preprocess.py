@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from torchvision import transforms as T
 
-from res2net_validate.errors import ValidateError
-from res2net_validate.data.preprocess import BadImageError, Preprocess, compare_methods
+from res2net_validate.data.preprocess import Preprocess, compare_methods
+from res2net_validate.errors import BadImageError, ValidateError
 
 # torchvision's reference transform is written with the ImageNet statistics themselves, not read from our code
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -16,9 +15,9 @@ from PIL import Image
 from res2net_validate.cache import ArtifactCache
 from res2net_validate.graphs.calibrate import CalibrationSettings
 from res2net_validate.errors import ValidateError
-from res2net_validate.graphs.fidelity import compare_logits
+from res2net_validate.predictions import compare_logits
 from res2net_validate.constants import INT8_GRAPH_FLAVOURS as FLAVOURS
-from res2net_validate.graphs.quantize import int8_graph, unquantized_weights
+from res2net_validate.graphs.quantize import int8_graph, recipe_for, unquantized_weights
 from res2net_validate.ort_sessions import cpu_session_options
 
 
@@ -190,14 +189,20 @@ def jpeg_dir(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def tiny224(tmp_path_factory):
+    """The tiny graph at the size the real preprocessing crops to (what the CLI feeds it)."""
+    return export_tiny(tmp_path_factory.mktemp("tiny224") / "tiny224.onnx", size=224)
+
+
 def cli(*argv):
     from res2net_validate.cli import main
 
     return main(["quantize", *map(str, argv)])
 
 
-def test_cli_calibrates_a_directory_and_writes_the_graph(tmp_path_factory, jpeg_dir, tmp_path, capsys):
-    graph = export_tiny(tmp_path_factory.mktemp("tiny224") / "tiny224.onnx", size=224)
+def test_cli_calibrates_a_directory_and_writes_the_graph(tiny224, jpeg_dir, tmp_path, capsys):
+    graph = tiny224
     out = tmp_path / "int8.onnx"
     args = ["--graph", graph, "--calib-dir", jpeg_dir, "--calib-count", 5, "--flavour", "tensorrt",
             "--cache-dir", tmp_path / "cache", "--out", out]
@@ -275,14 +280,16 @@ def test_tensorrt_flavour_can_quantize_only_the_shortcut_of_a_residual_add(built
     cache, data, graphs = built
     assert add_input_producers(graphs["tensorrt"].path) == [("DequantizeLinear", "DequantizeLinear")] * 2
     shortcut = int8_graph(cache, tiny_graph, lambda: iter([data]), "calib-a", len(data), CalibrationSettings(),
-                          "tensorrt", progress=False, residual_add="shortcut")
+                          "tensorrt", progress=False, recipe=recipe_for("tensorrt", "shortcut"))
     assert shortcut.built and shortcut.path != graphs["tensorrt"].path  # its own cache entry
     assert add_input_producers(shortcut.path) == [("Conv", "DequantizeLinear"), ("DequantizeLinear", "DequantizeLinear")]
     x = images(16, seed=5)
     assert compare_logits(run(tiny_graph, x), run(shortcut.path, x))["mean_cosine"] > 0.99
     with pytest.raises(ValidateError, match="--residual-add shortcut: only the tensorrt flavour"):
+        recipe_for("onnxruntime", "shortcut")
+    with pytest.raises(ValueError, match="not the onnxruntime flavour's"):  # one build, one recipe, its flavour's
         int8_graph(cache, tiny_graph, lambda: iter([data]), "calib-a", len(data), CalibrationSettings(),
-                   "onnxruntime", progress=False, residual_add="shortcut")
+                   "onnxruntime", progress=False, recipe=recipe_for("tensorrt", "shortcut"))
 
 
 @pytest.mark.parametrize("content", [b"this is a text file, not a graph\n", b""])
@@ -296,3 +303,87 @@ def test_cli_a_graph_that_is_not_onnx_is_one_line_before_any_image_is_read(tmp_p
     err = capsys.readouterr().err
     assert f"--graph {not_onnx}: not an ONNX model (" in err and "Pass an FP32 ONNX graph" in err
     assert "Traceback" not in err and "cannot decode image" not in err and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------------------
+# One calibration source: the CLI and the pytest plugin key the same images alike
+
+
+def _plugin_session(tmp_path, monkeypatch, cache_dir, calib_dir):
+    """A session as the plugin builds it from --calib-dir, without a dataset; the checkpoint is not
+    what these tests are about, so loading it is skipped."""
+    from res2net_validate.graphs import checkpoint
+    from res2net_validate.session import ValidationSession
+    from res2net_validate.settings import OPTIONS, Settings
+
+    weights = tmp_path / "res2net50_14w_8s.pth"
+    weights.write_bytes(b"not read: load_model is replaced")
+    monkeypatch.setattr(checkpoint, "load_model", lambda *args, **kwargs: None)
+    values = {option.name: option.default for option in OPTIONS}
+    values.update(weights=weights, checkpoints_dir=cache_dir, calib_dir=calib_dir, lock_timeout=None)
+    return ValidationSession(Settings(values), progress=False)
+
+
+def test_the_cli_and_the_plugin_give_the_same_images_the_same_calibration_key(jpeg_dir, tmp_path, monkeypatch):
+    import hashlib
+
+    from res2net_validate.cli.quantize import calibration_file_list, calibration_source
+    from res2net_validate.data.preprocess import Preprocess
+
+    preprocess = Preprocess()
+    files = calibration_file_list(jpeg_dir, None, None)
+    from_cli = calibration_source(files, preprocess, ArtifactCache(tmp_path / "cli-cache"), progress=False)
+    # Its own cache: the images are decoded again, so equal keys come from equal pixels, not a shared entry.
+    session = _plugin_session(tmp_path, monkeypatch, tmp_path / "plugin-cache", jpeg_dir)
+    from_plugin = session.pipeline.artifacts(session.inputs.calibration_images(preprocess), preprocess).calibration
+    assert from_plugin.count == from_cli.count == len(files) == 6
+    assert from_cli.key == from_plugin.key
+    # The key users' caches hold: sha256 of the uint8 pixel rows in order, then the preprocessing's key.
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(preprocess.load_uint8(path).tobytes())
+    digest.update(repr(preprocess.key_parts()).encode())
+    assert from_plugin.key == digest.hexdigest()
+
+
+def test_a_cli_quantize_is_reused_by_the_plugins_int8_build(tiny224, jpeg_dir, tmp_path, monkeypatch, capsys):
+    from res2net_validate.data.preprocess import Preprocess
+    from res2net_validate.graphs import quantize
+    from res2net_validate.graphs.export import Graph
+
+    cache = tmp_path / "cache"
+    assert cli("--graph", tiny224, "--calib-dir", jpeg_dir, "--cache-dir", cache) == 0  # defaults, as the plugin's
+    printed = capsys.readouterr().out
+    assert "calibration: 6 images" in printed and "s per 100 images" in printed
+    cli_graph = next(line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("int8 graph ("))
+
+    def recalibrate(*args, **kwargs):
+        raise AssertionError("the plugin recomputed the ranges the CLI had cached")
+
+    monkeypatch.setattr(quantize, "collect_ranges", recalibrate)
+    session = _plugin_session(tmp_path, monkeypatch, cache, jpeg_dir)
+    preprocess = Preprocess()
+    artifacts = session.pipeline.artifacts(session.inputs.calibration_images(preprocess), preprocess)
+    artifacts.graphs[("fp32", "any")] = Graph(tiny224, "fp32", built=False)  # a Res2Net50 export takes minutes
+    int8 = artifacts.graph_info("int8", "onnxruntime")  # the CLI's default flavour
+    assert not int8.built and str(int8.path) == cli_graph
+
+
+def test_one_quantize_decides_its_recipe_once(tiny224, jpeg_dir, tmp_path, monkeypatch, capsys):
+    """The CLI decides the recipe (before reading images) and the build uses it: no second decision
+    that could disagree with the first."""
+    from res2net_validate.cli import quantize as cli_quantize
+    from res2net_validate.graphs import quantize
+
+    decided = []
+
+    def counting(*args, **kwargs):
+        decided.append(args)
+        return recipe_for(*args, **kwargs)
+
+    monkeypatch.setattr(quantize, "recipe_for", counting)
+    monkeypatch.setattr(cli_quantize, "recipe_for", counting)
+    assert cli("--graph", tiny224, "--calib-dir", jpeg_dir, "--calib-count", 2, "--method", "minmax",
+               "--flavour", "tensorrt", "--residual-add", "shortcut", "--cache-dir", tmp_path) == 0
+    assert decided == [("tensorrt", "shortcut")]
+    assert "int8 graph (tensorrt, residual Adds: shortcut, built)" in capsys.readouterr().out

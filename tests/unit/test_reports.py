@@ -10,7 +10,7 @@ import pytest
 
 from res2net_validate.cli import main
 from res2net_validate.errors import ValidateError
-from res2net_validate.plugin.report import Report
+from res2net_validate.plugin.records import Report
 from res2net_validate.reports import write_report
 
 CPU = "CPU (AMD EPYC, onnxruntime)"
@@ -278,7 +278,7 @@ def test_fps_reference_marks_come_from_the_runs_thresholds_file_else_from_the_ca
 
     from res2net_validate.reports.card import reference_fps
 
-    thresholds = Path(__file__).resolve().parents[2] / "res2net_validate" / "acceptance" / "thresholds"
+    thresholds = Path(__file__).resolve().parents[2] / "thresholds"
     custom = tmp_path / "lab.yaml"
     custom.write_text("batch_size: 16\naccuracy:\n  fp16: {top1: 70, top5: 90}\nperformance:\n  A100: {fp16: 4000}\n")
     assert reference_fps({"path": str(custom)}) == ("lab.yaml, batch 16", {"A100": {"fp16": 4000.0}})

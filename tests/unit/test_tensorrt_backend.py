@@ -29,8 +29,6 @@ from res2net_validate.backends.tensorrt.engine import (
 )
 from res2net_validate.backends.tensorrt.inspector import (
     FORMATS_HIDDEN,
-    EngineInspectionError,
-    EnginePrecisionError,
     GraphConvolutions,
     check_int8_graph,
     count_graph_convolutions,
@@ -38,7 +36,7 @@ from res2net_validate.backends.tensorrt.inspector import (
     parse_engine_information,
 )
 from res2net_validate.cache import ArtifactCache, content_key, file_sha256
-from res2net_validate.errors import ValidateError
+from res2net_validate.errors import EngineInspectionError, EnginePrecisionError, ValidateError
 
 # ----------------------------------------------------------------------------- real tiny graphs
 

@@ -5,7 +5,7 @@ and timing cache in the artifact cache it is constructed with.
 
 An engine that is foreign, stale or does not deserialize is rebuilt with a warning,
 never run.  CUDA memory, streams, events and graphs go through
-``res2net_validate.backends.timing.CudaRuntime`` (cuda-python).
+``res2net_validate.backends.cuda_runtime.CudaRuntime`` (cuda-python).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .. import devices
 from ...cache import file_sha256
 from ..devices import TRT_INSTALL_HINT
 from ...errors import ValidateError
-from ..timing import CudaRuntime
+from ..cuda_runtime import CudaRuntime
 from ..base import RUNS_ONNX, Availability
 from .builder import EngineBuilder, deserialize
 from .engine import (

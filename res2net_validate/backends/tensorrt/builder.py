@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ...cache import atomic_write_bytes
-from ...errors import ValidateError
+from ...errors import EngineBuildFailure, EngineParseFailure, ValidateError
 from .engine import HEADER_NAME, LAYERS_NAME, PLAN_NAME, EngineHeader
 from .inspector import engine_information
 
@@ -38,14 +38,6 @@ def _runtime(trt):
     if id(trt) not in _RUNTIMES:
         _RUNTIMES[id(trt)] = trt.Runtime(_logger(trt))
     return _RUNTIMES[id(trt)]
-
-
-class _ParseFailure(Exception):
-    pass
-
-
-class _BuildFailure(Exception):
-    pass
 
 
 def _progress_monitor(trt, label: str, enabled: bool):
@@ -144,9 +136,9 @@ class EngineBuilder:
         for mode in modes:
             try:
                 plan = self._build_once(onnx_path, precision, batches, timing_cache, mode)
-            except _ParseFailure as exc:
+            except EngineParseFailure as exc:
                 failures.append(f"{mode}ly typed: ONNX parser: {exc}")
-            except _BuildFailure as exc:
+            except EngineBuildFailure as exc:
                 failures.append(f"{mode}ly typed: {exc}")
             else:
                 if mode == "weak":
@@ -175,7 +167,7 @@ class EngineBuilder:
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(onnx_path)):
             errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-            raise _ParseFailure("; ".join(errors) or "parse_from_file returned False")
+            raise EngineParseFailure("; ".join(errors) or "parse_from_file returned False")
 
         config = builder.create_builder_config()
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
@@ -204,7 +196,7 @@ class EngineBuilder:
             config.progress_monitor = monitor
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
-            raise _BuildFailure("build_serialized_network returned None (see the TensorRT log above)")
+            raise EngineBuildFailure("build_serialized_network returned None (see the TensorRT log above)")
         self._save_timing_cache(config, timing_cache)
         return bytes(memoryview(serialized))
 

@@ -15,18 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import ValidateError
+from ...errors import EngineInspectionError, EnginePrecisionError
 from ..base import PrecisionProof
 
 EXPECTED_CONV_PRECISION = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
-
-
-class EnginePrecisionError(ValidateError):
-    """The engine does not run its convolutions in the precision its graph asks for."""
-
-
-class EngineInspectionError(ValueError):
-    """The inspector's output cannot be read (e.g. not built with DETAILED verbosity)."""
 
 
 # Words TensorRT uses for data types, in "Format/Datatype" (10.x, e.g. "Channel major FP16

@@ -12,7 +12,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ...errors import ValidateError
-from ..timing import CudaEventTimer, CudaRuntime, ThroughputReport, run_timed_loop, throughput_report, time_repeated
+from ..cuda_runtime import CudaRuntime
+from ..timing import CudaEventTimer, ThroughputReport, run_timed_loop, throughput_report, time_repeated
 from ..base import PrecisionProof, RunnerInfo
 from .inspector import GraphConvolutions, engine_information, engine_precision_proof, parse_engine_information
 
