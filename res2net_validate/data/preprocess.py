@@ -67,31 +67,21 @@ class DataConfig:
 
     @property
     def resize_size(self) -> int:
-        return math.floor(self.image_size / self.crop_pct)
+        # (the epsilon: torchvision's 224/232 crop must give 232 back, not 231.999...)
+        return math.floor(self.image_size / self.crop_pct + 1e-9)
 
 
 @lru_cache(maxsize=None)
 def model_data_config(model_name: str = MODEL_NAME) -> DataConfig:
-    """timm's published data config for ``model_name`` (its default pretrained tag's entry).
+    """The published evaluation preprocessing of ``model_name`` (a ``models`` key): timm's data config for
+    its default pretrained tag, or the transform torchvision publishes with the card's weights.
 
     A registry lookup: no weights, no network, no model built.  timm's ``test_input_size`` /
     ``test_crop_pct`` are not used -- timm's own validation uses them only when asked to.
     """
-    from timm.models import get_pretrained_cfg
+    from ..models import published_transform
 
-    try:
-        cfg = get_pretrained_cfg(model_name)
-    except RuntimeError as exc:  # a tag timm does not know
-        raise ValidateError(f"model {model_name!r}: {exc}") from None
-    if cfg is None:
-        raise ValidateError(f"model {model_name!r}: timm publishes no pretrained data config for it; "
-                            "pass a timm model name (see timm.list_models(pretrained=True))")
-    _channels, height, width = cfg.input_size
-    if height != width or cfg.crop_mode != "center":
-        raise ValidateError(f"model {model_name!r}: timm's data config asks for input {cfg.input_size}, crop mode "
-                            f"{cfg.crop_mode!r}; only square centre crops are implemented")
-    return DataConfig(image_size=int(height), crop_pct=float(cfg.crop_pct), interpolation=cfg.interpolation,
-                      mean=tuple(float(m) for m in cfg.mean), std=tuple(float(s) for s in cfg.std))
+    return DataConfig(**published_transform(model_name))
 
 
 def _published(name: str):
@@ -152,10 +142,18 @@ class Preprocess:
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValidateError(f"preprocess mean={self.mean} std={self.std}: need 3 values each, std > 0")
 
+    @classmethod
+    def published(cls, model_name: str = MODEL_NAME, **overrides) -> "Preprocess":
+        """The preprocessing ``model_name``'s publisher gives (``model_data_config``), with ``overrides``."""
+        config = model_data_config(model_name)
+        values = {"image_size": config.image_size, "crop_pct": config.crop_pct, "interpolation": config.interpolation,
+                  "mean": config.mean, "std": config.std}
+        return cls(**{**values, **overrides})
+
     @property
     def resize_size(self) -> int:
         """Shorter side after resizing, as timm computes it: floor(image_size / crop_pct)."""
-        return math.floor(self.image_size / self.crop_pct)
+        return math.floor(self.image_size / self.crop_pct + 1e-9)  # (epsilon: 224/232 gives 232, not 231.99)
 
     # -- keys -------------------------------------------------------------------------------
 

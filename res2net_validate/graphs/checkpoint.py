@@ -1,8 +1,8 @@
-"""Res2Net50 14w_8s through timm, never downloading anything.
+"""A card's model (timm or torchvision, see ``models``) loaded from the user's file, never downloading anything.
 
-The model is always built with ``pretrained=False`` and then loaded from the user's
-file.  Accepted files: the original release checkpoint (``res2net50_14w_8s-6527dddc.pth``,
-a bare state_dict), timm training checkpoints (``state_dict``/``model``/``state_dict_ema``
+The model is always built with random weights and then loaded from the user's
+file.  Accepted files: the original release checkpoint (e.g. ``res2net50_14w_8s-6527dddc.pth``
+or torchvision's ``resnet50-0676ba61.pth``, bare state_dicts), timm training checkpoints (``state_dict``/``model``/``state_dict_ema``
 inside a dict, ``module.`` prefixes from DataParallel), and ``.safetensors``.
 """
 
@@ -15,21 +15,25 @@ import torch
 from .. import MODEL_NAME
 from ..errors import ValidateError
 
-NUM_PARAMS = 25_059_816  # res2net50_14w_8s, as published
+NUM_PARAMS = 25_059_816  # res2net50_14w_8s, as published (the default card's checkpoint.parameters)
+RELEASE_FILE = "res2net50_14w_8s-6527dddc.pth"  # the default card's released checkpoint
 _NESTED_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 
 
 def create_model(model_name: str = MODEL_NAME) -> torch.nn.Module:
-    import timm
+    """``model_name``'s network (a ``models`` key) in eval mode, with random weights."""
+    from ..models import build
 
-    return timm.create_model(model_name, pretrained=False, num_classes=1000).eval()
+    return build(model_name)
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file, unwrapped from the common containers."""
+def read_state_dict(path: str | Path, release: str = RELEASE_FILE) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file, unwrapped from the common containers (``release``: the card's
+    released checkpoint, named in the advice)."""
     path = Path(path)
     if not path.is_file():
-        raise ValidateError(f"--weights {path}: no such file. Pass the path of a res2net50_14w_8s checkpoint.")
+        raise ValidateError(f"--weights {path}: no such file. Pass the path of {release} or another checkpoint "
+                            "of the card's model.")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -43,7 +47,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise ValidateError(
             f"--weights {path}: not a readable PyTorch/safetensors checkpoint ({type(exc).__name__}: "
             f"{_unreadable_reason(path, exc)}). "
-            "Pass the original res2net50_14w_8s-6527dddc.pth, a timm .pth or a .safetensors file."
+            f"Pass the original {release}, a timm .pth or a .safetensors file."
         ) from None
     state = raw
     while isinstance(state, dict) and not _is_tensor_dict(state):
@@ -75,10 +79,10 @@ def _unreadable_reason(path: Path, exc: Exception) -> str:
     return "a damaged or truncated PyTorch file"
 
 
-def load_model(path: str | Path, model_name: str = MODEL_NAME) -> torch.nn.Module:
+def load_model(path: str | Path, model_name: str = MODEL_NAME, release: str = RELEASE_FILE) -> torch.nn.Module:
     """Build the model and load ``path`` strictly; any mismatch is one clear error."""
     model = create_model(model_name)
-    state = read_state_dict(path)
+    state = read_state_dict(path, release)
     expected = model.state_dict()
     # BatchNorm's num_batches_tracked only matters in training; old releases may lack it.
     missing = sorted(k for k in set(expected) - set(state) if not k.endswith("num_batches_tracked"))
@@ -98,7 +102,7 @@ def load_model(path: str | Path, model_name: str = MODEL_NAME) -> torch.nn.Modul
     if problems:
         raise ValidateError(
             f"--weights {path} does not fit {model_name}: " + ", ".join(problems) + ". "
-            f"Is it a checkpoint of another model? {model_name} needs the 14w_8s variant."
+            f"Is it a checkpoint of another model, or of another variant of {model_name}?"
         )
     model.load_state_dict(state, strict=False)  # every mismatch was reported above
     return model.eval()
@@ -118,12 +122,13 @@ class Checkpoint:
     """A weights file and its module, loaded on first use and then shared (the export and the torch
     backend both read it; neither changes it in place)."""
 
-    def __init__(self, path: str | Path, model_name: str = MODEL_NAME):
+    def __init__(self, path: str | Path, model_name: str = MODEL_NAME, release: str = RELEASE_FILE):
         self.path = Path(path)
         self.model_name = model_name
+        self.release = release
         self._model: torch.nn.Module | None = None
 
     def model(self) -> torch.nn.Module:
         if self._model is None:
-            self._model = load_model(self.path, self.model_name)
+            self._model = load_model(self.path, self.model_name, self.release)
         return self._model
