@@ -14,19 +14,21 @@ This module generates, deterministically and once per cache:
   The file names are the canonical names of real validation images *of the same class*, so
   the names, folders and labels agree with the canonical ImageNet ground truth (data.layouts
   cross-checks that); the pictures themselves are of course not ImageNet's.
-* **a stand-in ``res2net50_14w_8s`` checkpoint** (``res2net50_14w_8s-embedded.pth``), a bare
-  state_dict with the original release's keys.  The backbone is timm's seeded random init
-  with two trained-network traits restored (non-zero last BN of each block, a stem blind to
-  plain black: see :func:`make_black_blind`); its BatchNorm statistics are re-estimated on
-  generated *training* images so activations are scaled like a trained network's, and the
-  ``fc`` head is fitted (L2-regularised multinomial logistic regression) on the pooled
-  features of those training images.  The training images come from a separate random stream
-  and are never written to the validation set, so the accuracy measured on ``val/`` is
-  held-out accuracy, not a lookup.
+* **a stand-in checkpoint of the card's model** (any ``models`` key: a timm name or a torchvision
+  builder; ``res2net50_14w_8s-embedded.pth`` for the default card, see :func:`stand_in_file`), a bare
+  state_dict with the original release's keys.  The backbone is the library's seeded random init
+  with two trained-network traits restored (no BatchNorm scale left at the zero some inits give the
+  last BN of each residual branch, a stem blind to plain black: see :func:`.standin.make_black_blind`);
+  its BatchNorm statistics are re-estimated on generated *training* images so activations are scaled
+  like a trained network's, and the final 1000-way classifier is fitted (L2-regularised multinomial
+  logistic regression) on its own input -- the pooled features -- for those training images.  The
+  training images come from a separate random stream and are never written to the validation set,
+  so the accuracy measured on ``val/`` is held-out accuracy, not a lookup.  Which layers are the stem,
+  the zero-initialised norms and the classifier is found from the network itself (:mod:`.standin`);
+  nothing here names a layer of one architecture.
 
-Measured with the suite (ONNX Runtime CPU, 256 scored images, Top-1/Top-5 %): FP32 94.1/100,
-FP16 94.1/100, INT8 93.4/100; RGB->BGR swap 2.0/56.6; INT8 calibrated on all-zero (black)
-images 14.8/52.7.  ``thresholds/embedded.yaml`` sits between the two.
+What each card's healthy and broken pipelines score on the embedded default, and the thresholds set
+between them, are written in the card's ``embedded:`` section (``thresholds/<card>.yaml``).
 
 Everything is one directory artifact of the :class:`~res2net_validate.cache.ArtifactCache`
 (kind ``"embedded"``), keyed on :data:`GENERATOR_VERSION`, every generator parameter and the
@@ -40,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,9 +52,11 @@ from .. import MODEL_NAME
 from ..cache import ArtifactCache
 from ..errors import ValidateError
 from ..imagenet import canonical_val_names, canonical_wnids
+from ..models import parse_model
 from ..versions import package_versions
 from .render import CONCEPTS, encode_jpeg, render_image
 from .standin import (
+    classifier,
     evaluation_transform,
     fit_head,
     full_head,
@@ -67,7 +72,7 @@ GENERATOR_VERSION = 1
 KIND = "embedded"
 DATASET_DIR = "val"
 LABEL_FILE = "val_map.txt"
-WEIGHTS_FILE = "res2net50_14w_8s-embedded.pth"
+STAND_IN_SUFFIX = "-embedded.pth"
 INFO_FILE = "embedded.json"
 VAL_IMAGES_PER_CLASS = 50  # ImageNet has 50 validation images per class: the names we can borrow
 
@@ -91,7 +96,9 @@ class EmbeddedParams:
     train_images_per_class: int = 16  # head-fitting images, never written to val/
     bn_images: int = 20  # training images (one batch) whose activations re-estimate BatchNorm statistics
     jpeg_quality: int = 90
-    bn3_gamma: float = 0.5  # timm zero-inits the last BN of each block; a trained net's is not zero
+    # The scale given to every BatchNorm the architecture's init sets to zero (timm zero-inits the last BN
+    # of each residual branch, named bn3 in ResNets: hence the name); a trained net's is not zero.
+    bn3_gamma: float = 0.5
     black_blind_stem: bool = True  # see make_black_blind
     head_l2: float = 1e-2  # L2 weight of the logistic-regression head (on standardised features)
     head_steps: int = 200
@@ -122,10 +129,25 @@ class EmbeddedParams:
 DEFAULT_PARAMS = EmbeddedParams()
 
 
+def stand_in_file(model_key: str = MODEL_NAME, release_file: str | None = None) -> str:
+    """The stand-in checkpoint's file name: the card's released file without its hash suffix (torch.hub
+    release names end in the first hex digits of the file's own sha256, which a stand-in does not have),
+    or else the model's name (timm name or torchvision builder), then ``-embedded.pth``.
+    ``res2net50_14w_8s-6527dddc.pth`` and ``res2net50_14w_8s`` both give ``res2net50_14w_8s-embedded.pth``."""
+    if release_file is None:
+        stem = parse_model(model_key).name
+    else:
+        stem = re.sub(r"-[0-9a-f]{8,64}$", "", Path(release_file).name.split(".")[0])
+    return stem + STAND_IN_SUFFIX
+
+
+WEIGHTS_FILE = stand_in_file(MODEL_NAME)  # res2net50_14w_8s-embedded.pth
+
+
 @dataclass(frozen=True)
 class EmbeddedDefault:
     dataset_dir: Path  # card layout: <root>/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG + <root>/val_map.txt
-    weights: Path  # bare state_dict with the original release's keys, loadable by model.load_model
+    weights: Path  # bare state_dict with the original release's keys, loadable by graphs.checkpoint.load_model
     num_images: int
     classes: tuple[int, ...]  # the ImageNet label indices used
 
@@ -154,14 +176,19 @@ def _library_versions() -> dict[str, str]:
     return package_versions(*names) | {"python": platform.python_version()}
 
 
-def cache_key_parts(params: EmbeddedParams) -> dict:
-    return {
+def cache_key_parts(params: EmbeddedParams, model_key: str = MODEL_NAME, weights_file: str | None = None) -> dict:
+    """The artifact's cache key.  ``weights_file`` enters it only when it is not the model's own
+    :func:`stand_in_file` name, so the keys of existing caches stay what they were."""
+    parts = {
         "generator_version": GENERATOR_VERSION,
-        "model": MODEL_NAME,
+        "model": model_key,
         "params": asdict(params),
         "concepts": [asdict(c) for c in CONCEPTS[: params.num_classes]],
         "versions": _library_versions(),
     }
+    if weights_file is not None and weights_file != stand_in_file(model_key):
+        parts["weights_file"] = weights_file
+    return parts
 
 
 def val_entries(params: EmbeddedParams) -> list[tuple[str, int, int, int]]:
@@ -209,12 +236,14 @@ def write_val_set(root: Path, params: EmbeddedParams, progress: bool = True) -> 
     return pairs
 
 
-def build_stand_in_checkpoint(path: Path, params: EmbeddedParams, progress: bool = True) -> dict:
-    """Fit the stand-in checkpoint on generated training images and save it; returns fit facts."""
+def build_stand_in_checkpoint(path: Path, params: EmbeddedParams, progress: bool = True,
+                              model_key: str = MODEL_NAME) -> dict:
+    """Fit the stand-in checkpoint of ``model_key`` on generated training images and save it as a bare
+    state_dict (the release's format); returns fit facts."""
     import torch
     from tqdm import tqdm
 
-    transform = evaluation_transform()
+    transform = evaluation_transform(model_key)
     entries = train_entries(params)
 
     def load(entry):
@@ -231,25 +260,27 @@ def build_stand_in_checkpoint(path: Path, params: EmbeddedParams, progress: bool
         starts = range(0, len(tensor), params.batch_size)
         return (tensor[s : s + params.batch_size] for s in tqdm(starts, desc=desc, disable=not progress, leave=False))
 
-    model = seeded_backbone(params)
+    model = seeded_backbone(params, model_key)
     reestimate_batchnorm(model, [images[: params.bn_images]])  # one batch: batch statistics = plain averages
     features = pooled_features(model, batches(images, "embedded: training features"))
     weight, bias = fit_head(features, labels, params.num_classes, params.head_l2, params.head_steps)
     train_top1 = ((features @ weight.T + bias).argmax(1) == labels).double().mean().item()
-    fc_weight, fc_bias = full_head(weight, bias, params.classes, features, params.seed)
-    model.fc.weight.data.copy_(fc_weight)
-    model.fc.bias.data.copy_(fc_bias)
+    head_weight, head_bias = full_head(weight, bias, params.classes, features, params.seed)
+    _name, head = classifier(model)  # the Linear whose input the features are: the fitted head folds into it
+    head.weight.data.copy_(head_weight)
+    head.bias.data.copy_(head_bias)
     torch.save(model.state_dict(), path)
     return {"train_images": len(entries), "train_top1": round(100 * train_top1, 2), "train_sha256": digests}
 
 
-def build_embedded_default(out_dir: Path, params: EmbeddedParams = DEFAULT_PARAMS, progress: bool = True) -> None:
+def build_embedded_default(out_dir: Path, params: EmbeddedParams = DEFAULT_PARAMS, progress: bool = True,
+                           model_key: str = MODEL_NAME, weights_file: str | None = None) -> None:
     """Write the whole artifact (validation set, checkpoint, info file) into the new ``out_dir``."""
     out_dir.mkdir(parents=True)
     pairs = write_val_set(out_dir / DATASET_DIR, params, progress)
-    fit = build_stand_in_checkpoint(out_dir / WEIGHTS_FILE, params, progress)
+    fit = build_stand_in_checkpoint(out_dir / (weights_file or stand_in_file(model_key)), params, progress, model_key)
     info = {
-        "what": "generated images and a stand-in res2net50_14w_8s checkpoint; not ImageNet, not the released weights",
+        "what": f"generated images and a stand-in {model_key} checkpoint; not ImageNet, not the released weights",
         "generator_version": GENERATOR_VERSION,
         "params": asdict(params),
         "classes": [
@@ -263,15 +294,22 @@ def build_embedded_default(out_dir: Path, params: EmbeddedParams = DEFAULT_PARAM
 
 
 def ensure_embedded_default(
-    cache: ArtifactCache, progress: bool = True, params: EmbeddedParams = DEFAULT_PARAMS
+    cache: ArtifactCache, progress: bool = True, params: EmbeddedParams = DEFAULT_PARAMS,
+    model_key: str = MODEL_NAME, weights_file: str | None = None,
 ) -> EmbeddedDefault:
-    """The embedded default's dataset and checkpoint, generated on first use and cached."""
+    """The embedded default of ``model_key`` (a ``models`` key: the card's ``model_key``), generated on
+    first use and cached.  ``weights_file``: the stand-in's file name (e.g. ``stand_in_file(key,
+    card.checkpoint_file)``); None: :func:`stand_in_file` of the model."""
+    weights_file = weights_file or stand_in_file(model_key)
+    if Path(weights_file).name != weights_file or not weights_file.endswith((".pth", ".pt")):
+        raise ValidateError(f"embedded default: weights_file {weights_file!r} must be a bare .pth/.pt file name")
     entry = cache.get_or_build(
-        KIND, cache_key_parts(params), lambda tmp: build_embedded_default(tmp, params, progress)
+        KIND, cache_key_parts(params, model_key, weights_file),
+        lambda tmp: build_embedded_default(tmp, params, progress, model_key, weights_file),
     )
     return EmbeddedDefault(
         dataset_dir=entry.path / DATASET_DIR,
-        weights=entry.path / WEIGHTS_FILE,
+        weights=entry.path / weights_file,
         num_images=params.num_images,
         classes=params.classes,
     )

@@ -1,4 +1,10 @@
-"""The embedded default's stand-in checkpoint: a seeded backbone, re-estimated BatchNorm, a fitted head."""
+"""The embedded default's stand-in checkpoint: a seeded backbone, re-estimated BatchNorm, a fitted head.
+
+Nothing here names a layer of a particular network: the stem is the first ``Conv2d`` that reads the
+three colour channels (:func:`stem_conv`), the BatchNorms a trained network would not have at zero are
+the ones the architecture's own init sets to zero (:func:`zero_initialised_norms`), and the pooled
+features are whatever the final 1000-way ``Linear`` receives (:func:`classifier`, :func:`pooled_features`).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,20 @@ import io
 
 from PIL import Image
 
+from .. import MODEL_NAME
 from ..data.preprocess import model_data_config
 
+NUM_CLASSES = 1000  # the ImageNet-1k classifier every card's network ends in
 
-def evaluation_transform():
-    """The model's published evaluation transform (timm's data config: resize, crop, mean, std),
-    run by torchvision -- an implementation independent of the suite's own Preprocess, which the
-    embedded default is used to check."""
+
+def evaluation_transform(model_key: str = MODEL_NAME):
+    """The model's published evaluation transform (``models.published_transform``: timm's data config, or
+    the transform torchvision publishes with the card's weights -- resize, crop, mean, std), run by
+    torchvision: an implementation independent of the suite's own Preprocess, which the embedded
+    default is used to check."""
     from torchvision import transforms
 
-    config = model_data_config()
+    config = model_data_config(model_key)
     return transforms.Compose([
         transforms.Resize(config.resize_size, interpolation=transforms.InterpolationMode(config.interpolation)),
         transforms.CenterCrop(config.image_size),
@@ -30,26 +40,59 @@ def jpeg_to_tensor(data: bytes, transform=None):
         return transform(image.convert("RGB"))
 
 
-def seeded_backbone(params):
-    """timm's seeded random init with two trained-network traits restored (``params``: an EmbeddedParams)."""
+def stem_conv(model):
+    """``(name, module)`` of the network's stem: the first ``Conv2d`` (in module order) reading 3 channels."""
+    import torch
+
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d) and module.in_channels == 3:
+            return name, module
+    raise ValueError(f"{type(model).__name__}: no Conv2d with 3 input channels (no RGB stem)")
+
+
+def classifier(model, num_outputs: int = NUM_CLASSES):
+    """``(name, module)`` of the network's final classifier: the last ``Linear`` with ``num_outputs`` outputs
+    (``fc`` or ``head.fc`` in timm, ``fc`` or ``classifier.<last>`` in torchvision's builders)."""
+    import torch
+
+    found = [(name, m) for name, m in model.named_modules()
+             if isinstance(m, torch.nn.Linear) and m.out_features == num_outputs]
+    if not found:
+        raise ValueError(f"{type(model).__name__}: no Linear layer with {num_outputs} outputs (no classifier)")
+    return found[-1]
+
+
+def zero_initialised_norms(model) -> list[str]:
+    """Names of the BatchNorms whose scale the architecture's init sets to zero (e.g. timm's
+    ``zero_init_last``: the last BN of every residual branch), so the branch starts as an identity."""
+    import torch
+
+    return [name for name, m in model.named_modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.weight is not None
+            and not m.weight.detach().any()]
+
+
+def seeded_backbone(params, model_key: str = MODEL_NAME):
+    """The seeded random init of ``model_key`` with two trained-network traits restored
+    (``params``: an EmbeddedParams)."""
     import torch
 
     from ..graphs.checkpoint import create_model
 
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
         torch.manual_seed(params.seed)
-        model = create_model()
-    # timm zero-initialises the last BN of every residual branch (a training trick): the branch
-    # would then contribute nothing.  A trained network's last BN scales are small but non-zero.
-    for name, module in model.named_modules():
-        if name.endswith(".bn3"):
-            module.weight.data.fill_(params.bn3_gamma)
+        model = create_model(model_key)
+    # Some inits zero the last BN of every residual branch (a training trick): the branch would
+    # then contribute nothing.  A trained network's last BN scales are small but non-zero.
+    modules = dict(model.named_modules())
+    for name in zero_initialised_norms(model):
+        modules[name].weight.data.fill_(params.bn3_gamma)
     if params.black_blind_stem:
-        make_black_blind(model.conv1.weight.data)
+        make_black_blind(stem_conv(model)[1].weight.data, model_key)
     return model
 
 
-def make_black_blind(weight) -> None:
+def make_black_blind(weight, model_key: str = MODEL_NAME) -> None:
     """Make stem filters blind to a uniformly black picture, in place.
 
     A trained first layer holds edge detectors and colour-opponent blobs: it answers edges and
@@ -62,7 +105,7 @@ def make_black_blind(weight) -> None:
     """
     import torch
 
-    config = model_data_config()
+    config = model_data_config(model_key)  # the normalisation the stem sees
     black = torch.tensor([-m / s for m, s in zip(config.mean, config.std)], dtype=torch.float64)
     direction = black / black.norm()
     sums = weight.double().sum(dim=(2, 3))  # (out, in)
@@ -89,13 +132,25 @@ def reestimate_batchnorm(model, batches) -> None:
 
 
 def pooled_features(model, batches):
-    """Global-average-pooled backbone features (the ``fc`` input), float64."""
+    """The final classifier's input (the pooled backbone features) for every image of ``batches``, float64.
+
+    Read with a forward hook on :func:`classifier`, so it is what the network itself feeds its head
+    (timm's ``forward_head(..., pre_logits=True)``, after any pooling, flattening and eval-mode dropout)."""
     import torch
 
+    _name, head = classifier(model)
     chunks = []
-    with torch.no_grad():
-        for batch in batches:
-            chunks.append(model.forward_head(model.forward_features(batch), pre_logits=True).double())
+
+    def keep_input(_module, inputs):
+        chunks.append(inputs[0].detach().double())
+
+    handle = head.register_forward_pre_hook(keep_input)
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                model(batch)
+    finally:
+        handle.remove()
     return torch.cat(chunks)
 
 
@@ -128,8 +183,8 @@ def fit_head(features, labels, num_classes: int, l2: float, steps: int):
     return raw_weight, raw_bias
 
 
-def full_head(weight, bias, classes: tuple[int, ...], features, seed: int, num_outputs: int = 1000):
-    """The 1000-way ``fc`` from the fitted rows for ``classes``.
+def full_head(weight, bias, classes: tuple[int, ...], features, seed: int, num_outputs: int = NUM_CLASSES):
+    """The 1000-way classifier from the fitted rows for ``classes``.
 
     The other classes get small random weights and biases that put them below the fifth-ranked
     used class on (nearly) every training image: ordinary, distinct logits that rank low, so
