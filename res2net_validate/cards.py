@@ -59,7 +59,7 @@ class Card:
 
 
 def packaged_cards() -> list[str]:
-    return sorted(path.stem for path in PACKAGED.glob("*.yaml") if _is_card(path))
+    return sorted(path.stem for path in PACKAGED.glob("*.yaml") if is_card(path))
 
 
 def card_path(name_or_path: str | Path) -> Path:
@@ -67,8 +67,12 @@ def card_path(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     if "/" in text or text.endswith((".yaml", ".yml")):
         return Path(text)
+    if not PACKAGED.is_dir():
+        raise ValidateError(f"no packaged cards at {PACKAGED}: the cards ship inside the res2net_validate package "
+                            "(package data), and this installation lacks them. Reinstall it (pip install .), or pass "
+                            "--card FILE.")
     path = PACKAGED / f"{text}.yaml"
-    if not path.is_file() or not _is_card(path):
+    if not path.is_file() or not is_card(path):
         raise ValidateError(f"--card {text}: no such packaged card; choose one of {', '.join(packaged_cards())}, "
                             "or pass the path of a card YAML file (see the README's Cards section)")
     return path
@@ -101,7 +105,7 @@ def _targets(section: dict) -> dict[str, AccuracyTarget]:
     return {precision: AccuracyTarget(t.top1, t.top5) for precision, t in section.items()}
 
 
-def _is_card(path: Path) -> bool:
+def is_card(path: Path) -> bool:
     """A card file starts its mapping with ``card:`` (a plain thresholds file has none)."""
     try:
         text = path.read_text(errors="replace")
