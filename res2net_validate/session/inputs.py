@@ -9,7 +9,7 @@ from pathlib import Path
 from ..cache import ArtifactCache
 from ..errors import NotConfigured, ValidateError
 from ..settings import Settings
-from ..cards import is_card, load_card
+from ..cards import DEFAULT_CARD, is_card, load_card
 from ..thresholds import Thresholds, load_thresholds
 from .memo import memoised, was_computed
 from .progress import Progress
@@ -55,7 +55,7 @@ class Inputs:
         self.settings = settings
         self.cache = cache
         self.progress = progress
-        self.card = load_card(settings.card)
+        self.card = load_card(settings.values.get("card") or DEFAULT_CARD)
         self.configured = configured_source(settings, self.card.checkpoint_file)
 
     @memoised
