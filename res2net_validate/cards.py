@@ -26,12 +26,77 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Annotated, ClassVar, Literal, Optional, Union
+
+from pydantic import Field, model_validator
+
+from .constants import CALIBRATION_METHODS
 from .errors import ValidateError
 from .models import ModelSpec
-from .schemas import CardSchema, load_yaml, validate
-from .thresholds import PACKAGED, AccuracyTarget, Thresholds
+from .schemas import PositiveCount, Count, Text, ThresholdsSchema, _Strict, described, load_yaml, optional, validate
+from .thresholds import PACKAGED, AccuracyTarget, Thresholds, load_thresholds
 
 DEFAULT_CARD = "res2net50"
+
+# -- the card's declared format: a thresholds file plus what the card says about its model -------------
+
+
+CardName = described(Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")],
+                     "a lowercase name (letters, digits, '_', '-', '.')")
+
+
+class CheckpointSpec(_Strict):
+    EXPECTED: ClassVar[str] = "{file: <released checkpoint file name>, parameters: <count>}"
+    file: Text
+    parameters: PositiveCount
+
+
+class ExplicitPreprocess(_Strict):
+    EXPECTED: ClassVar[str] = "{image_size, crop_pct, interpolation, mean: [r, g, b], std: [r, g, b]}"
+    image_size: PositiveCount
+    crop_pct: described(Annotated[float, Field(gt=0, le=2)], "a crop fraction in (0, 2]")
+    interpolation: described(Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"],
+                             "nearest, bilinear, bicubic, lanczos, box or hamming")
+    mean: described(Annotated[list[float], Field(min_length=3, max_length=3)], "three numbers (RGB)")
+    std: described(Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=3, max_length=3)],
+                   "three positive numbers (RGB)")
+
+
+class CalibrationSpec(_Strict):
+    EXPECTED: ClassVar[str] = "{method, images, seed, note}"
+    method: described(Literal[CALIBRATION_METHODS], f"one of {', '.join(CALIBRATION_METHODS)}") = "entropy"
+    images: optional(PositiveCount) = None
+    seed: optional(Count) = None
+    note: Text = ""
+
+
+class EmbeddedThresholdsSchema(_Strict):
+    EXPECTED: ClassVar[str] = "a mapping of accuracy, max_drop_vs_fp32 (the embedded default's thresholds)"
+    accuracy: ThresholdsSchema.model_fields["accuracy"].annotation
+    max_drop_vs_fp32: ThresholdsSchema.model_fields["max_drop_vs_fp32"].annotation = {}
+
+
+class CardSchema(ThresholdsSchema):
+    EXPECTED: ClassVar[str] = ("a card: card, label, library, model, weights, checkpoint, preprocess, calibration, "
+                               "source, batch_size, accuracy, max_drop_vs_fp32, performance, embedded")
+    card: CardName
+    label: Text
+    library: described(Literal["timm", "torchvision"], "timm or torchvision")
+    model: described(Annotated[str, Field(min_length=1)], "a timm model name or a torchvision builder name")
+    weights: optional(Text) = None
+    checkpoint: CheckpointSpec
+    preprocess: Union[described(Literal["published"], "'published'"), ExplicitPreprocess] = "published"
+    calibration: CalibrationSpec = CalibrationSpec()
+    embedded: Optional[EmbeddedThresholdsSchema] = None
+
+    @model_validator(mode="after")
+    def _torchvision_names_its_weights(self):
+        if self.library == "torchvision" and not self.weights:
+            raise ValueError("a torchvision card names its weights (e.g. ResNet50_Weights.IMAGENET1K_V1): their "
+                             "published transform preprocesses the images")
+        return self
+
+
 
 
 @dataclass(frozen=True)
@@ -59,7 +124,7 @@ class Card:
 
 
 def packaged_cards() -> list[str]:
-    return sorted(path.stem for path in PACKAGED.glob("*.yaml") if _is_card(path))
+    return sorted(path.stem for path in PACKAGED.glob("*.yaml") if is_card(path))
 
 
 def card_path(name_or_path: str | Path) -> Path:
@@ -67,8 +132,12 @@ def card_path(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     if "/" in text or text.endswith((".yaml", ".yml")):
         return Path(text)
+    if not PACKAGED.is_dir():
+        raise ValidateError(f"no packaged cards at {PACKAGED}: the cards ship inside the res2net_validate package "
+                            "(package data), and this installation lacks them. Reinstall it (pip install .), or pass "
+                            "--card FILE.")
     path = PACKAGED / f"{text}.yaml"
-    if not path.is_file() or not _is_card(path):
+    if not path.is_file() or not is_card(path):
         raise ValidateError(f"--card {text}: no such packaged card; choose one of {', '.join(packaged_cards())}, "
                             "or pass the path of a card YAML file (see the README's Cards section)")
     return path
@@ -97,11 +166,16 @@ def load_card(name_or_path: str | Path) -> Card:
                 preprocess, calibration.method, calibration.images, calibration.note, thresholds, embedded)
 
 
+def thresholds_of(path: str | Path) -> Thresholds:
+    """The thresholds a file holds: a card's (its results table), or a plain thresholds file's."""
+    return load_card(path).thresholds if is_card(Path(path)) else load_thresholds(path)
+
+
 def _targets(section: dict) -> dict[str, AccuracyTarget]:
     return {precision: AccuracyTarget(t.top1, t.top5) for precision, t in section.items()}
 
 
-def _is_card(path: Path) -> bool:
+def is_card(path: Path) -> bool:
     """A card file starts its mapping with ``card:`` (a plain thresholds file has none)."""
     try:
         text = path.read_text(errors="replace")

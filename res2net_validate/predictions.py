@@ -26,7 +26,10 @@ from .verdicts import classes_lost
 
 BASELINE_FORMAT = "res2net_validate-baseline-v1"
 # Identity parts that must match for a baseline comparison to mean anything.
-MUST_MATCH = {"dataset": "dataset (image names, sizes and labels)", "preprocess": "preprocessing"}
+# model_name: a baseline of another card's model is no baseline (one saved before cards existed holds
+# res2net50_14w_8s, the first card's model, as it was then).
+MUST_MATCH = {"model_name": "model", "dataset": "dataset (image names, sizes and labels)",
+              "preprocess": "preprocessing"}
 
 
 @dataclass

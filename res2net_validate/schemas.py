@@ -19,12 +19,12 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .constants import CALIBRATION_METHODS, PRECISIONS
+from .constants import PRECISIONS
 from .errors import FormatError, NotRegularFile
 
 MAX_DEPTH = 64  # nesting of a JSON/YAML document; ours need 6
@@ -284,65 +284,6 @@ class ThresholdsSchema(_Strict):
                 str(k) if isinstance(k, (int, float)) and not isinstance(k, bool) else k: v
                 for k, v in document["performance"].items()}}
         return document
-
-
-# -- card YAML: a thresholds file plus what the card says about its model (cards.py) ------------------
-
-
-CardName = described(Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")],
-                     "a lowercase name (letters, digits, '_', '-', '.')")
-
-
-class CheckpointSpec(_Strict):
-    EXPECTED: ClassVar[str] = "{file: <released checkpoint file name>, parameters: <count>}"
-    file: Text
-    parameters: PositiveCount
-
-
-class ExplicitPreprocess(_Strict):
-    EXPECTED: ClassVar[str] = "{image_size, crop_pct, interpolation, mean: [r, g, b], std: [r, g, b]}"
-    image_size: PositiveCount
-    crop_pct: described(Annotated[float, Field(gt=0, le=2)], "a crop fraction in (0, 2]")
-    interpolation: described(Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"],
-                             "nearest, bilinear, bicubic, lanczos, box or hamming")
-    mean: described(Annotated[list[float], Field(min_length=3, max_length=3)], "three numbers (RGB)")
-    std: described(Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=3, max_length=3)],
-                   "three positive numbers (RGB)")
-
-
-class CalibrationSpec(_Strict):
-    EXPECTED: ClassVar[str] = "{method, images, seed, note}"
-    method: described(Literal[CALIBRATION_METHODS], f"one of {', '.join(CALIBRATION_METHODS)}") = "entropy"
-    images: optional(PositiveCount) = None
-    seed: optional(Count) = None
-    note: Text = ""
-
-
-class EmbeddedThresholdsSchema(_Strict):
-    EXPECTED: ClassVar[str] = "a mapping of accuracy, max_drop_vs_fp32 (the embedded default's thresholds)"
-    accuracy: ThresholdsSchema.model_fields["accuracy"].annotation
-    max_drop_vs_fp32: ThresholdsSchema.model_fields["max_drop_vs_fp32"].annotation = {}
-
-
-class CardSchema(ThresholdsSchema):
-    EXPECTED: ClassVar[str] = ("a card: card, label, library, model, weights, checkpoint, preprocess, calibration, "
-                               "source, batch_size, accuracy, max_drop_vs_fp32, performance, embedded")
-    card: CardName
-    label: Text
-    library: described(Literal["timm", "torchvision"], "timm or torchvision")
-    model: described(Annotated[str, Field(min_length=1)], "a timm model name or a torchvision builder name")
-    weights: optional(Text) = None
-    checkpoint: CheckpointSpec
-    preprocess: Union[described(Literal["published"], "'published'"), ExplicitPreprocess] = "published"
-    calibration: CalibrationSpec = CalibrationSpec()
-    embedded: Optional[EmbeddedThresholdsSchema] = None
-
-    @model_validator(mode="after")
-    def _torchvision_names_its_weights(self):
-        if self.library == "torchvision" and not self.weights:
-            raise ValueError("a torchvision card names its weights (e.g. ResNet50_Weights.IMAGENET1K_V1): their "
-                             "published transform preprocesses the images")
-        return self
 
 
 # -- baseline JSON (predictions.write_baseline) ------------------------------------------------------

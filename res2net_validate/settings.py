@@ -80,6 +80,13 @@ def _flag(text: str) -> bool:
     raise ValueError("expected true/false")
 
 
+def _card(text: str) -> str:
+    if not text.strip():
+        raise ValueError("expected a packaged card's name or the path of a card YAML file")
+    text = text.strip()
+    return os.path.expanduser(os.path.expandvars(text)) if ("/" in text or text.endswith((".yaml", ".yml"))) else text
+
+
 def _path(text: str) -> Path:
     return Path(os.path.expandvars(text)).expanduser()
 
@@ -119,21 +126,25 @@ OPTIONS: tuple[Option, ...] = (
            "fp32, fp16, int8", default=("fp16", "int8"), metavar="P[,P]"),
     Option("backend", "RES2NET_BACKEND", _choice(BACKEND_NAMES), "auto (TensorRT where usable, else ONNX Runtime), "
            "onnxruntime, tensorrt or torch", default="auto"),
-    Option("weights", "RES2NET_WEIGHTS", _path, "res2net50_14w_8s checkpoint (.pth or .safetensors); default: "
-           "res2net50_14w_8s-6527dddc.pth in the checkpoints dir if present", metavar="FILE"),
+    Option("card", "RES2NET_CARD", _card, "the model card to validate: a packaged card's name (the "
+           "files of thresholds/, res2net50 by default) or the path of a card YAML file", default="res2net50",
+           metavar="NAME|FILE"),
+    Option("weights", "RES2NET_WEIGHTS", _path, "the card's checkpoint (.pth or .safetensors); default: the card's "
+           "released file (res2net50_14w_8s-6527dddc.pth for res2net50) in the checkpoints dir if present",
+           metavar="FILE"),
     Option("dataset_dir", "DATASETS_DIR", _path, "ImageNet val root (any supported layout)", metavar="DIR"),
     Option("checkpoints_dir", "CHECKPOINTS_DIR", _path, "artifact cache: ONNX graphs, engines, preprocessed "
            "images (default: the user cache dir)", metavar="DIR"),
     Option("embedded", "RES2NET_EMBEDDED", _flag, "run on the embedded default: generated images and a stand-in "
-           "checkpoint, with the packaged thresholds embedded.yaml", default=False, flag=True),
+           "checkpoint of the card's model, with the card's embedded: thresholds", default=False, flag=True),
     Option("batch_size", "RES2NET_BATCH_SIZE", _positive_int, "batch size for scoring and FPS", default=32),
     Option("num_images", "RES2NET_NUM_IMAGES", _positive_int, "score a seeded subset of this many images "
            "(--subset-seed)"),
     Option("subset_seed", "RES2NET_SUBSET_SEED", _seed, "which --num-images subset: a fixed seed (the same "
            "images every run, reproducible verdicts) or 'random' (a new subset each run, so nights are "
            "independent; the seed drawn is recorded in the results JSON)", default=0, metavar="SEED|random"),
-    Option("thresholds", "RES2NET_THRESHOLDS", _path, "thresholds YAML (default: res2net50.yaml, or embedded.yaml "
-           "with --embedded, from thresholds/: the checkout's top-level folder, or its copy inside the installed package)", metavar="FILE"),
+    Option("thresholds", "RES2NET_THRESHOLDS", _path, "thresholds YAML replacing the card's (default: the card's "
+           "own, or its embedded: section with --embedded)", metavar="FILE"),
     Option("calib_method", "RES2NET_CALIB_METHOD", _choice(CALIBRATION_METHODS), "INT8 calibration method",
            default="entropy"),
     Option("calib_percentile", "RES2NET_CALIB_PERCENTILE", _percent, "clip each activation at this percentile of "
@@ -201,7 +212,7 @@ class Settings:
 
 
 def add_options(parser) -> None:
-    group = parser.getgroup("res2net", "res2net_validate: the Res2Net50 card as acceptance tests")
+    group = parser.getgroup("res2net", "res2net_validate: a model-zoo card as acceptance tests")
     for option in OPTIONS:
         env_help = f" [env {option.env}]" if option.env else ""
         if option.flag:

@@ -17,7 +17,7 @@ def test_fps(benchmark, precision, res2net_session, res2net_artifacts, res2net_r
     batch_size = len(images)  # the batch actually timed, for the table
     run_batch = res2net_runner.timed_call(images)
     info = res2net_runner.info
-    benchmark.group = f"res2net50 batch {batch_size}"
+    benchmark.group = f"{res2net_session.inputs.card.name} batch {batch_size}"
     benchmark.extra_info.update(
         {"batch_size": batch_size, "precision": precision, "backend": info.backend, "device": info.device}
     )

@@ -50,7 +50,7 @@ def res2net_thresholds(res2net_session, res2net_source):
 
 @pytest.fixture(scope="session")
 def res2net_preprocess(request, res2net_session):
-    return configured_preprocess(request.config, res2net_session.settings)
+    return configured_preprocess(request.config)
 
 
 @pytest.fixture(scope="session")

@@ -160,7 +160,7 @@ def pytest_collection_finish(session):
             or not any(item.get_closest_marker("res2net_baseline") for item in session.items)):
         return
     try:
-        run.identity.check_baseline_comparable(configured_preprocess(config, run.settings))
+        run.identity.check_baseline_comparable(configured_preprocess(config))
     except ValidateError as exc:
         raise pytest.UsageError(str(exc)) from None
 

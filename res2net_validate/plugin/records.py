@@ -120,6 +120,11 @@ class Report:
             if note not in self.notes:
                 self.notes.append(note)
 
+    @property
+    def label(self) -> str:
+        """The card's label for the Model column (results of a run that recorded none: the first card's)."""
+        return (self.run.get("card") or {}).get("label") or MODEL_LABEL
+
     def sorted_rows(self) -> list[ReportRow]:
         order = {p: i for i, p in enumerate(PRECISIONS)}
         return sorted(self.rows.values(), key=lambda r: (order.get(r.precision, 99), r.backend))
@@ -127,7 +132,7 @@ class Report:
     def table(self) -> str:
         cells = [COLUMNS] + [
             (
-                MODEL_LABEL,
+                self.label,
                 str(row.batch_size) if row.batch_size else "-",
                 row.precision.upper(),
                 row.backend,
@@ -153,7 +158,8 @@ class Report:
 
     def to_json(self) -> dict:
         return {
-            "model": MODEL_LABEL,
+            "model": self.label,
+            "card": (self.run.get("card") or {}).get("name"),
             "run": self.run,
             "rows": [
                 {"precision": r.precision, "backend": r.backend, "batch_size": r.batch_size, "fps": r.fps,

@@ -41,12 +41,12 @@ def check_at_start(config) -> None:
     from ..errors import ValidateError
 
     config.stash[CHECKED_KEY] = True
-    session = session_of(config)
     outputs = {}
     benchmark_json = getattr(config.option, "benchmark_json", None)
     if benchmark_json is not None and not hasattr(benchmark_json, "write"):
         outputs[f"--benchmark-json {benchmark_json}"] = benchmark_json
     try:
+        session = session_of(config)  # reads the card: a missing or malformed one is a usage error
         session.preflight.run({label: _as_path(path) for label, path in outputs.items()})
     except ValidateError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -68,11 +68,9 @@ def header_lines(config) -> list[str]:
     return lines + report_header_lines()
 
 
-def configured_preprocess(config, settings):
+def configured_preprocess(config):
     """The run's Preprocess: --preprocess, then the pytest_res2net_validate_preprocess hook's replacement."""
-    from ..data.preprocess import Preprocess
-
-    preprocess = Preprocess(method=settings.preprocess)
+    preprocess = session_of(config).inputs.preprocess()
     return config.hook.pytest_res2net_validate_preprocess(config=config, preprocess=preprocess) or preprocess
 
 

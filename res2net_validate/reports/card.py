@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ValidateError
-from ..thresholds import PACKAGED, load_thresholds
+from ..cards import DEFAULT_CARD, card_path, thresholds_of
 
-# The packaged res2net50.yaml carries the card's results table (batch 32 on MR-V100) as its FPS floors.
-CARD_THRESHOLDS = PACKAGED / "res2net50.yaml"
+# Runs recorded before cards named theirs are of the first card, whose results table (batch 32 on MR-V100)
+# its FPS floors carry.
 
 
 def reference_fps(thresholds: dict) -> tuple[str, dict[str, dict[str, float]]]:
@@ -17,10 +17,10 @@ def reference_fps(thresholds: dict) -> tuple[str, dict[str, dict[str, float]]]:
     path = thresholds.get("path")
     if path and Path(path).is_file():
         try:
-            loaded = load_thresholds(path)
+            loaded = thresholds_of(path)
         except ValidateError:
             loaded = None
         if loaded is not None and loaded.performance:
             return f"{Path(path).name}, batch {loaded.batch_size}", loaded.performance
-    card = load_thresholds(CARD_THRESHOLDS)
+    card = thresholds_of(card_path(DEFAULT_CARD))
     return f"card, batch {card.batch_size}", card.performance

@@ -91,7 +91,8 @@ def build(merged: Merged, fps_tolerance: float, accuracy_tolerance: float) -> li
     # (an FPS-only run, and its benchmark file, may sit in more than one kind: count each once)
     runs = len({id(run) for kind in merged.kinds for run in kind.runs})
     benchmarks = len({id(b) for kind in merged.kinds for b in kind.benchmarks}) + len(merged.unmatched_benchmarks)
-    blocks: list[Block] = [Heading(1, f"{MODEL_LABEL} validation report"),
+    labels = " / ".join(dict.fromkeys(kind.label for kind in merged.kinds)) or MODEL_LABEL
+    blocks: list[Block] = [Heading(1, f"{md(labels)} validation report"),
                            Text(f"{runs} result file(s), {benchmarks} benchmark file(s).")]
     if merged.mixed:
         blocks.append(Text(f"**These runs are of {len(merged.kinds)} different kinds** (model, thresholds file or "
@@ -186,9 +187,9 @@ def _card_tables(kind: Kind, latest: dict) -> list[Block]:
     blocks: list[Block] = []
     for device in kind.devices():
         keys = sorted((k for k in latest if k.device == device), key=_series_order)
-        blocks.append(Heading(3, f"Card table: {md(device)}"))
+        blocks.append(Heading(3, f"{md(kind.label)} card table: {md(device)}"))
         blocks.append(Table(CARD_COLUMNS, [
-            [MODEL_LABEL, str(k.batch_size or "-"), md(k.precision.upper()), md(k.backend),
+            [md(kind.label), str(k.batch_size or "-"), md(k.precision.upper()), md(k.backend),
              _num(latest[k].row.get("fps")), _num(latest[k].row.get("top1")), _num(latest[k].row.get("top5")),
              str(latest[k].row.get("images") or "-"), md(latest[k].label)] for k in keys]))
     return blocks

@@ -94,6 +94,14 @@ class Kind:
     def dataset(self) -> dict:
         return next((r.run["dataset"] for r in self.runs if r.run.get("dataset")), {})
 
+    @property
+    def label(self) -> str:
+        """The card's label, for the Model column (runs from before cards recorded theirs: the first card's)."""
+        from ..constants import MODEL_LABEL
+
+        return next(((r.run.get("card") or {}).get("label") for r in self.runs if (r.run.get("card") or {}).get("label")),
+                    MODEL_LABEL)
+
     def title(self) -> str:
         parts = [self.key.model or "unknown model"]
         thresholds = self.thresholds

@@ -210,12 +210,12 @@ def _accuracy_floors(kind: Kind, latest) -> dict[tuple[str, str], float]:
         return floors
     from pathlib import Path
 
-    from ..thresholds import load_thresholds
+    from ..cards import thresholds_of
 
     path = kind.thresholds.get("path")
     if path and Path(path).is_file():
         try:
-            loaded = load_thresholds(path)
+            loaded = thresholds_of(path)
         except ValidateError:
             return {}
         for precision, target in loaded.accuracy.items():

@@ -15,18 +15,18 @@ class RunIdentity:
 
     @memoised
     def model(self) -> dict:
-        """What identifies the model this run measures (an FPS-only run has no more): source,
+        """What identifies the model this run measures (an FPS-only run has no more): card, source,
         thresholds file, model name, weights."""
-        from .. import MODEL_NAME
         from ..cache import file_sha256
 
         thresholds = self.inputs.thresholds()
         source = self.inputs.source()
         return {
+            "card": self.inputs.card.identity(),
             "source": source.describe(),
             "thresholds": {"path": str(thresholds.path), "sha256": file_sha256(thresholds.path),
                            "model": thresholds.model, "batch_size": thresholds.batch_size},
-            "model_name": MODEL_NAME,
+            "model_name": self.inputs.card.model_key,
             "weights_sha256": file_sha256(source.weights),
         }
 

@@ -9,11 +9,10 @@ from pathlib import Path
 from ..cache import ArtifactCache
 from ..errors import NotConfigured, ValidateError
 from ..settings import Settings
+from ..cards import DEFAULT_CARD, is_card, load_card
 from ..thresholds import Thresholds, load_thresholds
 from .memo import memoised, was_computed
 from .progress import Progress
-
-ORIGINAL_CHECKPOINT = "res2net50_14w_8s-6527dddc.pth"
 
 
 @dataclass(frozen=True)
@@ -34,16 +33,17 @@ class Source:
         return f"weights {self.weights}, dataset {self.dataset_dir}"
 
 
-def configured_source(settings: Settings) -> Source:
-    """The source as the options describe it; cheap, generates nothing (for the header and preflight)."""
+def configured_source(settings: Settings, release: str) -> Source:
+    """The source as the options describe it; cheap, generates nothing (for the header and preflight).
+    ``release``: the card's released checkpoint file, looked for in the checkpoints dir."""
     if settings.embedded:
         return Source(None, None, embedded=True)
     weights = settings.weights
-    if weights is None and (Path(settings.checkpoints_dir) / ORIGINAL_CHECKPOINT).is_file():
-        weights = Path(settings.checkpoints_dir) / ORIGINAL_CHECKPOINT
+    if weights is None and (Path(settings.checkpoints_dir) / release).is_file():
+        weights = Path(settings.checkpoints_dir) / release
     no_data = "no ImageNet val: pass --dataset-dir DIR or set DATASETS_DIR" if settings.dataset_dir is None else None
     if weights is None:
-        missing = [f"no weights: pass --weights FILE ({ORIGINAL_CHECKPOINT}) or put it in CHECKPOINTS_DIR", no_data]
+        missing = [f"no weights: pass --weights FILE ({release}) or put it in CHECKPOINTS_DIR", no_data]
         reason = "; ".join(filter(None, missing)) + "; or run the embedded default with --embedded"
         return Source(None, settings.dataset_dir, embedded=False, skip_reason=reason, no_data_reason=no_data)
     # Weights alone are enough for FPS: the performance tests run, the accuracy tests skip.
@@ -55,7 +55,8 @@ class Inputs:
         self.settings = settings
         self.cache = cache
         self.progress = progress
-        self.configured = configured_source(settings)
+        self.card = load_card(settings.values.get("card") or DEFAULT_CARD)
+        self.configured = configured_source(settings, self.card.checkpoint_file)
 
     @memoised
     def source(self) -> Source:
@@ -67,7 +68,7 @@ class Inputs:
         from ..embedded.default import ensure_embedded_default
 
         with self.progress.live():
-            default = ensure_embedded_default(self.cache, progress=self.progress.enabled)
+            default = ensure_embedded_default(self.cache, progress=self.progress.enabled, model_key=self.card.model_key)
         return Source(default.weights, default.dataset_dir, embedded=True)
 
     @memoised
@@ -77,31 +78,46 @@ class Inputs:
         from ..graphs.checkpoint import Checkpoint
 
         weights = self.configured.weights if not self.configured.embedded else self.source().weights
-        return Checkpoint(weights)
+        return Checkpoint(weights, self.card.model_key, self.card.checkpoint_file)
 
     @memoised
     def thresholds(self) -> Thresholds:
-        path = self.thresholds_path()
-        if self.settings.thresholds is None and not path.is_file():
-            raise ValidateError(
-                f"no thresholds file at {path}: the default thresholds ship inside the res2net_validate "
-                "package (package data), and this installation lacks them. Reinstall it (pip install .), "
-                "or pass --thresholds FILE.")
-        thresholds = load_thresholds(path)
-        from .. import MODEL_NAME
-
-        if thresholds.model and thresholds.model != MODEL_NAME:
-            raise ValidateError(
-                f"thresholds file {path}: model {thresholds.model!r} is not the model being validated "
-                f"({MODEL_NAME}); pass the thresholds of {MODEL_NAME} with --thresholds FILE")
-        return thresholds
+        """The card's thresholds (its embedded: section with --embedded), or the --thresholds file's: a
+        thresholds file, or another card file whose thresholds then apply."""
+        card, embedded = self.card, self.settings.embedded
+        if self.settings.thresholds is not None:
+            path = Path(self.settings.thresholds)
+            if is_card(path):
+                card = load_card(path)
+            else:
+                return self._of_this_model(load_thresholds(path))
+        chosen = card.embedded if embedded else card.thresholds
+        if chosen is None:
+            raise ValidateError(f"card {card.path} has no embedded: section, so --embedded has no thresholds for "
+                                f"{card.label}; add one (see the README's Cards section) or pass --thresholds FILE")
+        return self._of_this_model(chosen)
 
     def thresholds_path(self) -> Path:
-        if self.settings.thresholds is not None:
-            return Path(self.settings.thresholds)
-        from ..thresholds import PACKAGED
+        return Path(self.settings.thresholds) if self.settings.thresholds is not None else self.card.path
 
-        return PACKAGED / ("embedded.yaml" if self.settings.embedded else "res2net50.yaml")
+    def _of_this_model(self, thresholds: Thresholds) -> Thresholds:
+        model = self.card.model_key
+        if thresholds.model and thresholds.model != model:
+            raise ValidateError(
+                f"thresholds file {thresholds.path}: model {thresholds.model!r} is not the model being validated "
+                f"({model}, card {self.card.name}); pass the thresholds of {model} with --thresholds FILE, or "
+                "choose the card of that model with --card")
+        return thresholds
+
+    @memoised
+    def preprocess(self):
+        """The card's preprocessing (its model's published transform, or the explicit values the card
+        gives), by --preprocess's method; a conftest's hook may still replace it (plugin.wiring)."""
+        from ..data.preprocess import Preprocess
+
+        if self.card.preprocess is None:
+            return Preprocess.published(self.card.model_key, method=self.settings.preprocess)
+        return Preprocess(**self.card.preprocess, method=self.settings.preprocess)
 
     @memoised
     def dataset(self):
@@ -118,8 +134,10 @@ class Inputs:
 
         s = self.settings
         has_data = not self.configured.no_data_reason
+        # the card's calibration size where the user gave none (the embedded default keeps its own split)
+        calib_count = s.calib_count if s.calib_count is not None or s.embedded else self.card.calibration_images
         return split_images(self.dataset().images if has_data else (), num_images=s.num_images if has_data else None,
-                            calib_count=s.calib_count, calib_dir=s.calib_dir, calib_on_scored=s.calib_on_scored,
+                            calib_count=calib_count, calib_dir=s.calib_dir, calib_on_scored=s.calib_on_scored,
                             calib_list=s.calib_list, subset_seed=s.subset_seed)
 
     @memoised

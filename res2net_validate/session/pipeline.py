@@ -53,7 +53,10 @@ class Pipeline:
             description = (f"{len(calibration_images)} images{listed} from --calib-dir" if s.calib_dir is not None
                            else f"{len(calibration_images)} held-out val images{listed}")
             source = CalibrationSource(calibration_images, preprocess, s.batch_size, description)
-        settings = CalibrationSettings(method=self.settings.calib_method, percentile=self.settings.calib_percentile)
+        # the card's observer unless --calib-method was given
+        given = self.settings.sources.get("calib_method", "default") != "default"
+        method = self.settings.calib_method if given else self.inputs.card.calibration_method
+        settings = CalibrationSettings(method=method, percentile=self.settings.calib_percentile)
         return Artifacts(self.cache, self.inputs.checkpoint(), source, settings, progress=self.progress.enabled)
 
     @memoised

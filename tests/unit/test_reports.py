@@ -92,7 +92,7 @@ def two_nights_and_a_gpu(tmp_path):
 def test_two_nights_and_a_second_device_give_one_card_table_per_device_with_the_latest_numbers(tmp_path):
     written = write_report(two_nights_and_a_gpu(tmp_path), [], tmp_path / "out")
     found = tables(written.markdown.read_text())
-    cpu, gpu = found[f"Card table: {CPU}"], found[f"Card table: {GPU}"]
+    cpu, gpu = found[f"Res2Net50 card table: {CPU}"], found[f"Res2Net50 card table: {GPU}"]
     assert [(r["Precision"], r["FPS"], r["Top-1(%)"], r["Run"]) for r in cpu] == [
         ("FP32", "10.20", "94.14", "2026-11-30 01:00 box1"), ("FP16", "6.00", "84.00", "2026-11-30 01:00 box1")]
     assert [(r["Precision"], r["FPS"], r["Run"]) for r in gpu] == [
@@ -127,7 +127,7 @@ def test_failures_come_first_with_measured_value_interval_and_threshold(tmp_path
         in problems
     assert f"- **REGRESSION** top1 FP16 on {CPU} (onnxruntime): 93.75 → 84.00 (-9.75 points)" in problems
     assert "fps FP32" not in problems  # 10.0 -> 10.2 is no regression
-    assert markdown.index("Failures and regressions") < markdown.index("Card table")
+    assert markdown.index("Failures and regressions") < markdown.index("card table")
 
 
 def test_a_regression_says_since_when_and_a_recovery_is_not_one(tmp_path):
@@ -151,7 +151,7 @@ def test_the_html_is_one_file_with_every_plot_inline(tmp_path):
     assert len(images) == 4
     assert all(base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n") for data in images)
     assert re.findall(r'(?:src|href)="(?!data:)', page) == []  # nothing fetched
-    assert f"<h3>Card table: {GPU}</h3>" in page and '<td class="n">1500.00</td>' in page
+    assert f"<h3>Res2Net50 card table: {GPU}</h3>" in page and '<td class="n">1500.00</td>' in page
     assert '<td class="fail">FAIL</td>' in page
 
 
@@ -176,8 +176,8 @@ def test_runs_of_another_thresholds_file_get_their_own_section_never_one_table(t
         "res2net50_14w_8s · thresholds embedded.yaml (sha256 aaaaaaaaaaaa) · dataset ffffffffffff, 320 images",
         "res2net50_14w_8s · thresholds embedded.yaml (sha256 bbbbbbbbbbbb) · dataset ffffffffffff, 320 images"]
     first, second = (tables("## " + s) for s in sections)
-    assert [r["FPS"] for r in first[f"Card table: {CPU}"]] == ["10.20", "6.00"]
-    assert [r["FPS"] for r in second[f"Card table: {CPU}"]] == ["5.00", "4.00"]
+    assert [r["FPS"] for r in first[f"Res2Net50 card table: {CPU}"]] == ["10.20", "6.00"]
+    assert [r["FPS"] for r in second[f"Res2Net50 card table: {CPU}"]] == ["5.00", "4.00"]
     assert "REGRESSION" not in sections[1]  # 5 FPS is not compared with the other kind's 10
 
 
@@ -197,7 +197,7 @@ def test_a_results_json_from_before_run_metadata_still_reports(tmp_path):
     report.write_json(tmp_path / "old.json")
     markdown = write_report([tmp_path / "old.json"], [], tmp_path / "out").markdown.read_text()
     assert "Res2Net50 · thresholds not recorded · dataset not recorded" in markdown
-    (row,) = tables(markdown)[f"Card table: {CPU}"]
+    (row,) = tables(markdown)[f"Res2Net50 card table: {CPU}"]
     assert (row["FPS"], row["Top-1(%)"], row["Run"]) == ("7.25", "94.10", "old.json")
     assert "No verdicts recorded in these files" in markdown
 
@@ -222,7 +222,7 @@ def test_the_markdown_report_needs_no_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     written = write_report(two_nights_and_a_gpu(tmp_path), [], tmp_path / "out")
     assert written.html is None and "pip install 'res2net_validate[report]'" in written.skipped
-    assert len(tables(written.markdown.read_text())[f"Card table: {GPU}"]) == 2
+    assert len(tables(written.markdown.read_text())[f"Res2Net50 card table: {GPU}"]) == 2
 
 
 def test_the_report_command_prints_where_and_fails_in_one_line(tmp_path, capsys):
@@ -336,7 +336,7 @@ def test_an_fps_only_run_shares_the_card_table_of_the_accuracy_run_of_its_model(
     assert "different kinds" not in markdown
     assert markdown.count("\n## ") == 1 and "2 result file(s)" in markdown
     found = tables(markdown)
-    assert [(r["Precision"], r["FPS"], r["Top-1(%)"], r["Run"]) for r in found[f"Card table: {CPU}"]] == [
+    assert [(r["Precision"], r["FPS"], r["Top-1(%)"], r["Run"]) for r in found[f"Res2Net50 card table: {CPU}"]] == [
         ("FP32", "12.00", "94.14", "2026-11-30 01:00 box1 (FPS: 2026-11-30 01:30 box3)"),
         ("FP16", "9.00", "93.75", "2026-11-30 01:00 box1 (FPS: 2026-11-30 01:30 box3)")]
     # each verdict stays with its run: the accuracy floors and the FPS check side by side
@@ -352,7 +352,7 @@ def test_an_fps_only_run_shares_the_card_table_of_the_accuracy_run_of_its_model(
     assert proofs == ["FAIL"] and "(precision; run 2026-11-30 01:30 box3): all layers proven" in markdown
     # the accuracy run's newer numbers still win when the FPS run is the older one
     paths[1] = write(tmp_path / "perf.json", fps_only("2026-11-29T01:30:00+00:00", fps=(11.0, 7.0)))
-    card = tables(write_report(paths, [], tmp_path / "out").markdown.read_text())[f"Card table: {CPU}"]
+    card = tables(write_report(paths, [], tmp_path / "out").markdown.read_text())[f"Res2Net50 card table: {CPU}"]
     assert [(r["FPS"], r["Top-1(%)"]) for r in card] == [("11.00", "94.14"), ("7.00", "93.75")]
 
 
@@ -364,7 +364,7 @@ def test_an_fps_only_run_joins_every_dataset_of_its_model_but_datasets_never_sha
     markdown = write_report(paths, [], tmp_path / "out").markdown.read_text()
     assert "**These runs are of 2 different kinds**" in markdown and "3 result file(s)" in markdown
     sections = [tables("## " + s) for s in markdown.split("\n## ")[1:]]
-    assert [[(r["FPS"], r["Top-1(%)"]) for r in section[f"Card table: {CPU}"]] for section in sections] == [
+    assert [[(r["FPS"], r["Top-1(%)"]) for r in section[f"Res2Net50 card table: {CPU}"]] for section in sections] == [
         [("12.00", "94.14"), ("9.00", "93.75")], [("12.00", "90.00"), ("9.00", "89.00")]]
     with pytest.raises(ValidateError, match="2 different kinds"):
         write_report(paths, [], tmp_path / "out", one_kind=True)
@@ -381,7 +381,7 @@ def test_an_fps_only_run_of_other_weights_or_thresholds_keeps_its_own_section(tm
     assert titles[1].endswith("· no images scored (FPS only)")
     assert titles[1].startswith("Res2Net50 · thresholds not recorded" if other.get("identity") is False else
                                 "res2net50_14w_8s · thresholds embedded.yaml")
-    first, second = (tables("## " + s)[f"Card table: {CPU}"] for s in markdown.split("\n## ")[1:])
+    first, second = (tables("## " + s)[f"Res2Net50 card table: {CPU}"] for s in markdown.split("\n## ")[1:])
     assert [r["FPS"] for r in first] == ["-", "-"] and [r["FPS"] for r in second] == ["12.00", "9.00"]
 
 
