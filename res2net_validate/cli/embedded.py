@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from ..cache import ArtifactCache
+from ..cards import DEFAULT_CARD, load_card
 from ..embedded.default import DEFAULT_PARAMS, INFO_FILE, ensure_embedded_default
 from ..settings import command_cache_dir
 
@@ -20,9 +21,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         help="generate (or find) the embedded default: a labelled JPEG set and a stand-in checkpoint",
         description="Generate, once per cache, the embedded default that --embedded runs on: "
         f"{DEFAULT_PARAMS.num_images} JPEGs of {DEFAULT_PARAMS.num_classes} procedural classes in the card's "
-        "layout and a stand-in res2net50_14w_8s checkpoint fitted on separate generated images. "
+        "layout and a stand-in checkpoint of the card's model fitted on separate generated images. "
         "Prints where they are.",
     )
+    parser.add_argument("--card", default=DEFAULT_CARD, metavar="NAME|FILE",
+                        help=f"the card whose model the stand-in is (default: {DEFAULT_CARD})")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR",
                         help="artifact cache (default: $CHECKPOINTS_DIR, else the user cache dir)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -31,10 +34,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_cli(args: argparse.Namespace) -> int:
     cache = ArtifactCache(command_cache_dir(args.cache_dir))
-    default = ensure_embedded_default(cache, progress=not args.quiet, params=DEFAULT_PARAMS)
+    card = load_card(args.card)
+    default = ensure_embedded_default(cache, progress=not args.quiet, params=DEFAULT_PARAMS, model_key=card.model_key)
     info = json.loads((default.dataset_dir.parent / INFO_FILE).read_text())
     print(f"dataset:  {default.dataset_dir}  ({default.num_images} images, card layout)")
-    print(f"weights:  {default.weights}")
+    print(f"weights:  {default.weights}  (stand-in {card.model_key}, card {card.name})")
     print("classes:  " + ", ".join(f"{c['label']} {c['concept']}" for c in info["classes"]))
     print(f"stand-in head fitted on {info['train_images']} separate generated images "
           f"(training Top-1 {info['train_top1']}%)")

@@ -1,6 +1,6 @@
-"""The embedded default: generated data and stand-in checkpoint.
+"""The embedded default: generated data and stand-in checkpoint, for every packaged card's model.
 
-A tiny parameterisation (2 classes, a handful of images) is generated once per session into a
+A tiny parameterisation (2 classes, a handful of images) is generated once per module and card into a
 temporary cache; the full-size artifact is too slow for unit tests (the accuracy self-tests
 use it).
 """
@@ -17,18 +17,21 @@ import pytest
 import torch
 from PIL import Image
 
+from res2net_validate import MODEL_NAME
 from res2net_validate.embedded import default as embedded
 from res2net_validate.data.preprocess import model_data_config
-from res2net_validate.embedded import render
-from res2net_validate.cache import ArtifactCache
+from res2net_validate.embedded import render, standin
+from res2net_validate.cache import ArtifactCache, content_key
+from res2net_validate.cards import load_card, packaged_cards
 from res2net_validate.imagenet import canonical_val_labels, canonical_wnids
 from res2net_validate.errors import ValidateError
-from res2net_validate.graphs.checkpoint import load_model, read_state_dict
+from res2net_validate.graphs.checkpoint import create_model, load_model, read_state_dict
 
 TINY = embedded.EmbeddedParams(
     num_classes=2, val_images_per_class=2, train_images_per_class=2, bn_images=4, batch_size=4, head_steps=30
 )
-THRESHOLDS = Path(__file__).resolve().parents[2] / "thresholds" / "embedded.yaml"
+CARDS = packaged_cards()
+NEW_CARDS = [name for name in CARDS if load_card(name).model_key != MODEL_NAME]
 
 
 def _files(root: Path) -> dict[str, str]:
@@ -188,14 +191,135 @@ def test_bad_parameters_are_one_clear_error(bad):
         embedded.EmbeddedParams(**bad)
 
 
-def test_thresholds_file_is_valid_and_above_chance():
-    from res2net_validate.thresholds import load_thresholds
-
-    thresholds = load_thresholds(THRESHOLDS)
-    assert thresholds.model == "res2net50_14w_8s"
+@pytest.mark.parametrize("name", CARDS)
+def test_every_card_has_embedded_thresholds_above_chance(name):
+    card = load_card(name)
+    thresholds = card.embedded
+    assert thresholds is not None, f"card {name} has no embedded: section"
+    assert thresholds.model == card.model_key
     assert thresholds.performance == {}
     chance_top1 = 100 / embedded.DEFAULT_PARAMS.num_classes
     for precision in ("fp32", "fp16", "int8"):
         target = thresholds.accuracy_for(precision)
         assert target is not None
         assert 3 * chance_top1 < target.top1 < 100 and 5 * chance_top1 < target.top5 <= 100
+    assert set(thresholds.max_drop_vs_fp32) == {"fp16", "int8"}
+
+
+# -- the generalisation to any card's model ------------------------------------------------------------
+
+
+def test_the_default_cards_key_parts_are_unchanged():
+    """Existing caches of the Res2Net50 embedded default stay valid: the key (less the library versions,
+    which are this machine's) is the one generator version 1 always had."""
+    parts = embedded.cache_key_parts(embedded.DEFAULT_PARAMS)
+    assert parts == embedded.cache_key_parts(embedded.DEFAULT_PARAMS, MODEL_NAME, embedded.WEIGHTS_FILE)
+    assert parts["model"] == "res2net50_14w_8s"
+    assert parts["params"] == {"seed": 0, "num_classes": 10, "val_images_per_class": 32,
+                               "train_images_per_class": 16, "bn_images": 20, "jpeg_quality": 90, "bn3_gamma": 0.5,
+                               "black_blind_stem": True, "head_l2": 0.01, "head_steps": 200, "batch_size": 16}
+    assert set(parts) == {"generator_version", "model", "params", "concepts", "versions"}
+    assert content_key({k: v for k, v in parts.items() if k != "versions"}) == "a80c75aac26ea5c2f6a0"
+    assert embedded.WEIGHTS_FILE == "res2net50_14w_8s-embedded.pth"
+
+
+def test_stand_in_file_names_follow_the_release_without_its_hash():
+    assert embedded.stand_in_file(MODEL_NAME, load_card("res2net50").checkpoint_file) == embedded.WEIGHTS_FILE
+    for name in CARDS:
+        card = load_card(name)
+        assert embedded.stand_in_file(card.model_key, card.checkpoint_file) == embedded.stand_in_file(card.model_key)
+    assert embedded.stand_in_file("timm_net", "timm_net-1234abcd.pth") == "timm_net-embedded.pth"
+    assert embedded.stand_in_file("torchvision:b:W.T", "b_2x-0123456789abcdef.safetensors") == "b_2x-embedded.pth"
+
+
+def test_a_weights_file_other_than_the_models_own_name_is_keyed():
+    own = embedded.cache_key_parts(TINY, MODEL_NAME, embedded.stand_in_file(MODEL_NAME))
+    other = embedded.cache_key_parts(TINY, MODEL_NAME, "renamed-embedded.pth")
+    assert "weights_file" not in own and other["weights_file"] == "renamed-embedded.pth"
+    assert embedded.cache_key_parts(TINY, "torchvision:resnet18:ResNet18_Weights.IMAGENET1K_V1")["model"] != own["model"]
+    with pytest.raises(ValidateError, match="bare .pth"):
+        embedded.ensure_embedded_default(ArtifactCache(Path("/nonexistent")), params=TINY, weights_file="../x.pth")
+
+
+def _seeded(key):
+    torch.manual_seed(0)
+    return create_model(key)
+
+
+def test_zero_initialised_norms_are_exactly_res2nets_bn3_layers():
+    """The generic rule (BatchNorms the seeded init leaves at scale zero) picks the layers the
+    Res2Net-specific rule (``*.bn3``) picked, and nothing else; the stem is still ``conv1``."""
+    model = _seeded(MODEL_NAME)
+    bn3 = [name for name, _ in model.named_modules() if name.endswith(".bn3")]
+    assert len(bn3) == 16 and standin.zero_initialised_norms(model) == bn3
+    assert standin.stem_conv(model)[0] == "conv1" and standin.classifier(model)[0] == "fc"
+    backbone = standin.seeded_backbone(embedded.DEFAULT_PARAMS)
+    modules = dict(backbone.named_modules())
+    assert all(bool((modules[name].weight == embedded.DEFAULT_PARAMS.bn3_gamma).all()) for name in bn3)
+    assert standin.zero_initialised_norms(backbone) == []
+
+
+def test_the_feature_hook_reads_the_classifiers_input():
+    """pooled_features is what the last 1000-way Linear receives: timm's forward_head(pre_logits=True) for
+    Res2Net, and the same for a toy network whose classifier sits after dropout inside a Sequential."""
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    model = _seeded(MODEL_NAME)
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features(x), pre_logits=True).double()
+    assert torch.equal(standin.pooled_features(model, [x]), expected)
+
+    toy = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        torch.nn.Linear(8, 1000), torch.nn.Linear(1000, 16),  # a 1000-way layer that is not the last one
+        torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(16, 1000)),
+    ).eval()
+    assert standin.classifier(toy)[0] == "6.1" and standin.stem_conv(toy)[0] == "0"
+    with torch.no_grad():
+        assert torch.equal(standin.pooled_features(toy, [x, x[:1]]), torch.cat([toy[:6](x), toy[:6](x[:1])]).double())
+    assert not toy[6][1]._forward_pre_hooks  # the hook is gone afterwards
+    with pytest.raises(ValueError, match="no Linear layer with 1000 outputs"):
+        standin.classifier(torch.nn.Linear(3, 10))
+    with pytest.raises(ValueError, match="no Conv2d with 3 input channels"):
+        standin.stem_conv(torch.nn.Conv2d(1, 3, 1))
+
+
+@pytest.fixture(scope="module", params=NEW_CARDS)
+def tiny_card(request, tmp_path_factory):
+    """The tiny embedded default of each card whose model is not the default one (one build per card)."""
+    card = load_card(request.param)
+    cache = ArtifactCache(tmp_path_factory.mktemp(f"cache-{card.name}"))
+    return card, embedded.ensure_embedded_default(cache, progress=False, params=TINY, model_key=card.model_key)
+
+
+def test_each_cards_stand_in_loads_strictly_in_its_release_format(tiny_card):
+    card, default = tiny_card
+    assert default.weights.name == embedded.stand_in_file(card.model_key, card.checkpoint_file)
+    raw = torch.load(default.weights, map_location="cpu", weights_only=True)
+    assert isinstance(raw, dict) and all(isinstance(v, torch.Tensor) for v in raw.values())
+    assert not any(k.startswith(("module.", "model.")) for k in raw)
+    model = load_model(default.weights, card.model_key, card.checkpoint_file)  # strict: any mismatch raises
+    assert sum(p.numel() for p in model.parameters()) == card.parameters
+    assert set(raw) == set(model.state_dict())
+    info = json.loads((default.dataset_dir.parent / embedded.INFO_FILE).read_text())
+    assert card.model_key in info["what"]
+
+
+def test_each_cards_stand_in_has_its_head_folded_into_the_classifier(tiny_card):
+    card, default = tiny_card
+    model = load_model(default.weights, card.model_key, card.checkpoint_file)
+    _name, head = standin.classifier(model)
+    assert head.weight.shape[0] == 1000
+    transform = standin.evaluation_transform(card.model_key)
+    lines = (default.dataset_dir / embedded.LABEL_FILE).read_text().splitlines()
+    wnids = canonical_wnids()
+    batch = []
+    for line in lines:
+        name, label = line.split("\t")
+        batch.append(embedded.jpeg_to_tensor((default.dataset_dir / wnids[int(label)] / name).read_bytes(), transform))
+    with torch.no_grad():
+        logits = model(torch.stack(batch))
+    assert set(logits.argmax(dim=1).tolist()) <= set(default.classes)  # the generated classes rank first
+    stem = standin.stem_conv(model)[1].weight.double()
+    black = torch.tensor([-m / s for m, s in zip(model_data_config(card.model_key).mean,
+                                                   model_data_config(card.model_key).std)], dtype=torch.float64)
+    assert (stem.sum(dim=(2, 3)) @ black).abs().max() < 1e-4  # the stem is blind to black
