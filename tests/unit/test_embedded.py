@@ -28,7 +28,6 @@ from res2net_validate.graphs.checkpoint import load_model, read_state_dict
 TINY = embedded.EmbeddedParams(
     num_classes=2, val_images_per_class=2, train_images_per_class=2, bn_images=4, batch_size=4, head_steps=30
 )
-THRESHOLDS = Path(__file__).resolve().parents[2] / "thresholds" / "embedded.yaml"
 
 
 def _files(root: Path) -> dict[str, str]:
@@ -189,9 +188,9 @@ def test_bad_parameters_are_one_clear_error(bad):
 
 
 def test_thresholds_file_is_valid_and_above_chance():
-    from res2net_validate.thresholds import load_thresholds
+    from res2net_validate.cards import load_card
 
-    thresholds = load_thresholds(THRESHOLDS)
+    thresholds = load_card("res2net50").embedded
     assert thresholds.model == "res2net50_14w_8s"
     assert thresholds.performance == {}
     chance_top1 = 100 / embedded.DEFAULT_PARAMS.num_classes
