@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..constants import CALIBRATION_METHODS, INT8_GRAPH_FLAVOURS
 from ..cache import ArtifactCache
+from ..cards import DEFAULT_CARD, load_card
 from ..errors import BadImageError, ValidateError
 from ..graphs.calibrate import CalibrationSettings, TensorRanges
 from ..graphs.quantize import (
@@ -53,6 +54,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--worst-layers", type=int, default=0, metavar="N",
                         help="also list the N tensors that drift most from FP32 on the sanity images "
                              "(runs both graphs with every tensor exposed; 0: skip)")
+    parser.add_argument("--card", default=DEFAULT_CARD, metavar="NAME|FILE",
+                        help=f"the card of the graph's model: its preprocessing feeds calibration (default: {DEFAULT_CARD})")
     parser.add_argument("--out", type=Path, metavar="INT8.onnx", help="copy the INT8 graph here")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR",
                         help="artifact cache (default: $CHECKPOINTS_DIR, else the user cache dir)")
@@ -109,8 +112,8 @@ def _check_is_onnx(graph: Path) -> None:
         if model.graph.node:
             return
         problem = "it holds no graph nodes"
-    raise ValidateError(f"--graph {graph}: not an ONNX model ({problem}). Pass an FP32 ONNX graph of "
-                        "res2net50_14w_8s, e.g. the fp32 graph `res2net-validate export` prints.")
+    raise ValidateError(f"--graph {graph}: not an ONNX model ({problem}). Pass an FP32 ONNX graph, "
+                        "e.g. the fp32 graph `res2net-validate export` prints.")
 
 
 def _run_cli(args: argparse.Namespace) -> int:
@@ -122,13 +125,14 @@ def _run_cli(args: argparse.Namespace) -> int:
     from ..data.preprocess import Preprocess
 
     if not args.graph.is_file():
-        raise ValidateError(f"--graph {args.graph}: no such file. Pass an FP32 ONNX graph of res2net50_14w_8s.")
+        raise ValidateError(f"--graph {args.graph}: no such file. Pass an FP32 ONNX graph, e.g. the fp32 graph "
+                            "`res2net-validate export` prints.")
     _check_is_onnx(args.graph)  # before any calibration image is read
     settings = CalibrationSettings(method=args.method, percentile=args.percentile, batch_size=args.calib_batch)
     # Decided once, here: a wrong combination fails before any image is read, and the build uses this recipe.
     recipe = recipe_for(args.flavour, args.residual_add)
     files = calibration_file_list(args.calib_dir, args.calib_list, args.calib_count)
-    preprocess = Preprocess()
+    preprocess = Preprocess.for_card(load_card(args.card))  # the card's model's published transform
     cache = ArtifactCache(command_cache_dir(args.cache_dir))
     progress = sys.stderr.isatty()
     source = calibration_source(files, preprocess, cache, progress)

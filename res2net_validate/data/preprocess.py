@@ -150,6 +150,13 @@ class Preprocess:
                   "mean": config.mean, "std": config.std}
         return cls(**{**values, **overrides})
 
+    @classmethod
+    def for_card(cls, card, method: str = "exact") -> "Preprocess":
+        """A card's preprocessing: its model's published transform, or the explicit values the card gives."""
+        if card.preprocess is None:
+            return cls.published(card.model_key, method=method)
+        return cls(**card.preprocess, method=method)
+
     @property
     def resize_size(self) -> int:
         """Shorter side after resizing, as timm computes it: floor(image_size / crop_pct)."""

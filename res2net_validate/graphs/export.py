@@ -65,7 +65,8 @@ def _load_graph_dir(entry_path: Path, precision: str, built: bool) -> Graph:
     return Graph(entry_path / GRAPH_FILE, precision, built, GraphCheck.from_info(info))
 
 
-def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME, load_model=None) -> Graph:
+def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME, load_model=None,
+               release: str | None = None) -> Graph:
     """Export ``weights`` to a simplified, checked ONNX graph with a dynamic batch.
 
     ``load_model``: returns the module of ``weights`` (a caller that already holds it passes it so,
@@ -89,7 +90,8 @@ def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME
         from . import checkpoint
 
         out_dir.mkdir(parents=True)
-        model = load_model() if load_model is not None else checkpoint.load_model(weights, model_name)
+        model = (load_model() if load_model is not None
+                 else checkpoint.load_model(weights, model_name, release or checkpoint.RELEASE_FILE))
         size = model_data_config(model_name).image_size  # the crop timm publishes for this model
         raw_path = out_dir / "raw.onnx"
         with warnings.catch_warnings():
@@ -106,7 +108,7 @@ def fp32_graph(cache: ArtifactCache, weights: Path, model_name: str = MODEL_NAME
             )
         simplified, ok = onnxsim.simplify(onnx.load(str(raw_path)))
         if not ok:
-            raise RuntimeError("onnxsim could not validate the simplified Res2Net50 graph")
+            raise RuntimeError(f"onnxsim could not validate the simplified graph of {model_name}")
         raw_path.unlink()
         onnx.checker.check_model(simplified, full_check=True)
         onnx.save(simplified, str(out_dir / GRAPH_FILE))

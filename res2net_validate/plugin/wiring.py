@@ -64,6 +64,8 @@ def header_lines(config) -> list[str]:
                  if settings.values[o.name] is not None or o.name in ("weights", "dataset_dir")]
     for start in range(0, len(described), 4):
         lines.append("  " + "  ".join(described[start:start + 4]))
+    card = session.inputs.card
+    lines.append(f"  card: {card.label} ({card.model_key}), {card.path}")
     lines.append(f"  thresholds file: {session.inputs.thresholds_path()}")
     return lines + report_header_lines()
 

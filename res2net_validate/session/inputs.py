@@ -115,9 +115,7 @@ class Inputs:
         gives), by --preprocess's method; a conftest's hook may still replace it (plugin.wiring)."""
         from ..data.preprocess import Preprocess
 
-        if self.card.preprocess is None:
-            return Preprocess.published(self.card.model_key, method=self.settings.preprocess)
-        return Preprocess(**self.card.preprocess, method=self.settings.preprocess)
+        return Preprocess.for_card(self.card, self.settings.preprocess)
 
     @memoised
     def dataset(self):

@@ -43,10 +43,10 @@ def test_an_output_path_that_cannot_be_written_fails_at_start_up(suite, tmp_path
 
 
 def test_a_thresholds_file_for_another_model_is_a_usage_error(suite):
-    other = suite.path / "thresholds" / "resnet50.yaml"
+    other = suite.path / "thresholds" / "other-model.yaml"
     other.write_text("model: resnet50\naccuracy:\n  fp16: {top1: 76, top5: 93}\n")
     usage_error(suite.run("--co", "--embedded", f"--thresholds={other}"),
-                f"thresholds file {other}: model 'resnet50' is not the model being validated (res2net50_14w_8s)*")
+                f"thresholds file {other}: model 'resnet50' is not the model being validated (res2net50_14w_8s, card res2net50)*")
 
 
 def test_running_where_pytest_finds_no_thresholds_folder_uses_the_packaged_defaults(suite):
@@ -57,25 +57,24 @@ def test_running_where_pytest_finds_no_thresholds_folder_uses_the_packaged_defau
     shutil.rmtree(suite.path / "thresholds")
     result = suite.run("--co", "--embedded")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
-    packaged = PACKAGED / "embedded.yaml"  # a checkout's top-level thresholds/, an installation's package data
+    packaged = PACKAGED / "res2net50.yaml"  # a checkout's top-level thresholds/, an installation's package data
     result.stdout.fnmatch_lines([f"*thresholds file: {packaged}", "*test_top1_top5_meet_thresholds[[]fp16[]]*"])
 
 
 def test_an_installation_without_its_packaged_thresholds_says_to_reinstall(tmp_path, monkeypatch):
+    from res2net_validate import cards
     from res2net_validate import session as session_module
-    from res2net_validate import thresholds as thresholds_module
     from res2net_validate.errors import ValidateError
     from res2net_validate.settings import Settings
 
-    # an installation whose package folder lacks acceptance/thresholds/
-    monkeypatch.setattr(thresholds_module, "PACKAGED", tmp_path / "res2net_validate" / "acceptance" / "thresholds")
+    # an installation whose package folder lacks _thresholds/
+    missing = tmp_path / "res2net_validate" / "_thresholds"
+    monkeypatch.setattr(cards, "PACKAGED", missing)
     settings = Settings({"thresholds": None, "embedded": True, "checkpoints_dir": tmp_path / "cache"})
-    session = session_module.ValidationSession(settings, progress=False)
-    missing = tmp_path / "res2net_validate" / "acceptance" / "thresholds" / "embedded.yaml"
-    with pytest.raises(ValidateError, match=re.escape(f"no thresholds file at {missing}: the default thresholds ship "
-                       "inside the res2net_validate package (package data)") + r".*Reinstall it \(pip install \.\), or "
-                       "pass --thresholds FILE"):
-        session.inputs.thresholds()
+    with pytest.raises(ValidateError, match=re.escape(f"no packaged cards at {missing}: the cards ship inside the "
+                       "res2net_validate package (package data)") + r".*Reinstall it \(pip install \.\), or "
+                       "pass --card FILE"):
+        session_module.ValidationSession(settings, progress=False)
 
 
 def test_precision_on_the_command_line_overrides_pytest_addopts_and_still_repeats(suite, monkeypatch):

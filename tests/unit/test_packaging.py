@@ -16,7 +16,7 @@ import res2net_validate
 from res2net_validate.thresholds import PACKAGED
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULTS = ("embedded.yaml", "res2net50.yaml")
+DEFAULTS = ("mobilenet_v2.yaml", "res2net50.yaml", "resnet50.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_an_installed_wheel_finds_its_thresholds_inside_the_package(wheel, tmp_p
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)  # a pure-Python wheel unpacked: what pip install puts in site-packages
     probe = ("import res2net_validate.thresholds as t; print(t.__file__); print(t.PACKAGED); "
-             "print(t.load_thresholds(t.PACKAGED / 'res2net50.yaml').model)")
+             "import res2net_validate.cards as c; print(c.load_card('res2net50').model_key)")
     env = {**os.environ, "PYTHONPATH": str(site)}
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120,
                            cwd=tmp_path)

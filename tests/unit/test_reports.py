@@ -285,7 +285,9 @@ def test_fps_reference_marks_come_from_the_runs_thresholds_file_else_from_the_ca
     assert reference_fps({"path": str(thresholds / "res2net50.yaml")})[1] == {"MR-V100": {"fp16": 921.37,
                                                                                            "int8": 1933.74}}
     # no floors (embedded), unreadable, or not recorded: the card's own figures
-    for recorded in ({"path": str(thresholds / "embedded.yaml")}, {"path": str(tmp_path / "gone.yaml")}, {}):
+    embedded = tmp_path / "embedded.yaml"  # a thresholds file without FPS floors, as the embedded ones are
+    embedded.write_text("accuracy:\n  fp32: {top1: 91, top5: 98}\n")
+    for recorded in ({"path": str(embedded)}, {"path": str(tmp_path / "gone.yaml")}, {}):
         assert reference_fps(recorded) == ("card, batch 32", {"MR-V100": {"fp16": 921.37, "int8": 1933.74}})
 
 

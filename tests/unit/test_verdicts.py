@@ -80,6 +80,13 @@ def test_baseline_files_round_trip_and_bad_ones_are_one_clear_error(tmp_path):
     baseline.check_comparable(identity)
     with pytest.raises(ValidateError, match="made on another dataset"):
         baseline.check_comparable({**identity, "dataset": {"fingerprint": "other"}})
+    # a baseline of another card's model is no baseline (one saved before cards holds res2net50_14w_8s: it matches)
+    res2net = {**identity, "model_name": "res2net50_14w_8s"}
+    write_baseline(path, res2net, {"int8": baseline_entry(predictions, "g", "onnxruntime", "CPU")})
+    read_baseline(path).check_comparable(res2net)
+    with pytest.raises(ValidateError, match=r"made on another model than this run \(.*res2net50_14w_8s"):
+        read_baseline(path).check_comparable({**identity, "model_name": "torchvision:mobilenet_v2:x"})
+    write_baseline(path, identity, {"int8": baseline_entry(predictions, "g", "onnxruntime", "CPU")})
     with pytest.raises(ValidateError, match="has no fp16 predictions .it holds int8.; save a baseline with"):
         baseline.predictions("fp16")
     (tmp_path / "junk.json").write_text(json.dumps({"format": "something else"}))
