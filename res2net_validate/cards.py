@@ -18,12 +18,13 @@ accuracy: {fp16: {top1: 76.158, top5: 92.872}}
 max_drop_vs_fp32: {int8: {top1: 1.0, top5: 0.5}}
 performance: {MR-V100: {fp16: 4077.58}}
 embedded: {accuracy: {...}, max_drop_vs_fp32: {...}}
+embedded_params: {conv_identity: 4.0}   # optional: how this card's embedded default differs from the defaults
 ```
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from typing import Annotated, ClassVar, Literal, Optional, Union
@@ -78,7 +79,8 @@ class EmbeddedThresholdsSchema(_Strict):
 
 class CardSchema(ThresholdsSchema):
     EXPECTED: ClassVar[str] = ("a card: card, label, library, model, weights, checkpoint, preprocess, calibration, "
-                               "source, batch_size, accuracy, max_drop_vs_fp32, performance, embedded")
+                               "source, batch_size, accuracy, max_drop_vs_fp32, performance, embedded, "
+                               "embedded_params")
     card: CardName
     label: Text
     library: described(Literal["timm", "torchvision"], "timm or torchvision")
@@ -88,6 +90,10 @@ class CardSchema(ThresholdsSchema):
     preprocess: Union[described(Literal["published"], "'published'"), ExplicitPreprocess] = "published"
     calibration: CalibrationSpec = CalibrationSpec()
     embedded: Optional[EmbeddedThresholdsSchema] = None
+    # How this card's embedded default is generated, where it differs from embedded.default.DEFAULT_PARAMS
+    # (names and ranges are checked by embedded.default.params_for when the card is loaded).
+    embedded_params: optional(described(dict[str, Union[bool, int, float]],
+                                        "a mapping of embedded-default parameter names to numbers")) = None
 
     @model_validator(mode="after")
     def _torchvision_names_its_weights(self):
@@ -113,6 +119,8 @@ class Card:
     calibration_note: str
     thresholds: Thresholds  # the card's results table, for real weights and ImageNet
     embedded: Thresholds | None  # the embedded default's, derived from its healthy pipeline
+    # embedded.default.EmbeddedParams overrides (the card's embedded_params:); embedded.default.params_for
+    embedded_params: dict = field(default_factory=dict)
 
     @property
     def model_key(self) -> str:
@@ -162,8 +170,17 @@ def load_card(name_or_path: str | Path) -> Card:
                              for device, floors in document.performance.items()},
                             _targets(document.max_drop_vs_fp32))
     calibration = document.calibration
+    embedded_params = dict(document.embedded_params or {})
+    if embedded_params:
+        from .embedded.default import params_for
+
+        try:
+            params_for(embedded_params)
+        except ValidateError as exc:
+            raise ValidateError(f"{where}: embedded_params: {exc}") from None
     return Card(document.card, document.label, path, model, document.checkpoint.file, document.checkpoint.parameters,
-                preprocess, calibration.method, calibration.images, calibration.note, thresholds, embedded)
+                preprocess, calibration.method, calibration.images, calibration.note, thresholds, embedded,
+                embedded_params)
 
 
 def thresholds_of(path: str | Path) -> Thresholds:

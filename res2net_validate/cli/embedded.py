@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..cache import ArtifactCache
 from ..cards import DEFAULT_CARD, load_card
-from ..embedded.default import DEFAULT_PARAMS, INFO_FILE, ensure_embedded_default
+from ..embedded.default import DEFAULT_PARAMS, INFO_FILE, ensure_card_default
 from ..settings import command_cache_dir
 
 
@@ -35,7 +35,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 def _run_cli(args: argparse.Namespace) -> int:
     cache = ArtifactCache(command_cache_dir(args.cache_dir))
     card = load_card(args.card)
-    default = ensure_embedded_default(cache, progress=not args.quiet, params=DEFAULT_PARAMS, model_key=card.model_key)
+    default = ensure_card_default(cache, card, progress=not args.quiet)
     info = json.loads((default.dataset_dir.parent / INFO_FILE).read_text())
     print(f"dataset:  {default.dataset_dir}  ({default.num_images} images, card layout)")
     print(f"weights:  {default.weights}  (stand-in {card.model_key}, card {card.name})")

@@ -43,7 +43,7 @@ import hashlib
 import json
 import platform
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +103,12 @@ class EmbeddedParams:
     head_l2: float = 1e-2  # L2 weight of the logistic-regression head (on standardised features)
     head_steps: int = 200
     batch_size: int = 16
+    # -- added after generator version 1; each enters the cache key only when it is not its default, so
+    # -- the keys of artifacts built before it existed stay what they were (see cache_key_parts).
+    # An identity path through every convolution but the stem (see standin.add_identity_paths): its
+    # weight relative to each filter's norm; 0 leaves the random init alone.  A card sets it where the
+    # random network without shortcuts loses what its early layers see (``embedded_params:``).
+    conv_identity: float = 0.0
 
     def __post_init__(self):
         if not 2 <= self.num_classes <= len(CONCEPTS):
@@ -112,6 +118,8 @@ class EmbeddedParams:
                 f"embedded default: val_images_per_class={self.val_images_per_class} must be in "
                 f"1..{VAL_IMAGES_PER_CLASS} (the canonical names available per class)"
             )
+        if not 0 <= self.conv_identity <= 100:
+            raise ValidateError(f"embedded default: conv_identity={self.conv_identity} must be in 0..100")
         if self.train_images_per_class < 2 or not 2 <= self.bn_images <= self.num_classes * self.train_images_per_class:
             raise ValidateError(
                 "embedded default: need at least 2 training images per class, and 2..(all training images) BN images"
@@ -127,6 +135,24 @@ class EmbeddedParams:
 
 
 DEFAULT_PARAMS = EmbeddedParams()
+# The fields of generator version 1's parameters: every later field is keyed only when it is set.
+_VERSION_1_FIELDS = ("seed", "num_classes", "val_images_per_class", "train_images_per_class", "bn_images",
+                     "jpeg_quality", "bn3_gamma", "black_blind_stem", "head_l2", "head_steps", "batch_size")
+
+
+def params_for(overrides: dict | None = None) -> EmbeddedParams:
+    """The defaults with a card's ``embedded_params:`` applied (the one place a card's recipe differs)."""
+    unknown = sorted(set(overrides or {}) - {f.name for f in fields(EmbeddedParams)})
+    if unknown:
+        raise ValidateError(f"embedded default: unknown parameter(s) {', '.join(unknown)}; known: "
+                            + ", ".join(f.name for f in fields(EmbeddedParams)))
+    return EmbeddedParams(**{**asdict(DEFAULT_PARAMS), **(overrides or {})})
+
+
+def _key_params(params: EmbeddedParams) -> dict:
+    """``asdict(params)`` less the fields added after version 1 that are at their default."""
+    return {name: value for name, value in asdict(params).items()
+            if name in _VERSION_1_FIELDS or value != getattr(DEFAULT_PARAMS, name)}
 
 
 def stand_in_file(model_key: str = MODEL_NAME, release_file: str | None = None) -> str:
@@ -182,7 +208,7 @@ def cache_key_parts(params: EmbeddedParams, model_key: str = MODEL_NAME, weights
     parts = {
         "generator_version": GENERATOR_VERSION,
         "model": model_key,
-        "params": asdict(params),
+        "params": _key_params(params),
         "concepts": [asdict(c) for c in CONCEPTS[: params.num_classes]],
         "versions": _library_versions(),
     }
@@ -313,3 +339,12 @@ def ensure_embedded_default(
         num_images=params.num_images,
         classes=params.classes,
     )
+
+
+def ensure_card_default(cache: ArtifactCache, card, progress: bool = True) -> EmbeddedDefault:
+    """The embedded default of a ``cards.Card``: its model, its ``embedded_params:``, its stand-in named after
+    its released file (:func:`stand_in_file`).  What the session and ``res2net-validate embedded --card`` call,
+    so both find the same cache entry."""
+    return ensure_embedded_default(cache, progress=progress, params=params_for(card.embedded_params),
+                                   model_key=card.model_key,
+                                   weights_file=stand_in_file(card.model_key, card.checkpoint_file))

@@ -87,9 +87,33 @@ def seeded_backbone(params, model_key: str = MODEL_NAME):
     modules = dict(model.named_modules())
     for name in zero_initialised_norms(model):
         modules[name].weight.data.fill_(params.bn3_gamma)
+    stem = stem_conv(model)[1]
+    if params.conv_identity:
+        add_identity_paths(model, params.conv_identity, skip=stem)
     if params.black_blind_stem:
-        make_black_blind(stem_conv(model)[1].weight.data, model_key)
+        make_black_blind(stem.weight.data, model_key)
     return model
+
+
+def add_identity_paths(model, weight: float, skip=None) -> None:
+    """Give every ``Conv2d`` (but ``skip``, the stem) an identity component, in place: ``weight`` times each
+    filter's norm at the position ``torch.nn.init.dirac_`` marks (output channel i reads input channel i at
+    the kernel's centre; a strided one subsamples; a depthwise one keeps its channel).
+
+    Shortcuts carry what a network's early layers see -- colour, local texture statistics -- to its
+    pooled features: a ResNet's are its residual connections (with the branches' last BN scaled down,
+    see ``bn3_gamma``).  A random network without them (the transitions of an inverted-residual net)
+    mixes those statistics away within a few layers, and a linear head on its pooled features cannot
+    tell the generated classes apart; a trained one keeps them.  This restores that trait for any
+    convolutional network without naming its layers."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d) and module is not skip:
+            w = module.weight.data
+            identity = torch.zeros_like(w)
+            torch.nn.init.dirac_(identity, module.groups)
+            w.add_(weight * w.flatten(1).norm(dim=1)[:, None, None, None] * identity)
 
 
 def make_black_blind(weight, model_key: str = MODEL_NAME) -> None:

@@ -169,7 +169,7 @@ def test_cli_prints_where_the_default_is(tiny, monkeypatch, capsys):
     parser = argparse.ArgumentParser()
     embedded_cli.register_cli(parser.add_subparsers())
     args = parser.parse_args(["embedded", "--cache-dir", str(cache.root), "--quiet"])
-    monkeypatch.setattr(embedded_cli, "DEFAULT_PARAMS", TINY)  # the tiny artifact is already in this cache
+    monkeypatch.setattr(embedded, "DEFAULT_PARAMS", TINY)  # the tiny artifact is already in this cache
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert f"dataset:  {default.dataset_dir}  (4 images" in out and f"weights:  {default.weights}" in out
