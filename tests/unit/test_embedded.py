@@ -7,6 +7,7 @@ use it).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -283,12 +284,55 @@ def test_the_feature_hook_reads_the_classifiers_input():
         standin.stem_conv(torch.nn.Conv2d(1, 3, 1))
 
 
+def test_a_cards_embedded_params_override_the_defaults_and_enter_the_key_only_when_set():
+    assert embedded.params_for({}) == embedded.params_for(None) == embedded.DEFAULT_PARAMS
+    tuned = embedded.params_for({"conv_identity": 4.0, "seed": 3})
+    assert (tuned.conv_identity, tuned.seed, tuned.head_l2) == (4.0, 3, embedded.DEFAULT_PARAMS.head_l2)
+    assert "conv_identity" not in embedded.cache_key_parts(embedded.DEFAULT_PARAMS)["params"]
+    assert embedded.cache_key_parts(tuned)["params"]["conv_identity"] == 4.0
+    with pytest.raises(ValidateError, match="unknown parameter.*colour"):
+        embedded.params_for({"colour": 1})
+    with pytest.raises(ValidateError, match="conv_identity"):
+        embedded.params_for({"conv_identity": -1.0})
+
+
+def test_a_card_with_bad_embedded_params_is_one_clear_error(tmp_path):
+    text = load_card("res2net50").path.read_text()
+    good = tmp_path / "tuned.yaml"
+    good.write_text(text + "embedded_params: {conv_identity: 2, head_l2: 0.05}\n")
+    assert load_card(good).embedded_params == {"conv_identity": 2, "head_l2": 0.05}
+    assert load_card("res2net50").embedded_params == {}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text + "embedded_params: {conv_identities: 2}\n")
+    with pytest.raises(ValidateError, match=r"bad.yaml: embedded_params: .*unknown parameter\(s\) conv_identities"):
+        load_card(bad)
+
+
+def test_identity_paths_add_a_scaled_dirac_to_every_conv_but_the_stem():
+    torch.manual_seed(0)
+    toy = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 3, groups=8),
+                              torch.nn.Conv2d(8, 4, 1, stride=2))
+    before = [m.weight.detach().clone() for m in toy]
+    standin.add_identity_paths(toy, 2.0, skip=toy[0])
+    assert torch.equal(toy[0].weight, before[0])
+    for module, old in zip(toy[1:], before[1:]):
+        identity = torch.zeros_like(old)
+        torch.nn.init.dirac_(identity, module.groups)
+        expected = old + 2.0 * old.flatten(1).norm(dim=1)[:, None, None, None] * identity
+        assert torch.allclose(module.weight, expected)
+    assert toy[1].weight[:, 0, 1, 1].abs().min() > toy[1].weight[:, 0, 0, 0].abs().max()  # centre taps dominate
+
+
 @pytest.fixture(scope="module", params=NEW_CARDS)
 def tiny_card(request, tmp_path_factory):
-    """The tiny embedded default of each card whose model is not the default one (one build per card)."""
+    """The tiny embedded default of each card whose model is not the default one (one build per card), with
+    the card's own embedded_params."""
     card = load_card(request.param)
     cache = ArtifactCache(tmp_path_factory.mktemp(f"cache-{card.name}"))
-    return card, embedded.ensure_embedded_default(cache, progress=False, params=TINY, model_key=card.model_key)
+    params = dataclasses.replace(TINY, **card.embedded_params)
+    return card, embedded.ensure_embedded_default(cache, progress=False, params=params, model_key=card.model_key,
+                                                  weights_file=embedded.stand_in_file(card.model_key,
+                                                                                      card.checkpoint_file))
 
 
 def test_each_cards_stand_in_loads_strictly_in_its_release_format(tiny_card):
