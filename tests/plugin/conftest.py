@@ -15,16 +15,6 @@ THRESHOLDS = REPO / "thresholds"  # the default thresholds files (shipped inside
 USER_TESTS = ("test_accuracy.py", "test_precision.py", "test_performance.py")
 
 
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory) -> Path:
-    """One artifact cache for every pytester run: the embedded default is generated once per session.
-    RES2NET_SELFTEST_CACHE=DIR reuses a developer's warm cache across sessions (CI leaves it unset)."""
-    import os
-
-    warm = os.environ.get("RES2NET_SELFTEST_CACHE")
-    return Path(warm) if warm else tmp_path_factory.mktemp("res2net-cache")
-
-
 @pytest.fixture
 def suite(pytester, monkeypatch, shared_cache):
     """A scratch project with our user-facing tests, thresholds and pytest.ini; returns ``run(*args)``."""
@@ -52,19 +42,6 @@ def suite(pytester, monkeypatch, shared_cache):
             return pytester.runpytest_subprocess(*extra, "-p", "no:cacheprovider", *args, timeout=1200)
 
     return Suite
-
-
-@pytest.fixture(scope="session")
-def random_weights(tmp_path_factory) -> Path:
-    """A seeded, untrained res2net50_14w_8s checkpoint in the original (bare state_dict) format."""
-    import torch
-
-    from res2net_validate.graphs.checkpoint import create_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "res2net50_14w_8s-random.pth"
-    torch.save(create_model().state_dict(), path)
-    return path
 
 
 ZERO_THRESHOLDS = "accuracy:\n  fp32: {top1: 0, top5: 0}\n  fp16: {top1: 0, top5: 0}\n  int8: {top1: 0, top5: 0}\n"
