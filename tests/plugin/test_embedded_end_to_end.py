@@ -95,7 +95,8 @@ def test_a_wrong_checkpoint_fails_with_one_clear_message(suite, tmp_path):
     from res2net_validate.data.sample import write_sample_dataset
 
     write_sample_dataset(tmp_path / "val", count=12, layout="card", size=(240, 320))  # a folder the start-up accepts
-    result = suite.run("-m", "accuracy", "--precision=fp16", f"--weights={bogus}", f"--dataset-dir={tmp_path / 'val'}")
+    result = suite.run("-m", "accuracy", "--precision=fp16", f"--weights={bogus}", f"--dataset-dir={tmp_path / 'val'}",
+                       in_process=True)
     result.assert_outcomes(errors=3)  # every test that needs the model: floors, drop vs FP32, precision proof
     result.stdout.fnmatch_lines([f"*--weights {bogus}: not a readable PyTorch/safetensors checkpoint "
                                  "(UnpicklingError: not a PyTorch zip/pickle or safetensors file). Pass *"])

@@ -97,7 +97,7 @@ def test_a_dataset_dir_without_a_layout_or_too_few_images_is_a_usage_error_befor
             (flat, (), f"ERROR: no ImageNet validation layout found in {flat}: expected one of val_map.txt*"),
             (tmp_path / "empty", (), "ERROR: no ImageNet validation layout found in *empty: expected*"),
             (data, ("--num-images=50",), "ERROR: --num-images 50: only 10 images are available to score")):
-        result = suite.run(*common, f"--dataset-dir={dataset}", *extra)
+        result = suite.run(*common, f"--dataset-dir={dataset}", *extra, in_process=True)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
         result.stderr.fnmatch_lines([expected])
         output = result.stdout.str() + result.stderr.str()
