@@ -98,7 +98,10 @@ def suite(native_libraries, pytester, monkeypatch, shared_cache):
             extra = (f"--checkpoints-dir={folder}",) if folder else ()
             if in_process:
                 return run_in_process(pytester, *extra, "-p", "no:cacheprovider", *args)
-            return pytester.runpytest_subprocess(*extra, "-p", "no:cacheprovider", *args, timeout=1200)
+            # hypothesis's pytest plugin (a dev dependency of ours, not the suite's) imports all of hypothesis
+            # at the end of every run: 0.8 s of CPU per subprocess that the runs never use.
+            return pytester.runpytest_subprocess(*extra, "-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args,
+                                                 timeout=1200)
 
     return Suite
 

@@ -120,7 +120,7 @@ def test_a_precision_without_a_target_fails_before_scoring_unless_allowed(suite)
     only_fp16.write_text("accuracy:\n  fp16: {top1: 0, top5: 0}\n")
     args = ("-m", "accuracy", "--embedded", "--precision=fp32", f"--thresholds={only_fp16}", "--num-images=32",
             "-k", "top1_top5")
-    result = suite.run(*args)
+    result = suite.run(*args, in_process=True)  # fails before scoring
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*{only_fp16} has no accuracy target for fp32: add accuracy.fp32 to it, or pass "
                                  "--allow-untargeted to measure it without a gate"])
