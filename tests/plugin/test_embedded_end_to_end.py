@@ -35,7 +35,7 @@ def cache_state(cache):
 
 def test_embedded_default_passes_reports_and_reuses_its_cache(suite):
     args = ("-m", "accuracy or performance", "--embedded", "--precision=fp32,fp16,int8", "--batch-size=16",
-            "--perf-rounds=2", "--perf-warmup=1", "--benchmark-json=out/bench.json")
+            "--perf-rounds=1", "--perf-warmup=0", "--benchmark-json=out/bench.json")
     (suite.path / "out").mkdir()
     result = suite.run(*args)
     # floors x3, drops vs FP32 x2 (fp16, int8), precision proofs x3, FPS x3
