@@ -1,5 +1,5 @@
-"""Fixtures shared by the unit and the plugin self-tests: one artifact cache for the pytester runs and one
-random-weights Res2Net50, exported once per self-test."""
+"""Shared by the unit and plugin self-tests: one artifact cache for the pytester runs and one random-weights
+Res2Net50, exported once per self-test."""
 
 from __future__ import annotations
 
@@ -31,8 +31,6 @@ def shared_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def random_weights(tmp_path_factory) -> Path:
     """A seeded, untrained res2net50_14w_8s checkpoint in the original (bare state_dict) format."""
-    import torch
-
     from res2net_validate.graphs.checkpoint import create_model
 
     torch.manual_seed(0)

@@ -18,12 +18,13 @@ THRESHOLDS = REPO / "thresholds"  # the default thresholds files (shipped inside
 USER_TESTS = ("test_accuracy.py", "test_precision.py", "test_performance.py")
 
 
-# Libraries with native extensions that an in-process run may import: the report header probes devices with
-# torch, the verdicts use scipy, a checkpoint is read with timm (which imports triton), the embedded default's
-# images are drawn with PIL's fonts, reports with matplotlib.  pytester forgets, after each test, every module
-# imported during it, but an extension module cannot be imported twice into one interpreter: a second
-# ``import torch`` crashes it.  So they are imported once, before the first in-process run.
-NATIVE_LIBRARIES = ("numpy", "scipy.stats", "torch", "timm", "PIL.ImageFont", "hypothesis", "matplotlib.image",
+# Libraries with native extensions that an in-process run may import, beyond those tests/conftest.py loads for
+# every test (numpy, onnxruntime, torch): the verdicts use scipy, a checkpoint is read with timm (which imports
+# triton), the embedded default's images are drawn with PIL's fonts, reports with matplotlib, and hypothesis's
+# plugin imports hypothesis.  pytester forgets, after each test, every module imported during it, but an
+# extension module cannot be imported twice into one interpreter; so these are imported once, before the first
+# in-process run, and run_in_process names any other.
+NATIVE_LIBRARIES = ("scipy.stats", "timm", "PIL.ImageFont", "hypothesis", "matplotlib.image",
                     "matplotlib.backends.backend_agg")
 
 
