@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,18 +18,58 @@ THRESHOLDS = REPO / "thresholds"  # the default thresholds files (shipped inside
 USER_TESTS = ("test_accuracy.py", "test_precision.py", "test_performance.py")
 
 
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory) -> Path:
-    """One artifact cache for every pytester run: the embedded default is generated once per session.
-    RES2NET_SELFTEST_CACHE=DIR reuses a developer's warm cache across sessions (CI leaves it unset)."""
-    import os
+# Libraries with native extensions that an in-process run may import, beyond those tests/conftest.py loads for
+# every test (numpy, onnxruntime, torch): the verdicts use scipy, a checkpoint is read with timm (which imports
+# triton), the embedded default's images are drawn with PIL's fonts, reports with matplotlib, and hypothesis's
+# plugin imports hypothesis.  pytester forgets, after each test, every module imported during it, but an
+# extension module cannot be imported twice into one interpreter; so these are imported once, before the first
+# in-process run, and run_in_process names any other.
+NATIVE_LIBRARIES = ("scipy.stats", "timm", "PIL.ImageFont", "hypothesis", "matplotlib.image",
+                    "matplotlib.backends.backend_agg")
 
-    warm = os.environ.get("RES2NET_SELFTEST_CACHE")
-    return Path(warm) if warm else tmp_path_factory.mktemp("res2net-cache")
+
+@pytest.fixture(scope="session")
+def native_libraries():
+    """Session-scoped, so set up before any test's ``pytester`` takes its snapshot of ``sys.modules``."""
+    import importlib
+
+    for name in NATIVE_LIBRARIES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional one (matplotlib, hypothesis): a run that needs it says so itself
+            pass
+
+
+def run_in_process(pytester, *args):
+    """``pytester.runpytest_inprocess``, kept apart from this session where a subprocess would be: the run's
+    temporary files go under ``pytester.path``, the variables it sets in ``os.environ`` are undone, and a run
+    that imports a new native extension fails at once, naming it (for NATIVE_LIBRARIES), instead of crashing
+    the self-test at its next import.  Use it through a fixture that requests ``native_libraries``."""
+    environ = dict(os.environ)
+    loaded = set(sys.modules)
+    native = []
+
+    class NewNativeExtensions:
+        @pytest.hookimpl(trylast=True)
+        def pytest_unconfigure(self):
+            native.extend(name for name, module in list(sys.modules.items()) if name not in loaded
+                          and "-packages" in str(getattr(module, "__file__", None))
+                          and str(module.__file__).endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)))
+
+    try:
+        result = pytester.runpytest_inprocess(f"--basetemp={pytester.path.parent / 'basetemp'}", *args,
+                                              plugins=[NewNativeExtensions()])
+    finally:
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        os.environ.update(environ)
+    assert not native, f"an in-process run imported the native extensions {native}: add their packages to " \
+                       "NATIVE_LIBRARIES in tests/plugin/conftest.py, or run it in a subprocess"
+    return result
 
 
 @pytest.fixture
-def suite(pytester, monkeypatch, shared_cache):
+def suite(native_libraries, pytester, monkeypatch, shared_cache):
     """A scratch project with our user-facing tests, thresholds and pytest.ini; returns ``run(*args)``."""
     for option in OPTIONS:
         if option.env:
@@ -45,26 +88,23 @@ def suite(pytester, monkeypatch, shared_cache):
         cache = shared_cache
 
         @staticmethod
-        def run(*args, cache: bool = True):
-            extra = (f"--checkpoints-dir={shared_cache}",) if cache else ()
-            # A subprocess per run: each run is a fresh process, as for a user, and a crash in a
-            # native library fails one test instead of the whole self-test session.
-            return pytester.runpytest_subprocess(*extra, "-p", "no:cacheprovider", *args, timeout=1200)
+        def run(*args, cache: bool | Path = True, in_process: bool = False):
+            """``cache``: True for the shared cache, a folder for that one, False for none (the run names its own).
+
+            A run that scores, exports or loads a model runs in a subprocess: each run is a fresh process, as for
+            a user, and a crash in a native library fails one test instead of the whole self-test session.
+            ``in_process=True`` is for runs that stop at start-up (a usage error), at collection or at skips:
+            they spare the start of a Python process and its imports."""
+            folder = shared_cache if cache is True else cache
+            extra = (f"--checkpoints-dir={folder}",) if folder else ()
+            if in_process:
+                return run_in_process(pytester, *extra, "-p", "no:cacheprovider", *args)
+            # hypothesis's pytest plugin (a dev dependency of ours, not the suite's) imports all of hypothesis
+            # at the end of every run: 0.8 s of CPU per subprocess that the runs never use.
+            return pytester.runpytest_subprocess(*extra, "-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args,
+                                                 timeout=1200)
 
     return Suite
-
-
-@pytest.fixture(scope="session")
-def random_weights(tmp_path_factory) -> Path:
-    """A seeded, untrained res2net50_14w_8s checkpoint in the original (bare state_dict) format."""
-    import torch
-
-    from res2net_validate.graphs.checkpoint import create_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "res2net50_14w_8s-random.pth"
-    torch.save(create_model().state_dict(), path)
-    return path
 
 
 ZERO_THRESHOLDS = "accuracy:\n  fp32: {top1: 0, top5: 0}\n  fp16: {top1: 0, top5: 0}\n  int8: {top1: 0, top5: 0}\n"

@@ -9,6 +9,7 @@ import stat
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import run_in_process
 
 RECORDING_TESTS = '''
 import pytest
@@ -42,7 +43,7 @@ def test_fps(request, benchmark, precision):
 
 
 @pytest.fixture
-def recording(pytester, monkeypatch):
+def recording(native_libraries, pytester, monkeypatch):
     for name in ("RES2NET_REPORT_DIR", "RES2NET_REPORT_JSON"):
         monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(test_recording=RECORDING_TESTS)
@@ -51,7 +52,7 @@ def recording(pytester, monkeypatch):
 
 def test_report_dir_writes_the_merged_report_with_the_benchmark_rounds(recording):
     pytest.importorskip("matplotlib")
-    result = recording.runpytest_subprocess("-p", "no:cacheprovider", "--report-dir=out")
+    result = run_in_process(recording, "-p", "no:cacheprovider", "--report-dir=out")
     result.assert_outcomes(passed=4)
     out = recording.path / "out"
     result.stdout.fnmatch_lines(["results JSON: out/benchmark.res2net.json", "report: out/report.md",
@@ -83,7 +84,7 @@ def test_report_dir_writes_the_merged_report_with_the_benchmark_rounds(recording
 
 
 def test_junitxml_carries_each_tests_numbers_as_properties(recording):
-    result = recording.runpytest_subprocess("-p", "no:cacheprovider", "--junitxml=junit.xml")
+    result = run_in_process(recording, "-p", "no:cacheprovider", "--junitxml=junit.xml")
     result.assert_outcomes(passed=4)
     cases = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
              for case in ET.parse(recording.path / "junit.xml").iter("testcase")}
@@ -130,6 +131,7 @@ def test_records(request):
 '''
 
 
+@pytest.mark.usefixtures("native_libraries")
 def test_typed_records_write_the_same_results_json_and_junit_properties_as_the_dicts(pytester, monkeypatch):
     for name in ("RES2NET_REPORT_DIR", "RES2NET_REPORT_JSON"):
         monkeypatch.delenv(name, raising=False)
@@ -137,8 +139,8 @@ def test_typed_records_write_the_same_results_json_and_junit_properties_as_the_d
     written = {}
     for kind in ("dict", "typed"):
         monkeypatch.setenv("RECORDS", kind)
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--junitxml={kind}.xml",
-                                               f"--report-json={kind}.json")
+        result = run_in_process(pytester, "-p", "no:cacheprovider", f"--junitxml={kind}.xml",
+                                f"--report-json={kind}.json")
         result.assert_outcomes(passed=1)
         case = next(ET.parse(pytester.path / f"{kind}.xml").iter("testcase"))
         results = json.loads((pytester.path / f"{kind}.json").read_text())

@@ -15,7 +15,7 @@ def sample_with_a_truncated_image(root):
 
 
 def test_a_truncated_image_is_an_error_naming_it_or_skipped_and_counted_when_asked(suite, random_weights,
-                                                                                  tmp_path):
+                                                                                  random_weights_export, tmp_path):
     data = tmp_path / "val"
     bad_name = sample_with_a_truncated_image(data)
     thresholds = suite.path / "thresholds" / "zero.yaml"
@@ -23,12 +23,12 @@ def test_a_truncated_image_is_an_error_naming_it_or_skipped_and_counted_when_ask
     common = ("-m", "accuracy", "--precision=fp32", f"--weights={random_weights}", f"--dataset-dir={data}",
               f"--thresholds={thresholds}", "--calib-count=2", "--batch-size=5")
 
-    strict = suite.run(*common)
+    strict = suite.run(*common, cache=random_weights_export.cache)  # FP32 graph exported there
     strict.assert_outcomes(failed=1, passed=1)  # the floors need the images; the precision proof does not
     strict.stdout.fnmatch_lines([f"*{bad_name}*--skip-bad-images*"])
     assert "Traceback" not in strict.stdout.str()
 
-    lenient = suite.run(*common, "--skip-bad-images")
+    lenient = suite.run(*common, "--skip-bad-images", cache=random_weights_export.cache)
     lenient.assert_outcomes(passed=2)
     lenient.stdout.fnmatch_lines([
         "Res2Net50 | 5 * | FP32 *",
@@ -58,10 +58,11 @@ def test_under_xdist_workers_share_one_build_and_the_controller_reports_every_ro
     assert len(builders) <= 1, f"the FP32 export was built by {len(builders)} workers: {setup_notes}"
 
 
-def test_weights_alone_give_fps_and_int8_fps_needs_only_calibration_images(suite, random_weights, tmp_path):
+def test_weights_alone_give_fps_and_int8_fps_needs_only_calibration_images(suite, random_weights,
+                                                                          random_weights_export, tmp_path):
     common = ("--precision=fp16,int8", f"--weights={random_weights}", "--batch-size=2", "--perf-rounds=1",
               "--perf-warmup=0", "-rs")
-    result = suite.run(*common)
+    result = suite.run(*common, cache=random_weights_export.cache)  # FP16 graph converted there
     result.assert_outcomes(passed=2, skipped=6)  # fp16's FPS and precision proof; nothing to score
     result.stdout.fnmatch_lines([
         f"res2net_validate *: weights {random_weights}, no dataset: FPS only, accuracy tests skip",
@@ -75,7 +76,8 @@ def test_weights_alone_give_fps_and_int8_fps_needs_only_calibration_images(suite
     pairs = write_sample_dataset(calib, count=3, layout="imagefolder", size=(240, 320), seed=2)
     listing = tmp_path / "cal_image_list.txt"
     listing.write_text("".join(f"{next(calib.rglob(name)).relative_to(calib)}\n" for name, _ in pairs[:2]))
-    with_calibration = suite.run(*common, "-m", "performance", f"--calib-dir={calib}", f"--calib-list={listing}")
+    with_calibration = suite.run(*common, "-m", "performance", f"--calib-dir={calib}", f"--calib-list={listing}",
+                                 cache=random_weights_export.cache)
     with_calibration.assert_outcomes(passed=4)  # FPS and precision proofs of fp16 and int8
     with_calibration.stdout.fnmatch_lines([
         "Res2Net50 | 2 * | INT8 *",
@@ -97,7 +99,7 @@ def test_a_dataset_dir_without_a_layout_or_too_few_images_is_a_usage_error_befor
             (flat, (), f"ERROR: no ImageNet validation layout found in {flat}: expected one of val_map.txt*"),
             (tmp_path / "empty", (), "ERROR: no ImageNet validation layout found in *empty: expected*"),
             (data, ("--num-images=50",), "ERROR: --num-images 50: only 10 images are available to score")):
-        result = suite.run(*common, f"--dataset-dir={dataset}", *extra)
+        result = suite.run(*common, f"--dataset-dir={dataset}", *extra, in_process=True)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
         result.stderr.fnmatch_lines([expected])
         output = result.stdout.str() + result.stderr.str()

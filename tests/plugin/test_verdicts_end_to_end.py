@@ -74,7 +74,7 @@ def test_int8_calibrated_on_blank_images_fails_the_relative_gate_with_its_floor_
     (suite.path / "conftest.py").write_text(ZERO_CALIBRATION_CONFTEST)
     lenient = suite.path / "thresholds" / "int8-floor-zero.yaml"
     lenient.write_text("accuracy:\n  int8: {top1: 0, top5: 0}\nmax_drop_vs_fp32:\n  int8: {top1: 6.0, top5: 2.0}\n")
-    result = suite.run("-m", "accuracy", "--embedded", "--precision=int8", "--num-images=96",
+    result = suite.run("-m", "accuracy", "--embedded", "--precision=int8", "--num-images=64",
                        f"--thresholds={lenient}", "-k", "not precision")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
@@ -94,23 +94,23 @@ def test_an_fp16_graph_that_is_really_fp32_fails_the_precision_test_listing_laye
 
 def test_a_saved_baseline_passes_a_healthy_rerun_and_fails_a_bgr_run_listing_flipped_images(suite):
     baseline = suite.path / "nightly" / "baseline.json"
-    common = ("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=96")
+    common = ("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=64")
     saved = suite.run(*common, f"--save-baseline={baseline}")
     saved.assert_outcomes(passed=2)
     saved.stdout.fnmatch_lines([f"baseline (fp32): {baseline}"])
     document = json.loads(baseline.read_text())
-    assert len(document["precisions"]["fp32"]["images"]) == 96
+    assert len(document["precisions"]["fp32"]["images"]) == 64
     assert document["identity"]["dataset"]["images"] == 320
 
     healthy = suite.run(*common, f"--compare-baseline={baseline}", "-k", "baseline")
     healthy.assert_outcomes(passed=1)
-    healthy.stdout.fnmatch_lines(["PASS (*) baseline fp32: 96 images shared with the baseline (of 96 scored): Top-1 "
-                                  "drop vs baseline +0.00 points (0 images lost, 0 gained of 96*"])
+    healthy.stdout.fnmatch_lines(["PASS (*) baseline fp32: 64 images shared with the baseline (of 64 scored): Top-1 "
+                                  "drop vs baseline +0.00 points (0 images lost, 0 gained of 64*"])
 
     (suite.path / "conftest.py").write_text(BGR_PIXELS_CONFTEST)
     swapped = suite.run(*common, f"--compare-baseline={baseline}", "-k", "baseline", "--report-json=out/r.json")
     swapped.assert_outcomes(failed=1)
-    swapped.stdout.fnmatch_lines(["*96 images shared with the baseline*Top-1 drop vs baseline +* points*MISSED*. "
+    swapped.stdout.fnmatch_lines(["*64 images shared with the baseline*Top-1 drop vs baseline +* points*MISSED*. "
                                   "Right->wrong: ILSVRC2012_val_*.JPEG, *Classes that lost most: n*"])
     top1 = next(v for v in _verdicts(suite.path / "out" / "r.json") if v["metric"] == "top1")
     assert len(top1["right_to_wrong"]) == top1["lost"] > 20 and not top1["passed"]
@@ -122,7 +122,7 @@ def test_a_baseline_of_other_preprocessing_is_one_clear_error(suite, tmp_path):
               "-k", "top1").assert_outcomes(passed=1)
     # the differing key is named (not cut off), and the run stops before any image is preprocessed or scored
     fast = suite.run("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=32", "--preprocess=fast",
-                     f"--compare-baseline={baseline}")
+                     f"--compare-baseline={baseline}", in_process=True)
     assert fast.ret == pytest.ExitCode.USAGE_ERROR
     fast.stderr.fnmatch_lines([f"ERROR: --compare-baseline {baseline}: made on another preprocessing than this run "
                                "(method: exact (baseline) vs fast (this run)); compare only runs *"])
@@ -133,7 +133,7 @@ def test_a_baseline_of_other_preprocessing_is_one_clear_error(suite, tmp_path):
     document["identity"]["preprocess"]["crop_pct"] = 0.95
     baseline.write_text(json.dumps(document))
     result = suite.run("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=32",
-                       f"--compare-baseline={baseline}", "-k", "baseline")
+                       f"--compare-baseline={baseline}", "-k", "baseline", in_process=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--compare-baseline {baseline}: made on another preprocessing than this run "
                                  "(crop_pct: 0.95 (baseline) vs 0.875 (this run)); *"])
