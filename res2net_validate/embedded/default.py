@@ -345,6 +345,9 @@ def ensure_card_default(cache: ArtifactCache, card, progress: bool = True) -> Em
     """The embedded default of a ``cards.Card``: its model, its ``embedded_params:``, its stand-in named after
     its released file (:func:`stand_in_file`).  What the session and ``res2net-validate embedded --card`` call,
     so both find the same cache entry."""
-    return ensure_embedded_default(cache, progress=progress, params=params_for(card.embedded_params),
-                                   model_key=card.model_key,
+    try:
+        params = params_for(card.embedded_params)
+    except ValidateError as exc:
+        raise ValidateError(f"card {card.path}: embedded_params: {exc}") from None
+    return ensure_embedded_default(cache, progress=progress, params=params, model_key=card.model_key,
                                    weights_file=stand_in_file(card.model_key, card.checkpoint_file))

@@ -305,6 +305,10 @@ def test_a_card_with_bad_embedded_params_is_one_clear_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text + "embedded_params: {conv_identities: 2}\n")
     with pytest.raises(ValidateError, match=r"bad.yaml: embedded_params: .*unknown parameter\(s\) conv_identities"):
+        embedded.ensure_card_default(ArtifactCache(tmp_path / "cache"), load_card(bad), progress=False)
+    assert not (tmp_path / "cache" / embedded.KIND).exists()  # refused before anything is generated
+    bad.write_text(text + "embedded_params: {conv_identity: [1]}\n")
+    with pytest.raises(ValidateError, match="embedded_params"):
         load_card(bad)
 
 
