@@ -65,10 +65,10 @@ class Inputs:
         if not self.configured.embedded:
             self.checkpoint().model()
             return self.configured
-        from ..embedded.default import ensure_embedded_default
+        from ..embedded.default import ensure_card_default
 
         with self.progress.live():
-            default = ensure_embedded_default(self.cache, progress=self.progress.enabled, model_key=self.card.model_key)
+            default = ensure_card_default(self.cache, self.card, progress=self.progress.enabled)
         return Source(default.weights, default.dataset_dir, embedded=True)
 
     @memoised
