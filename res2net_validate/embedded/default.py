@@ -308,7 +308,7 @@ def build_embedded_default(out_dir: Path, params: EmbeddedParams = DEFAULT_PARAM
     info = {
         "what": f"generated images and a stand-in {model_key} checkpoint; not ImageNet, not the released weights",
         "generator_version": GENERATOR_VERSION,
-        "params": asdict(params),
+        "params": _key_params(params),
         "classes": [
             {"label": label, "wnid": canonical_wnids()[label], "concept": CONCEPTS[i].name}
             for i, label in enumerate(params.classes)

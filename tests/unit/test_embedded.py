@@ -139,6 +139,9 @@ def test_training_split_is_disjoint_from_the_scored_images(tiny):
     _, default = tiny
     info = json.loads((default.dataset_dir.parent / embedded.INFO_FILE).read_text())
     assert info["train_images"] == len(info["train_sha256"]) == 2 * 2
+    # the info file records the keyed parameters: a field added later and left at its default is not written,
+    # so the default card's artifact stays byte for byte what it was
+    assert info["params"] == embedded.cache_key_parts(TINY)["params"] and "conv_identity" not in info["params"]
     scored = {hashlib.sha256(p.read_bytes()).hexdigest() for p in default.dataset_dir.rglob("*.JPEG")}
     assert len(scored) == default.num_images
     assert not scored & set(info["train_sha256"])
