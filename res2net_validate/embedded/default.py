@@ -25,7 +25,9 @@ This module generates, deterministically and once per cache:
   training images come from a separate random stream and are never written to the validation set,
   so the accuracy measured on ``val/`` is held-out accuracy, not a lookup.  Which layers are the stem,
   the zero-initialised norms and the classifier is found from the network itself (:mod:`.standin`);
-  nothing here names a layer of one architecture.
+  nothing here names a layer of one architecture.  A card whose network has no residual shortcuts to
+  carry its early layers' colour and texture statistics to the pooled features sets ``conv_identity``
+  (its ``embedded_params:``, see :func:`params_for` and :func:`.standin.add_identity_paths`).
 
 What each card's healthy and broken pipelines score on the embedded default, and the thresholds set
 between them, are written in the card's ``embedded:`` section (``thresholds/<card>.yaml``).
