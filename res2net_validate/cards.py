@@ -170,14 +170,7 @@ def load_card(name_or_path: str | Path) -> Card:
                              for device, floors in document.performance.items()},
                             _targets(document.max_drop_vs_fp32))
     calibration = document.calibration
-    embedded_params = dict(document.embedded_params or {})
-    if embedded_params:
-        from .embedded.default import params_for
-
-        try:
-            params_for(embedded_params)
-        except ValidateError as exc:
-            raise ValidateError(f"{where}: embedded_params: {exc}") from None
+    embedded_params = dict(document.embedded_params or {})  # checked against EmbeddedParams by the session
     return Card(document.card, document.label, path, model, document.checkpoint.file, document.checkpoint.parameters,
                 preprocess, calibration.method, calibration.images, calibration.note, thresholds, embedded,
                 embedded_params)

@@ -304,8 +304,15 @@ def test_a_card_with_bad_embedded_params_is_one_clear_error(tmp_path):
     assert load_card("res2net50").embedded_params == {}
     bad = tmp_path / "bad.yaml"
     bad.write_text(text + "embedded_params: {conv_identities: 2}\n")
+    from res2net_validate.session import ValidationSession
+    from res2net_validate.settings import OPTIONS, Settings
+
+    # checked at start-up of an --embedded run (the core cards module cannot import the embedded layer)
+    values = {option.name: option.default for option in OPTIONS}
+    values.update(card=str(bad), embedded=True, checkpoints_dir=tmp_path / "cache", lock_timeout=None)
+    session = ValidationSession(Settings(values), progress=False)
     with pytest.raises(ValidateError, match=r"bad.yaml: embedded_params: .*unknown parameter\(s\) conv_identities"):
-        load_card(bad)
+        session.preflight.check_embedded_params()
 
 
 def test_identity_paths_add_a_scaled_dirac_to_every_conv_but_the_stem():
