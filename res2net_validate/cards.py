@@ -24,7 +24,7 @@ embedded_params: {conv_identity: 4.0}   # optional: how this card's embedded def
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from typing import Annotated, ClassVar, Literal, Optional, Union
@@ -35,7 +35,7 @@ from .constants import CALIBRATION_METHODS
 from .errors import ValidateError
 from .models import ModelSpec
 from .schemas import PositiveCount, Count, Text, ThresholdsSchema, _Strict, described, load_yaml, optional, validate
-from .thresholds import PACKAGED, AccuracyTarget, Thresholds, load_thresholds
+from .thresholds import PACKAGED, Thresholds, load_thresholds, targets, thresholds_from
 
 DEFAULT_CARD = "res2net50"
 
@@ -164,13 +164,10 @@ def load_card(name_or_path: str | Path) -> Card:
     if document.embedded is not None:
         embedded = Thresholds(path, model.key, f"embedded default of card {document.card} (generated images and a "
                               "stand-in checkpoint; not ImageNet)", document.batch_size,
-                              _targets(document.embedded.accuracy), {}, _targets(document.embedded.max_drop_vs_fp32))
-    thresholds = Thresholds(path, model.key, document.source, document.batch_size, _targets(document.accuracy),
-                            {device: {p: float(fps) for p, fps in floors.items()}
-                             for device, floors in document.performance.items()},
-                            _targets(document.max_drop_vs_fp32))
+                              targets(document.embedded.accuracy), {}, targets(document.embedded.max_drop_vs_fp32))
+    thresholds = replace(thresholds_from(document, path), model=model.key)
     calibration = document.calibration
-    embedded_params = dict(document.embedded_params or {})  # names, ranges: embedded.default.params_for
+    embedded_params = dict(document.embedded_params or {})  # checked against EmbeddedParams by the session
     return Card(document.card, document.label, path, model, document.checkpoint.file, document.checkpoint.parameters,
                 preprocess, calibration.method, calibration.images, calibration.note, thresholds, embedded,
                 embedded_params)
@@ -179,10 +176,6 @@ def load_card(name_or_path: str | Path) -> Card:
 def thresholds_of(path: str | Path) -> Thresholds:
     """The thresholds a file holds: a card's (its results table), or a plain thresholds file's."""
     return load_card(path).thresholds if is_card(Path(path)) else load_thresholds(path)
-
-
-def _targets(section: dict) -> dict[str, AccuracyTarget]:
-    return {precision: AccuracyTarget(t.top1, t.top5) for precision, t in section.items()}
 
 
 def is_card(path: Path) -> bool:

@@ -74,9 +74,17 @@ def load_thresholds(path: str | Path) -> Thresholds:
     if not path.exists():
         raise ValidateError(f"{where}: not found. Pass --thresholds FILE or create it "
                             f"(see {PACKAGED / 'res2net50.yaml'}).")
-    document = validate(ThresholdsSchema, load_yaml(path, where), where)
-    return Thresholds(path, document.model, document.source, document.batch_size,
-                      {p: AccuracyTarget(t.top1, t.top5) for p, t in document.accuracy.items()},
+    return thresholds_from(validate(ThresholdsSchema, load_yaml(path, where), where), path)
+
+
+def thresholds_from(document, path: Path) -> Thresholds:
+    """The Thresholds of a validated ``ThresholdsSchema`` document (a card's is one too)."""
+    return Thresholds(path, document.model, document.source, document.batch_size, targets(document.accuracy),
                       {device: {p: float(fps) for p, fps in floors.items()}
                        for device, floors in document.performance.items()},
-                      {p: AccuracyTarget(t.top1, t.top5) for p, t in document.max_drop_vs_fp32.items()})
+                      targets(document.max_drop_vs_fp32))
+
+
+def targets(section: dict) -> dict[str, AccuracyTarget]:
+    """{precision: AccuracyTarget} of a validated {precision: {top1, top5}} mapping."""
+    return {precision: AccuracyTarget(t.top1, t.top5) for precision, t in section.items()}

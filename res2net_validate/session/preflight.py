@@ -36,6 +36,8 @@ class Preflight:
         self.check_batch_size()
         if not self.inputs.configured.skip_reason:
             self.inputs.thresholds()  # a malformed file fails now, not after minutes of work
+        if self.inputs.configured.embedded:
+            self.check_embedded_params()
         self.check_backend()
         if self.capabilities.score() and not self.inputs.configured.embedded:  # the embedded one comes later
             self.inputs.split()  # a folder without a layout, or too few images, before any export
@@ -72,6 +74,16 @@ class Preflight:
             if value is not None:
                 target = Path(value) / "report.md" if name == "report_dir" else Path(value)
                 check_output_file(target, f"--{name.replace('_', '-')} {value} (from {s.sources[name]})")
+
+    def check_embedded_params(self) -> None:
+        """The card's embedded_params: must be EmbeddedParams fields in range (core cannot check them)."""
+        from ..embedded.default import params_for
+
+        card = self.inputs.card
+        try:
+            params_for(card.embedded_params)
+        except ValidateError as exc:
+            raise ValidateError(f"card {card.path}: embedded_params: {exc}") from None
 
     def check_batch_size(self) -> None:
         """A batch that cannot fit in memory is a usage error now, not a MemoryError mid-run."""

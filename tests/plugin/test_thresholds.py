@@ -3,6 +3,7 @@
 import pytest
 
 from res2net_validate.errors import ValidateError
+from res2net_validate.cards import thresholds_of
 from res2net_validate.thresholds import load_thresholds
 
 
@@ -14,7 +15,7 @@ def write(tmp_path, text):
 
 def test_the_shipped_card_thresholds_load(request):
     shipped = request.config.rootpath / "thresholds"  # the defaults, shipped inside the package too
-    thresholds = load_thresholds(shipped / "res2net50.yaml")
+    thresholds = thresholds_of(shipped / "res2net50.yaml")  # a card: its results table
     assert thresholds.accuracy_for("fp16").top1 == 77.92
     assert thresholds.accuracy_for("int8").top5 == 93.62
     assert thresholds.fps_floor("int8", "MR-V100 (16 GB)") == ("MR-V100", 1933.74)

@@ -307,6 +307,15 @@ def test_a_card_with_bad_embedded_params_is_one_clear_error(tmp_path):
     assert load_card("res2net50").embedded_params == {}
     bad = tmp_path / "bad.yaml"
     bad.write_text(text + "embedded_params: {conv_identities: 2}\n")
+    from res2net_validate.session import ValidationSession
+    from res2net_validate.settings import OPTIONS, Settings
+
+    # checked at start-up of an --embedded run (the core cards module cannot import the embedded layer)
+    values = {option.name: option.default for option in OPTIONS}
+    values.update(card=str(bad), embedded=True, checkpoints_dir=tmp_path / "cache", lock_timeout=None)
+    session = ValidationSession(Settings(values), progress=False)
+    with pytest.raises(ValidateError, match=r"bad.yaml: embedded_params: .*unknown parameter\(s\) conv_identities"):
+        session.preflight.check_embedded_params()
     with pytest.raises(ValidateError, match=r"bad.yaml: embedded_params: .*unknown parameter\(s\) conv_identities"):
         embedded.ensure_card_default(ArtifactCache(tmp_path / "cache"), load_card(bad), progress=False)
     assert not (tmp_path / "cache" / embedded.KIND).exists()  # refused before anything is generated
