@@ -24,7 +24,7 @@ USER_TESTS = ("test_accuracy.py", "test_precision.py", "test_performance.py")
 # plugin imports hypothesis.  pytester forgets, after each test, every module imported during it, but an
 # extension module cannot be imported twice into one interpreter; so these are imported once, before the first
 # in-process run, and run_in_process names any other.
-NATIVE_LIBRARIES = ("scipy.stats", "timm", "PIL.ImageFont", "hypothesis", "matplotlib.image",
+NATIVE_LIBRARIES = ("pydantic", "scipy.stats", "timm", "PIL.ImageFont", "hypothesis", "matplotlib.image",
                     "matplotlib.backends.backend_agg")
 
 
