@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..constants import RESULT_PROPERTY
+
 
 class ResultCollector:
-    PROPERTY = "res2net_result"  # records.Report.PROPERTY, without importing it in every pytest session
-
     def __init__(self, config, settings):
         self.config = config
         self.settings = settings
@@ -18,7 +18,7 @@ class ResultCollector:
 
     def pytest_runtest_logreport(self, report):
         for name, value in report.user_properties:
-            if name == self.PROPERTY and report.when == "call":
+            if name == RESULT_PROPERTY and report.when == "call":
                 if self.report is None:
                     from .records import Report
 
