@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import pytest
 
@@ -47,7 +48,7 @@ def check_at_start(config) -> None:
         outputs[f"--benchmark-json {benchmark_json}"] = benchmark_json
     try:
         session = session_of(config)  # reads the card: a missing or malformed one is a usage error
-        session.preflight.run({label: _as_path(path) for label, path in outputs.items()})
+        session.preflight.run({label: Path(path) for label, path in outputs.items()})
     except ValidateError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -74,12 +75,6 @@ def configured_preprocess(config):
     """The run's Preprocess: --preprocess, then the pytest_res2net_validate_preprocess hook's replacement."""
     preprocess = session_of(config).inputs.preprocess()
     return config.hook.pytest_res2net_validate_preprocess(config=config, preprocess=preprocess) or preprocess
-
-
-def _as_path(value):
-    from pathlib import Path
-
-    return Path(value)
 
 
 def _resolved_backend(session, option_name: str) -> str:

@@ -28,10 +28,10 @@ class Preflight:
         self.capabilities = capabilities
         self.identity = identity
 
-    def run(self, outputs: dict[str, Path] = {}) -> None:  # noqa: B006 - read only
+    def run(self, outputs: dict[str, Path] | None = None) -> None:
         """All checks, cheapest first; ``outputs`` are other files the run writes at its end, by label."""
         self.check_paths()
-        for label, path in outputs.items():
+        for label, path in (outputs or {}).items():
             check_output_file(path, label)
         self.check_batch_size()
         if not self.inputs.configured.skip_reason:
