@@ -131,6 +131,11 @@ class Card:
         return {"name": self.name, "label": self.label, "model": self.model_key}
 
 
+def label_of(run: dict) -> str | None:
+    """The card label a results JSON's ``run`` recorded (None for results from before cards)."""
+    return (run.get("card") or {}).get("label")
+
+
 def packaged_cards() -> list[str]:
     return sorted(path.stem for path in PACKAGED.glob("*.yaml") if is_card(path))
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cache import atomic_write_bytes
-from ..constants import MODEL_LABEL, PRECISIONS
+from ..cards import label_of
+from ..constants import MODEL_LABEL, PRECISIONS, RESULT_PROPERTY
 
 COLUMNS = ("Model", "BatchSize", "Precision", "Backend", "FPS", "Top-1(%)", "Top-5(%)")
 
@@ -97,7 +98,7 @@ class VerdictRecord(ResultRecord):
 class Report:
     """Results gathered from test reports (``user_properties``), so xdist workers' results arrive too."""
 
-    PROPERTY = "res2net_result"
+    PROPERTY = RESULT_PROPERTY
 
     def __init__(self):
         self.rows: dict[tuple[str, str], ReportRow] = {}
@@ -123,7 +124,7 @@ class Report:
     @property
     def label(self) -> str:
         """The card's label for the Model column (results of a run that recorded none: the first card's)."""
-        return (self.run.get("card") or {}).get("label") or MODEL_LABEL
+        return label_of(self.run) or MODEL_LABEL
 
     def sorted_rows(self) -> list[ReportRow]:
         order = {p: i for i, p in enumerate(PRECISIONS)}

@@ -97,10 +97,10 @@ class Kind:
     @property
     def label(self) -> str:
         """The card's label, for the Model column (runs from before cards recorded theirs: the first card's)."""
+        from ..cards import label_of
         from ..constants import MODEL_LABEL
 
-        return next(((r.run.get("card") or {}).get("label") for r in self.runs if (r.run.get("card") or {}).get("label")),
-                    MODEL_LABEL)
+        return next(filter(None, (label_of(r.run) for r in self.runs)), MODEL_LABEL)
 
     def title(self) -> str:
         parts = [self.key.model or "unknown model"]
