@@ -20,12 +20,20 @@ import torch  # noqa: F401
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
-    """One artifact cache for every pytester run: the embedded default is generated once per session.
-    RES2NET_SELFTEST_CACHE=DIR reuses a developer's warm cache across sessions (CI leaves it unset)."""
+    """One artifact cache for every pytester run: the embedded default is generated once per session, and
+    once for all pytest-xdist workers (the cache's own locks let one worker build while the others wait, as
+    they do for users' workers).  RES2NET_SELFTEST_CACHE=DIR reuses a developer's warm cache across sessions
+    (CI leaves it unset)."""
     import os
 
     warm = os.environ.get("RES2NET_SELFTEST_CACHE")
-    return Path(warm) if warm else tmp_path_factory.mktemp("res2net-cache")
+    if warm:
+        return Path(warm)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker's basetemp is a folder of the run's one temp root
+        shared = tmp_path_factory.getbasetemp().parent / "res2net-cache"
+        shared.mkdir(exist_ok=True)
+        return shared
+    return tmp_path_factory.mktemp("res2net-cache")
 
 
 @pytest.fixture(scope="session")

@@ -20,12 +20,16 @@ USER_TESTS = ("test_accuracy.py", "test_precision.py", "test_performance.py")
 
 # Libraries with native extensions that an in-process run may import, beyond those tests/conftest.py loads for
 # every test (numpy, onnxruntime, torch): the verdicts use scipy, a checkpoint is read with timm (which imports
-# triton), the embedded default's images are drawn with PIL's fonts, reports with matplotlib, and hypothesis's
-# plugin imports hypothesis.  pytester forgets, after each test, every module imported during it, but an
+# triton), the embedded default's images are drawn with PIL's fonts, reports with matplotlib, graphs are
+# exported, simplified and quantized with torch.onnx, onnx, onnxsim and onnxruntime.quantization (onnx brings
+# ml_dtypes and protobuf's upb), and hypothesis's plugin imports hypothesis.  One pure-Python module is here
+# for the same reason: the decode workers' pool pickles concurrent.futures.process._process_worker by name,
+# which fails once a second import of that module has replaced the first.  pytester forgets, after each test, every module imported during it, but an
 # extension module cannot be imported twice into one interpreter; so these are imported once, before the first
 # in-process run, and run_in_process names any other.
 NATIVE_LIBRARIES = ("pydantic", "scipy.stats", "timm", "PIL.ImageFont", "hypothesis", "matplotlib.image",
-                    "matplotlib.backends.backend_agg")
+                    "matplotlib.backends.backend_agg", "onnx", "onnxsim", "ml_dtypes", "onnxruntime.quantization",
+                    "torch.onnx", "concurrent.futures.process")
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +78,10 @@ def suite(native_libraries, pytester, monkeypatch, shared_cache):
     for option in OPTIONS:
         if option.env:
             monkeypatch.delenv(option.env, raising=False)
+    # Under ``make test``'s pytest-xdist, the scratch run is a user's plain session, not a worker: pytest-benchmark
+    # would otherwise read PYTEST_XDIST_WORKER and disable the FPS tests.
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
     tests_dir = pytester.path / "tests"
     tests_dir.mkdir()
     for name in USER_TESTS:
@@ -88,13 +96,12 @@ def suite(native_libraries, pytester, monkeypatch, shared_cache):
         cache = shared_cache
 
         @staticmethod
-        def run(*args, cache: bool | Path = True, in_process: bool = False):
+        def run(*args, cache: bool | Path = True, in_process: bool = True):
             """``cache``: True for the shared cache, a folder for that one, False for none (the run names its own).
 
-            A run that scores, exports or loads a model runs in a subprocess: each run is a fresh process, as for
-            a user, and a crash in a native library fails one test instead of the whole self-test session.
-            ``in_process=True`` is for runs that stop at start-up (a usage error), at collection or at skips:
-            they spare the start of a Python process and its imports."""
+            Runs go in-process: this process has already imported torch, onnxruntime and timm, which a
+            subprocess pays about 5 s for, every run.  ``in_process=False`` where a real process matters:
+            pytest-xdist workers, or what a fresh interpreter imports or prints."""
             folder = shared_cache if cache is True else cache
             extra = (f"--checkpoints-dir={folder}",) if folder else ()
             if in_process:

@@ -27,6 +27,6 @@ def test_the_mobilenet_v2_card_passes_on_its_embedded_default(suite):
 
 
 def test_an_unknown_card_is_a_usage_error_naming_the_packaged_ones(suite):
-    result = suite.run("--co", "--card=lenet", in_process=True)
+    result = suite.run("--co", "--card=lenet")
     assert result.ret == 4, result.stdout.str() + result.stderr.str()
     result.stderr.fnmatch_lines(["*--card lenet: no such packaged card; choose one of *mobilenet_v2*res2net50*"])

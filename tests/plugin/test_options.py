@@ -15,7 +15,7 @@ def header_value(result, name):
 
 
 def test_defaults_are_shown_with_their_source(suite):
-    result = suite.run("--co", in_process=True)
+    result = suite.run("--co")
     assert header_value(result, "precision") == "fp16,int8 (default)"
     assert header_value(result, "batch-size") == "32 (default)"
     assert header_value(result, "backend") == "auto (default)"
@@ -23,7 +23,7 @@ def test_defaults_are_shown_with_their_source(suite):
 
 def test_ini_beats_default(suite):
     ini_with(suite, batch_size=8, precision="int8")
-    result = suite.run("--co", in_process=True)
+    result = suite.run("--co")
     assert header_value(result, "batch-size") == "8 (ini res2net_batch_size)"
     assert header_value(result, "precision") == "int8 (ini res2net_precision)"
 
@@ -33,7 +33,7 @@ def test_env_beats_ini(suite, monkeypatch):
     monkeypatch.setenv("RES2NET_BATCH_SIZE", "16")
     monkeypatch.setenv("DATASETS_DIR", str(suite.path))
     monkeypatch.setenv("RES2NET_CALIB_PERCENTILE", "99.99")
-    result = suite.run("--co", in_process=True)
+    result = suite.run("--co")
     assert header_value(result, "calib-percentile") == "99.99 (env RES2NET_CALIB_PERCENTILE)"
     assert header_value(result, "batch-size") == "16 (env RES2NET_BATCH_SIZE)"
     assert header_value(result, "dataset-dir") == f"{suite.path} (env DATASETS_DIR)"
@@ -43,14 +43,13 @@ def test_cli_beats_env_and_ini(suite, monkeypatch):
     ini_with(suite, batch_size=8, precision="int8")
     monkeypatch.setenv("RES2NET_BATCH_SIZE", "16")
     monkeypatch.setenv("RES2NET_PRECISION", "fp32")
-    result = suite.run("--co", "--batch-size", "4", "--precision", "fp16", "--precision", "fp32",
-                       in_process=True)
+    result = suite.run("--co", "--batch-size", "4", "--precision", "fp16", "--precision", "fp32")
     assert header_value(result, "batch-size") == "4 (--batch-size)"
     assert header_value(result, "precision") == "fp16,fp32 (--precision)"
 
 
 def test_precisions_parametrize_the_tests(suite):
-    result = suite.run("--co", "--precision", "fp32,int8", in_process=True)
+    result = suite.run("--co", "--precision", "fp32,int8")
     result.stdout.fnmatch_lines(["*test_top1_top5_meet_thresholds[[]fp32[]]*",
                                  "*test_top1_top5_meet_thresholds[[]int8[]]*"])
     assert "fp16]" not in result.stdout.str()
@@ -72,7 +71,7 @@ def test_precisions_parametrize_the_tests(suite):
 def test_bad_option_values_are_one_clear_usage_error(suite, monkeypatch, args, env, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    result = suite.run("--co", *args, in_process=True)
+    result = suite.run("--co", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{expected}*"])
     assert "Traceback" not in result.stderr.str()
@@ -81,13 +80,13 @@ def test_bad_option_values_are_one_clear_usage_error(suite, monkeypatch, args, e
 def test_markers_are_registered_and_strict(suite):
     (suite.path / "tests" / "test_typo.py").write_text(
         "import pytest\n\n@pytest.mark.acuracy\ndef test_x():\n    pass\n")
-    result = suite.run("--co", "tests/test_typo.py", in_process=True)
+    result = suite.run("--co", "tests/test_typo.py")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*'acuracy' not found in `markers` configuration option*"])
 
 
 def test_marker_selection(suite):
-    result = suite.run("--co", "-m", "performance", in_process=True)
+    result = suite.run("--co", "-m", "performance")
     # FPS and the precision proofs of fp16 and int8; baselines are deselected without --compare-baseline
     result.stdout.fnmatch_lines(["*test_precision_is_proven[[]fp16[]]*", "*test_fps[[]int8[]]*",
                                  "*4/10 tests collected (6 deselected)*"])
@@ -95,7 +94,7 @@ def test_marker_selection(suite):
 
 
 def test_without_weights_or_data_the_real_tests_skip_saying_what_to_pass(suite):
-    result = suite.run("-m", "accuracy", "-rs", in_process=True)
+    result = suite.run("-m", "accuracy", "-rs")
     result.assert_outcomes(skipped=6)  # floors, drops vs FP32, precision proofs
     result.stdout.fnmatch_lines(["*no weights: pass --weights FILE (res2net50_14w_8s-6527dddc.pth)*--embedded*"])
 
@@ -103,13 +102,13 @@ def test_without_weights_or_data_the_real_tests_skip_saying_what_to_pass(suite):
 def test_a_spaced_path_value_that_moves_the_rootdir_is_a_clear_error(suite, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere") / "w.pth"
     elsewhere.write_bytes(b"")
-    result = suite.run("--co", "--weights", str(elsewhere), in_process=True)
+    result = suite.run("--co", "--weights", str(elsewhere))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ignored*pytest.ini*Write the value with '=': --weights=VALUE*"])
 
 
 def test_a_batch_that_cannot_fit_in_memory_is_a_usage_error_naming_the_option(suite):
-    result = suite.run("--co", "--embedded", "--batch-size=100000000", in_process=True)
+    result = suite.run("--co", "--embedded", "--batch-size=100000000")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--batch-size 100000000 (from --batch-size): needs about * GiB of memory "
                                  "(13 MiB per image), but * GiB are available; use --batch-size * or less"])
@@ -120,7 +119,7 @@ def test_a_precision_without_a_target_fails_before_scoring_unless_allowed(suite)
     only_fp16.write_text("accuracy:\n  fp16: {top1: 0, top5: 0}\n")
     args = ("-m", "accuracy", "--embedded", "--precision=fp32", f"--thresholds={only_fp16}", "--num-images=32",
             "-k", "top1_top5")
-    result = suite.run(*args, in_process=True)  # fails before scoring
+    result = suite.run(*args)  # fails before scoring
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*{only_fp16} has no accuracy target for fp32: add accuracy.fp32 to it, or pass "
                                  "--allow-untargeted to measure it without a gate"])
@@ -141,7 +140,7 @@ def test_a_named_backend_that_cannot_run_a_precision_refuses_the_run_instead_of_
 
     if "tensorrt" in args[0] and importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here, so fp16 may run")  # torch never runs int8
-    result = suite.run("--embedded", "--num-images=32", *args, in_process=True)
+    result = suite.run("--embedded", "--num-images=32", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expected}*"])
     assert "skipped" not in result.stdout.str() and "Traceback" not in result.stderr.str()
@@ -150,11 +149,11 @@ def test_a_named_backend_that_cannot_run_a_precision_refuses_the_run_instead_of_
 def test_the_spaced_value_advice_names_only_path_options_and_works_when_followed(suite, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     result = suite.run("-m", "accuracy", "--embedded", "--precision", "fp16", "--checkpoints-dir", str(elsewhere),
-                       cache=False, in_process=True)
+                       cache=False)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     # --embedded is a flag (--embedded=1 is an argparse error) and fp16 is no path: neither is named
     result.stderr.fnmatch_lines(["*ignored*pytest.ini*Write the value with '=': --checkpoints-dir=VALUE (or set it "
                                  "in the environment)."])
     followed = suite.run("--co", "-m", "accuracy", "--embedded", "--precision", "fp16",
-                         f"--checkpoints-dir={elsewhere}", cache=False, in_process=True)
+                         f"--checkpoints-dir={elsewhere}", cache=False)
     assert followed.ret == pytest.ExitCode.OK

@@ -54,7 +54,7 @@ def test_missing_file(tmp_path):
 def test_a_malformed_file_stops_the_run_before_any_work(suite):
     bad = suite.path / "thresholds" / "bad.yaml"
     bad.write_text("accuracy:\n  int8: {top1: 77.8}\n")
-    result = suite.run("--embedded", f"--thresholds={bad}", "-m", "accuracy", in_process=True)
+    result = suite.run("--embedded", f"--thresholds={bad}", "-m", "accuracy")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*thresholds file {bad}: accuracy.int8: 'top5' is missing; expected exactly {{top1*"])
 

@@ -45,7 +45,7 @@ def test_under_xdist_workers_share_one_build_and_the_controller_reports_every_ro
     cache = tmp_path / "cache"  # fresh, so both workers race for the same builds
     result = suite.run("-n", "2", "-m", "accuracy", "--precision=fp32,fp16", f"--weights={random_weights}",
                        f"--dataset-dir={data}", f"--thresholds={thresholds}", "--calib-count=2",
-                       f"--checkpoints-dir={cache}", cache=False)
+                       f"--checkpoints-dir={cache}", cache=False, in_process=False)
     result.assert_outcomes(passed=4, skipped=1)  # floors and proofs; zero.yaml sets no max_drop_vs_fp32
     result.stdout.fnmatch_lines(["Res2Net50 | 32 * | FP32 *", "Res2Net50 | 32 * | FP16 *"])
     for kind in ("onnx-fp32", "onnx-fp16", "images"):
@@ -99,7 +99,7 @@ def test_a_dataset_dir_without_a_layout_or_too_few_images_is_a_usage_error_befor
             (flat, (), f"ERROR: no ImageNet validation layout found in {flat}: expected one of val_map.txt*"),
             (tmp_path / "empty", (), "ERROR: no ImageNet validation layout found in *empty: expected*"),
             (data, ("--num-images=50",), "ERROR: --num-images 50: only 10 images are available to score")):
-        result = suite.run(*common, f"--dataset-dir={dataset}", *extra, in_process=True)
+        result = suite.run(*common, f"--dataset-dir={dataset}", *extra)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
         result.stderr.fnmatch_lines([expected])
         output = result.stdout.str() + result.stderr.str()

@@ -122,7 +122,7 @@ def test_a_baseline_of_other_preprocessing_is_one_clear_error(suite, tmp_path):
               "-k", "top1").assert_outcomes(passed=1)
     # the differing key is named (not cut off), and the run stops before any image is preprocessed or scored
     fast = suite.run("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=32", "--preprocess=fast",
-                     f"--compare-baseline={baseline}", in_process=True)
+                     f"--compare-baseline={baseline}")
     assert fast.ret == pytest.ExitCode.USAGE_ERROR
     fast.stderr.fnmatch_lines([f"ERROR: --compare-baseline {baseline}: made on another preprocessing than this run "
                                "(method: exact (baseline) vs fast (this run)); compare only runs *"])
@@ -133,7 +133,7 @@ def test_a_baseline_of_other_preprocessing_is_one_clear_error(suite, tmp_path):
     document["identity"]["preprocess"]["crop_pct"] = 0.95
     baseline.write_text(json.dumps(document))
     result = suite.run("-m", "accuracy", "--embedded", "--precision=fp32", "--num-images=32",
-                       f"--compare-baseline={baseline}", "-k", "baseline", in_process=True)
+                       f"--compare-baseline={baseline}", "-k", "baseline")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--compare-baseline {baseline}: made on another preprocessing than this run "
                                  "(crop_pct: 0.95 (baseline) vs 0.875 (this run)); *"])
