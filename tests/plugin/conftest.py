@@ -72,16 +72,20 @@ def run_in_process(pytester, *args):
     return result
 
 
+@pytest.fixture(autouse=True)
+def not_an_xdist_worker(monkeypatch):
+    """With ``make test ARGS="-n 2"``, a pytester run is still a user's plain session, not a worker:
+    pytest-benchmark would otherwise read PYTEST_XDIST_WORKER and disable the FPS tests."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def suite(native_libraries, pytester, monkeypatch, shared_cache):
     """A scratch project with our user-facing tests, thresholds and pytest.ini; returns ``run(*args)``."""
     for option in OPTIONS:
         if option.env:
             monkeypatch.delenv(option.env, raising=False)
-    # Under ``make test``'s pytest-xdist, the scratch run is a user's plain session, not a worker: pytest-benchmark
-    # would otherwise read PYTEST_XDIST_WORKER and disable the FPS tests.
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(name, raising=False)
     tests_dir = pytester.path / "tests"
     tests_dir.mkdir()
     for name in USER_TESTS:
