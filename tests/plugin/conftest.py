@@ -18,15 +18,15 @@ THRESHOLDS = REPO / "thresholds"  # the default thresholds files (shipped inside
 USER_TESTS = ("test_accuracy.py", "test_precision.py", "test_performance.py")
 
 
-# Libraries with native extensions that an in-process run may import, beyond those tests/conftest.py loads for
-# every test (numpy, onnxruntime, torch): the verdicts use scipy, a checkpoint is read with timm (which imports
-# triton), the embedded default's images are drawn with PIL's fonts, reports with matplotlib, graphs are
-# exported, simplified and quantized with torch.onnx, onnx, onnxsim and onnxruntime.quantization (onnx brings
-# ml_dtypes and protobuf's upb), and hypothesis's plugin imports hypothesis.  One pure-Python module is here
-# for the same reason: the decode workers' pool pickles concurrent.futures.process._process_worker by name,
-# which fails once a second import of that module has replaced the first.  pytester forgets, after each test, every module imported during it, but an
-# extension module cannot be imported twice into one interpreter; so these are imported once, before the first
-# in-process run, and run_in_process names any other.
+# Modules an in-process run may import that must be imported only once per interpreter, beyond those
+# tests/conftest.py loads for every test (numpy, onnxruntime, torch).  pytester forgets, after each test, every
+# module imported during it, but an extension module cannot be imported twice; so these are imported once,
+# before the first in-process run, and run_in_process names any other.  Who needs them: the verdicts (scipy),
+# checkpoints (timm, which imports triton), the embedded default's images (PIL's fonts), reports (matplotlib),
+# export, simplification and quantization (torch.onnx, onnx with ml_dtypes and protobuf's upb, onnxsim,
+# onnxruntime.quantization) and hypothesis's plugin.  One is pure Python: the decode workers' pool pickles
+# concurrent.futures.process._process_worker by name, which fails once a second import of that module has
+# replaced the one whose ProcessPoolExecutor concurrent.futures keeps.
 NATIVE_LIBRARIES = ("pydantic", "scipy.stats", "timm", "PIL.ImageFont", "hypothesis", "matplotlib.image",
                     "matplotlib.backends.backend_agg", "onnx", "onnxsim", "ml_dtypes", "onnxruntime.quantization",
                     "torch.onnx", "concurrent.futures.process")
